@@ -1,0 +1,57 @@
+"""Sigma grids and the Euler ODE sampler (sigma 1 -> 0)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from idglow.flow.timesteps import shift_sigmas
+
+VelocityFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def sigma_grid(num_steps: int, shift: float = 1.0, mu: float | None = None) -> torch.Tensor:
+    """Sampling sigmas [num_steps + 1], from 1 down to a final 0.
+
+    The same grid as FLUX's pipeline: ``linspace(1, 1 / num_steps, num_steps)``, shifted (static
+    ``shift`` or dynamic ``mu``), then a terminal 0. This equals
+    ``FlowMatchEulerDiscreteScheduler.set_timesteps(sigmas=...)``'s ``.sigmas``.
+    """
+    if num_steps < 1:
+        raise ValueError(f"num_steps: must be >= 1, got {num_steps}")
+    base = torch.linspace(1.0, 1.0 / num_steps, num_steps, dtype=torch.float64)
+    sigmas = shift_sigmas(base, shift=shift, mu=mu)
+    return torch.cat([sigmas, sigmas.new_zeros(1)]).float()
+
+
+@torch.no_grad()
+def euler_sample(
+    velocity_fn: VelocityFn,
+    noise: torch.Tensor,
+    sigmas: torch.Tensor,
+    progress: bool = False,
+) -> torch.Tensor:
+    """Integrate ``dx/dsigma = v(x, sigma)`` with Euler steps along ``sigmas``.
+
+    Args:
+        velocity_fn: ``(x [B, ...], sigma [B]) -> velocity [B, ...]``.
+        noise: the starting point at ``sigmas[0]`` [B, ...].
+        sigmas: decreasing grid [S + 1] (see :func:`sigma_grid`).
+        progress: show a progress bar.
+
+    Returns:
+        the sample at ``sigmas[-1]`` [B, ...].
+    """
+    if sigmas.ndim != 1 or sigmas.numel() < 2:
+        raise ValueError(f"sigmas: expected a 1-D grid of at least 2 values, got shape {tuple(sigmas.shape)}")
+    if not bool((sigmas[1:] < sigmas[:-1]).all()):
+        raise ValueError("sigmas: must be strictly decreasing (sampling runs from noise to data)")
+    x = noise
+    batch = noise.shape[0]
+    for i in tqdm(range(sigmas.numel() - 1), desc="sampling", disable=not progress, leave=False):
+        sigma, sigma_next = sigmas[i].item(), sigmas[i + 1].item()
+        v = velocity_fn(x, torch.full((batch,), sigma, device=x.device, dtype=x.dtype))
+        x = x + (sigma_next - sigma) * v
+    return x

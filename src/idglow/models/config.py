@@ -1,0 +1,146 @@
+"""Configuration of the IdGlow transformer: backbone preset, identity branch, gate and LoRA."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+from idglow.config import option
+from idglow.models.presets import FLUX_PRESETS
+from idglow.schedules import ScheduleConfig
+
+TASKS = ("group", "age")
+
+
+def _group_schedule() -> ScheduleConfig:
+    return ScheduleConfig(kind="linear_decay", lambda_min=0.0, lambda_max=1.0)
+
+
+def _age_schedule() -> ScheduleConfig:
+    return ScheduleConfig(kind="window", lambda_min=0.0, lambda_max=1.0, sigma_lo=0.3, sigma_hi=0.7, edge_width=0.1)
+
+
+@dataclasses.dataclass
+class GateConfig:
+    """The Dynamics-Aware Gate: one lambda(sigma) schedule per task, and where lambda is applied."""
+
+    group: ScheduleConfig = option(
+        help="schedule of task `group` (direct multi-person fusion)", factory=_group_schedule
+    )
+    age: ScheduleConfig = option(help="schedule of task `age` (adults rendered as children)", factory=_age_schedule)
+    apply_to: Literal["output", "tokens"] = option(
+        "output",
+        "multiply lambda into the cross-attention output (lambda = 0 switches identity off exactly) "
+        "or into the identity tokens before K/V, as drawn in the paper's figure",
+    )
+    embedding_dim: int = option(64, "width of the sinusoidal sigma embedding and task embedding of a learned gate")
+
+    def validate(self) -> None:
+        """Check each task's schedule; errors name the task."""
+        for task in TASKS:
+            try:
+                getattr(self, task).validate()
+            except ValueError as err:
+                raise ValueError(f"{task}.{err}") from None
+        if self.embedding_dim < 2 or self.embedding_dim % 2:
+            raise ValueError(f"embedding_dim: must be an even number >= 2, got {self.embedding_dim}")
+
+
+@dataclasses.dataclass
+class IdentityConfig:
+    """The identity branch: encoder, aggregator and Multi-ID cross-attention."""
+
+    encoder: Literal["conv", "embedding"] = option(
+        "conv",
+        "identity encoder: `conv` (trainable, on face crops [B, N, 3, H, W]) or `embedding` (trainable "
+        "resampler over frozen face embeddings [B, N, E], e.g. dlib 128-d or ArcFace 512-d)",
+    )
+    embedding_dim: int = option(128, "embedding encoder only: size E of the frozen face embedding")
+    encoder_width: int = option(64, "conv encoder only: channels of its widest convolution")
+    num_tokens: int = option(4, "K: tokens per reference identity")
+    token_dim: int = option(128, "D: width of the identity tokens C_ID")
+    max_refs: int = option(4, "N_max: most reference identities per sample")
+    attention_heads: int | None = option(
+        None,
+        "heads of each Multi-ID cross-attention, of the backbone's head size (null = half the backbone's "
+        "heads: a narrower identity attention, as in PuLID-FLUX, keeps the branch cheap)",
+    )
+    text_tokens: bool = option(False, "append the prompt's token states to C_ID (the figure's purple tokens)")
+    blocks: list[int] | None = option(
+        None, "indices of the dual-stream blocks that get Multi-ID cross-attention (null = all)"
+    )
+    gate: GateConfig = option(help="Dynamics-Aware Gate", factory=GateConfig)
+
+    def validate(self) -> None:
+        """Check sizes are positive; errors name the field."""
+        for name in ("embedding_dim", "encoder_width", "num_tokens", "token_dim", "max_refs", "attention_heads"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if self.blocks is not None and len(set(self.blocks)) != len(self.blocks):
+            raise ValueError(f"blocks: duplicate block index in {self.blocks}")
+        try:
+            self.gate.validate()
+        except ValueError as err:
+            raise ValueError(f"gate.{err}") from None
+
+
+@dataclasses.dataclass
+class LoraOptions:
+    """LoRA on the backbone (peft, through diffusers' adapter API)."""
+
+    rank: int = option(0, "LoRA rank; 0 trains no LoRA")
+    alpha: float = option(0.0, "LoRA alpha; 0 means alpha = rank (scale 1)")
+    dropout: float = option(0.0, "LoRA dropout")
+    target_modules: list[str] = option(
+        help="backbone module names that get LoRA (diffusers' FLUX DreamBooth-LoRA set by default)",
+        factory=lambda: [
+            "attn.to_k",
+            "attn.to_q",
+            "attn.to_v",
+            "attn.to_out.0",
+            "attn.add_k_proj",
+            "attn.add_q_proj",
+            "attn.add_v_proj",
+            "attn.to_add_out",
+            "ff.net.0.proj",
+            "ff.net.2",
+            "ff_context.net.0.proj",
+            "ff_context.net.2",
+        ],
+    )
+
+    def validate(self) -> None:
+        """Check rank, alpha and dropout ranges."""
+        if self.rank < 0:
+            raise ValueError(f"rank: must be >= 0, got {self.rank}")
+        if self.alpha < 0:
+            raise ValueError(f"alpha: must be >= 0, got {self.alpha}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout: must lie in [0, 1), got {self.dropout}")
+        if self.rank and not self.target_modules:
+            raise ValueError("target_modules: empty, but rank > 0")
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """The IdGlow transformer: a diffusers FLUX backbone plus the identity branch."""
+
+    preset: Literal["tiny", "small", "flux-dev"] = option("small", "backbone size preset")
+    in_channels: int | None = option(None, "packed input channels of the backbone (null = the preset's)")
+    pretrained: str | None = option(
+        None, "local diffusers folder (or its `transformer` subfolder) with backbone weights; never downloaded"
+    )
+    identity: IdentityConfig = option(help="identity branch", factory=IdentityConfig)
+    lora: LoraOptions = option(help="LoRA on the backbone", factory=LoraOptions)
+
+    def validate(self) -> None:
+        """Check the preset and nested sections."""
+        if self.preset not in FLUX_PRESETS:
+            raise ValueError(f"preset: unknown {self.preset!r}; choose one of {tuple(FLUX_PRESETS)}")
+        if self.in_channels is not None and self.in_channels < 1:
+            raise ValueError(f"in_channels: must be >= 1, got {self.in_channels}")
+        for name in ("identity", "lora"):
+            try:
+                getattr(self, name).validate()
+            except ValueError as err:
+                raise ValueError(f"{name}.{err}") from None

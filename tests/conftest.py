@@ -1,0 +1,72 @@
+"""Shared fixtures: offline, small thread count, tiny models."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pytest
+import torch
+
+from idglow.models import IdGlowTransformer, ModelConfig
+from idglow.models.packing import image_ids, pack_latents, text_ids
+
+torch.set_num_threads(2)
+
+
+class TinyBatch:
+    """Inputs for the tiny preset: B samples of an 8x8, 4-channel latent and T text tokens."""
+
+    def __init__(self, batch: int = 3, tokens: int = 5, seed: int = 0, size: int = 8):
+        g = torch.Generator().manual_seed(seed)
+        self.hidden_states = pack_latents(torch.randn(batch, 4, size, size, generator=g))
+        self.sigma = torch.rand(batch, generator=g) * 0.9 + 0.05
+        self.encoder_hidden_states = torch.randn(batch, tokens, 32, generator=g)
+        self.pooled = torch.randn(batch, 32, generator=g)
+        self.img_ids = image_ids(size, size)
+        self.txt_ids = text_ids(tokens)
+        self.refs = torch.rand(batch, 3, 3, 32, 32, generator=g) * 2 - 1
+
+    def args(self, sigma=None):
+        return (
+            self.hidden_states,
+            self.sigma if sigma is None else sigma,
+            self.encoder_hidden_states,
+            self.pooled,
+            self.img_ids,
+            self.txt_ids,
+        )
+
+    def bare(self, model: IdGlowTransformer, sigma=None) -> torch.Tensor:
+        """The plain diffusers FLUX forward on the same weights and inputs."""
+        return model.flux(
+            hidden_states=self.hidden_states,
+            encoder_hidden_states=self.encoder_hidden_states,
+            pooled_projections=self.pooled,
+            timestep=self.sigma if sigma is None else sigma,
+            img_ids=self.img_ids,
+            txt_ids=self.txt_ids,
+            return_dict=False,
+        )[0]
+
+
+def randomize_identity_branch(model: IdGlowTransformer, seed: int = 1, std: float = 0.2) -> None:
+    """Give every zero-initialised identity parameter random values, as after training."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.identity.parameters():
+            if not p.any():
+                p.copy_(torch.randn(p.shape, generator=g) * std)
+
+
+def tiny_model(seed: int = 0, **identity) -> IdGlowTransformer:
+    torch.manual_seed(seed)
+    cfg = ModelConfig(preset="tiny")
+    for key, value in identity.items():
+        setattr(cfg.identity, key, value)
+    return IdGlowTransformer(cfg).eval()
+
+
+@pytest.fixture
+def batch() -> TinyBatch:
+    return TinyBatch()
