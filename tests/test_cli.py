@@ -1,0 +1,92 @@
+"""End-to-end runs of the real `idglow` command line, asserting on what it wrote."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from idglow.cli import main
+from idglow.config import to_dict
+from idglow.models import ModelConfig
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+IDGLOW = [sys.executable, "-m", "idglow.cli"]
+
+
+def test_help_lists_the_subcommands():
+    out = subprocess.run([*IDGLOW, "--help"], capture_output=True, text=True, env=ENV, check=True).stdout
+    for word in ("schedules", "demo", "config", "--dotted.key"):
+        assert word in out
+
+
+def test_demo_runs_end_to_end_and_reports(tmp_path):
+    out = tmp_path / "demo"
+    proc = subprocess.run(
+        [*IDGLOW, "demo", "--out", str(out), "--steps", "2", "--preset", "tiny"],
+        capture_output=True, text=True, env=ENV,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "foundation demo" in proc.stdout
+    report = json.loads((out / "report.json").read_text())
+    assert report["preset"] == "tiny" and report["sampling_steps"] == 2
+    assert report["zero_init_max_abs_diff"] <= 1e-6
+    assert report["seconds_per_step_bare"] > 0 and report["identity_parameters"] > 0
+    assert (out / "schedules.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| age |" in (out / "report.md").read_text()
+
+
+def test_schedules_table_and_plot(tmp_path, capsys):
+    png = tmp_path / "lam.png"
+    assert main(["schedules", "--plot", str(png), "--identity.gate.age.edge_width", "0",
+                 "--identity.gate.age.sigma_lo", "0.2", "--identity.gate.age.sigma_hi", "0.55"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    age = [float(v) for v in lines[2].split()[1:12]]
+    sigma = [float(v) for v in lines[0].split()[1:]]
+    assert age == [1.0 if 0.2 <= s <= 0.55 else 0.0 for s in sigma]
+    assert png.stat().st_size > 10_000
+
+
+def test_schedules_of_a_saved_learned_gate(tmp_path, capsys):
+    from idglow.config import load_config
+    from idglow.models import IdGlowTransformer, save_identity_branch
+
+    model = IdGlowTransformer(load_config(ModelConfig, None, ["--preset", "tiny", "--identity.gate.group.kind", "learned"]))
+    with torch.no_grad():
+        model.identity.gate.mlp[-1].bias.fill_(-0.25)  # as if training had lowered lambda everywhere
+    save_identity_branch(model, tmp_path)
+    assert main(["schedules", "--identity-branch", str(tmp_path)]) == 0
+    group = [float(v) for v in capsys.readouterr().out.splitlines()[1].split()[1:12]]
+    assert group[0] == pytest.approx(0.75) and group[-1] == 0.0  # clamped at 0
+
+
+def test_config_prints_resolved_yaml(capsys):
+    assert main(["config", "--quiet", "--preset", "tiny", "--identity.num_tokens", "2"]) == 0
+    data = yaml.safe_load(capsys.readouterr().out)
+    expected = to_dict(ModelConfig(preset="tiny"))
+    expected["identity"]["num_tokens"] = 2
+    assert data == expected
+
+
+def test_config_file_is_the_annotated_default(capsys):
+    path = Path(__file__).parents[1] / "configs" / "model.yaml"
+    assert main(["config", "--quiet", "--config", str(path)]) == 0
+    assert yaml.safe_load(capsys.readouterr().out) == to_dict(ModelConfig())
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["schedules", "--identity.gate.age.sigma_lo", "0.9"], "identity.gate.age.sigma_lo"),
+        (["schedules", "--identity.gate.agee.sigma_lo", "0.1"], "unknown config key identity.gate.agee"),
+        (["config", "--config", "/nonexistent/model.yaml"], "cannot read config file"),
+        (["schedules", "--identity-branch", "/nonexistent"], "No such file"),
+    ],
+)
+def test_bad_arguments_exit_2_with_a_named_error(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
