@@ -57,7 +57,7 @@ def run_demo(out: Path, config: ModelConfig, steps: int = 8, seed: int = 0, repe
     with torch.no_grad():
         cond = model.cache_identity(model.encode_identity(refs))
         sample = lambda identity: sample_packed(  # noqa: E731
-            model, noise, text, pooled, img, txt, identity=identity, task=tasks, num_steps=steps, mu=mu, progress=True
+            model, noise, text, pooled, img, txt, identity=identity, task=tasks, num_steps=steps, mu=mu
         )
         with_id, bare = sample(cond), sample(None)
         sigma = torch.full((batch,), 0.5)
