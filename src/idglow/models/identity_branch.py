@@ -70,6 +70,18 @@ class IdentityBranch(nn.Module):
             {str(b): MultiIDCrossAttention(dim, config.token_dim, id_heads, head_dim) for b in blocks}
         )
 
+    @classmethod
+    def for_backbone(cls, config: IdentityConfig, flux_config) -> IdentityBranch:
+        """A branch sized for a diffusers FLUX backbone with config ``flux_config``."""
+        return cls(
+            config,
+            dim=flux_config.num_attention_heads * flux_config.attention_head_dim,
+            heads=flux_config.num_attention_heads,
+            head_dim=flux_config.attention_head_dim,
+            text_dim=flux_config.joint_attention_dim,
+            num_blocks=flux_config.num_layers,
+        )
+
     def encode(
         self,
         refs: torch.Tensor,

@@ -73,15 +73,7 @@ def load_identity_branch(model, directory: str | Path) -> None:
     except ConfigError as err:
         raise ValueError(f"{path}: {err}") from None
     old = model.identity
-    fc = model.flux.config
-    branch = IdentityBranch(
-        identity_config,
-        dim=fc.num_attention_heads * fc.attention_head_dim,
-        heads=fc.num_attention_heads,
-        head_dim=fc.attention_head_dim,
-        text_dim=fc.joint_attention_dim,
-        num_blocks=fc.num_layers,
-    )
+    branch = IdentityBranch.for_backbone(identity_config, model.flux.config)
     try:
         branch.load_state_dict(tensors, strict=True)
     except RuntimeError as err:

@@ -46,15 +46,7 @@ class IdGlowTransformer(nn.Module):
         config.validate()
         self.config = config
         self.flux = backbone if backbone is not None else build_backbone(config)
-        fc = self.flux.config
-        self.identity = IdentityBranch(
-            config.identity,
-            dim=fc.num_attention_heads * fc.attention_head_dim,
-            heads=fc.num_attention_heads,
-            head_dim=fc.attention_head_dim,
-            text_dim=fc.joint_attention_dim,
-            num_blocks=fc.num_layers,
-        )
+        self.identity = IdentityBranch.for_backbone(config.identity, self.flux.config)
         self._install_processors()
         if config.lora.rank > 0:
             add_lora(self.flux, config.lora)
