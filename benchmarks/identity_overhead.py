@@ -170,7 +170,8 @@ def main() -> None:
     fc = bench.model.flux.config
     results = measure(bench, n_values, args)
     params = {
-        "backbone": sum(p.numel() for p in bench.model.flux.parameters() if "lora_" not in str(p)),
+        "backbone": sum(p.numel() for n, p in bench.model.flux.named_parameters() if "lora_" not in n),
+        "lora": sum(p.numel() for n, p in bench.model.flux.named_parameters() if "lora_" in n),
         "identity_branch": sum(p.numel() for p in bench.model.identity.parameters()),
     }
     header = (
