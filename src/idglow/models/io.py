@@ -1,73 +1,37 @@
 """Saving and loading the trainable parts: the identity branch and the backbone LoRA.
 
-Each is one safetensors file with its JSON config in the file's metadata *and* beside it, written
-atomically (temporary file, then rename). Nothing here unpickles anything.
+Each is one safetensors file with its JSON config in the file's metadata and beside it
+(:mod:`idglow.weights`).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 
-import torch
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
-from safetensors import safe_open
-from safetensors.torch import save_file
 
 from idglow.config import ConfigError, from_dict, to_dict
 from idglow.models.config import IdentityConfig, LoraOptions
 from idglow.models.identity_branch import IdentityBranch
 from idglow.models.lora import ADAPTER_NAME, add_lora
+from idglow.weights import load_weights, save_weights
 
 IDENTITY_WEIGHTS, IDENTITY_CONFIG = "identity_branch.safetensors", "identity_branch.json"
-LORA_WEIGHTS, LORA_CONFIG = "lora.safetensors", "lora.json"
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename the temporary file onto ``path`` (same folder, atomic)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _save(directory: Path, weights_name: str, config_name: str, tensors: dict, config: dict) -> None:
-    text = json.dumps(config, indent=2, sort_keys=True)
-    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    atomic_write(directory / weights_name, lambda p: save_file(tensors, str(p), metadata={"config": text}))
-    atomic_write(directory / config_name, lambda p: p.write_text(text + "\n"))
-
-
-def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such weights file")
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
-    if "config" not in meta:
-        raise ValueError(f"{path}: safetensors metadata has no 'config' entry")
-    return tensors, json.loads(meta["config"])
+LORA_WEIGHTS = "lora.safetensors"
 
 
 def save_identity_branch(model, directory: str | Path) -> Path:
     """Write ``model.identity`` to ``directory/identity_branch.safetensors`` (+ ``.json``)."""
     directory = Path(directory)
     branch: IdentityBranch = model.identity
-    _save(directory, IDENTITY_WEIGHTS, IDENTITY_CONFIG, branch.state_dict(), to_dict(branch.config))
+    save_weights(directory / IDENTITY_WEIGHTS, branch.state_dict(), to_dict(branch.config))
     return directory / IDENTITY_WEIGHTS
 
 
 def load_identity_branch(model, directory: str | Path) -> None:
     """Replace ``model``'s identity branch by the one saved in ``directory`` (strict key match)."""
     path = Path(directory) / IDENTITY_WEIGHTS
-    tensors, config = _read(path)
+    tensors, config = load_weights(path)
     try:
         identity_config = from_dict(IdentityConfig, config)
     except ConfigError as err:
@@ -88,14 +52,14 @@ def save_lora(model, directory: str | Path) -> Path:
         raise ValueError("lora.rank: the model has no LoRA to save")
     directory = Path(directory)
     state = get_peft_model_state_dict(model.flux, adapter_name=ADAPTER_NAME)
-    _save(directory, LORA_WEIGHTS, LORA_CONFIG, state, to_dict(model.config.lora))
+    save_weights(directory / LORA_WEIGHTS, state, to_dict(model.config.lora))
     return directory / LORA_WEIGHTS
 
 
 def load_lora(model, directory: str | Path) -> None:
     """Load LoRA weights saved by :func:`save_lora` into ``model`` (adds the adapter if missing)."""
     path = Path(directory) / LORA_WEIGHTS
-    tensors, config = _read(path)
+    tensors, config = load_weights(path)
     options = from_dict(LoraOptions, config)
     if model.config.lora.rank == 0:
         add_lora(model.flux, options)

@@ -1,0 +1,53 @@
+"""Weights on disk: safetensors with their JSON config in the metadata and beside the file.
+
+Writes are atomic (temporary file in the same folder, then rename), so a killed process never
+leaves a half-written file under the final name. Nothing here unpickles anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp_path)``, then rename the temporary file onto ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_weights(path: Path, tensors: dict[str, torch.Tensor], config: dict) -> None:
+    """Write ``tensors`` to ``path`` (.safetensors) and ``config`` to the metadata and to ``path``'s .json twin."""
+    path = Path(path)
+    text = json.dumps(config, indent=2, sort_keys=True)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    atomic_write(path, lambda p: save_file(tensors, str(p), metadata={"config": text}))
+    atomic_write(path.with_suffix(".json"), lambda p: p.write_text(text + "\n"))
+
+
+def load_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """``(tensors, config)`` from a file written by :func:`save_weights`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such weights file")
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    if "config" not in meta:
+        raise ValueError(f"{path}: safetensors metadata has no 'config' entry")
+    return tensors, json.loads(meta["config"])
