@@ -36,6 +36,27 @@ def _model_config(args: argparse.Namespace):
     return load_config(ModelConfig, args.config, args.overrides)
 
 
+def _synth_config(args: argparse.Namespace):
+    from idglow.cast.config import SynthConfig
+    from idglow.config import load_config
+
+    return load_config(SynthConfig, args.config, args.overrides)
+
+
+def cmd_synth_train_judges(args: argparse.Namespace) -> int:
+    """Train the cast's judges on training identities; report on held-out identities."""
+    import json
+
+    from idglow.cast.judge_training import train_all
+
+    cfg = _synth_config(args)
+    w = cfg.world
+    report = train_all(Path(args.out), w.seed, w.width, w.height, w.ids("train"), w.ids("heldout"), cfg.judges)
+    print(json.dumps({k: v for k, v in report.items() if k != "config"}, indent=2))
+    print(f"wrote judges and report.json to {args.out}")
+    return 0
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     """Print the resolved model config as YAML, then every key with its help."""
     import yaml
@@ -121,6 +142,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     p.add_argument("--steps", type=int, default=8, help="sampling steps (default: 8)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+
+    synth = sub.add_parser("synth", help="the synthetic cast: build datasets, train judges, preview",
+                           description="The synthetic cast (a procedural world of identities, ages and groups). "
+                           "Configuration: --config synth.yaml and --world.* / --build.* / --judges.* overrides.")
+    synth_sub = synth.add_subparsers(dest="synth_command", metavar="SYNTH_COMMAND", required=True)
+
+    def add_synth(name: str, func, help: str) -> argparse.ArgumentParser:
+        p = synth_sub.add_parser(name, help=help, description=help)
+        p.add_argument("--config", metavar="FILE", help="synth config YAML (default: built-in defaults)")
+        p.set_defaults(func=func, command=f"synth {name}")
+        return p
+
+    p = add_synth("train-judges", cmd_synth_train_judges,
+                  "train the face detector, the two identity embedders and the age and colour classifiers")
+    p.add_argument("--out", default="assets/judges", help="output folder (default: assets/judges)")
     return parser
 
 

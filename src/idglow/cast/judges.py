@@ -78,7 +78,7 @@ class IdentityEmbedder(nn.Module):
         super().__init__()
         self.arch = arch
         if arch == "resnet":
-            self.stem = _conv(3, width)
+            self.stem = _conv(3, width, stride=2)
             self.blocks = nn.ModuleList([_conv(width, width), _conv(width, 2 * width, stride=2), _conv(2 * width, 2 * width),
                                          _conv(2 * width, 4 * width, stride=2), _conv(4 * width, 4 * width)])
             self.head = nn.Linear(4 * width, dim)

@@ -1,0 +1,80 @@
+"""Configuration of the synthetic cast: the world, the datasets built from it, and judge training."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from idglow.cast.judge_training import JudgeTrainingConfig
+from idglow.config import option
+
+# Held-out identity ids start here, so train and held-out splits never overlap whatever their sizes.
+HELDOUT_OFFSET = 1_000_000
+
+
+@dataclasses.dataclass
+class WorldConfig:
+    """The procedural world: its seed, image size and identity splits."""
+
+    seed: int = option(0, "world seed: identity k is the same person in every dataset of this seed")
+    width: int = option(128, "image width in pixels (4 people of about 26 px face height fit side by side)")
+    height: int = option(64, "image height in pixels")
+    train_identities: int = option(3000, "identities 0..N-1 are for training")
+    heldout_identities: int = option(500, "identities from 1,000,000 on are held out (benchmarks, validation)")
+
+    def validate(self) -> None:
+        if self.width < 32 or self.height < 32:
+            raise ValueError(f"width: {self.width}x{self.height} is too small to hold a face; need at least 32x32")
+        for name in ("train_identities", "heldout_identities"):
+            if getattr(self, name) < 4:
+                raise ValueError(f"{name}: need at least 4 identities (the largest group), got {getattr(self, name)}")
+        if self.train_identities > HELDOUT_OFFSET:
+            raise ValueError(f"train_identities: at most {HELDOUT_OFFSET}")
+
+    def ids(self, split: str) -> np.ndarray:
+        """Identity ids of ``split`` (``train`` or ``heldout``)."""
+        if split == "train":
+            return np.arange(self.train_identities)
+        if split == "heldout":
+            return np.arange(HELDOUT_OFFSET, HELDOUT_OFFSET + self.heldout_identities)
+        raise ValueError(f"split: unknown split {split!r}; choose train or heldout")
+
+
+@dataclasses.dataclass
+class BuildConfig:
+    """Sizes of the datasets written by ``idglow synth build``."""
+
+    sft_group: int = option(4000, "training samples of task group (adult references, adult group)")
+    sft_age: int = option(4000, "training samples of task age (adult references, the same people as children)")
+    heldout_sft: int = option(200, "validation samples per task from held-out identities")
+    bench_per_size: int = option(50, "benchmark prompts per group size 1-4, for each of synth-group and synth-age")
+    mini_adults: int = option(200, "counterfactual mini-adult scenes (adult faces on child bodies)")
+    ref_size: int = option(32, "side of the reference face crops in pixels")
+    workers: int = option(2, "rendering processes")
+    seed: int = option(0, "random seed of scene sampling")
+
+    def validate(self) -> None:
+        for name in ("sft_group", "sft_age", "heldout_sft", "bench_per_size", "mini_adults"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
+        if self.ref_size < 16:
+            raise ValueError(f"ref_size: must be >= 16 pixels, got {self.ref_size}")
+        if self.workers < 1:
+            raise ValueError(f"workers: must be >= 1, got {self.workers}")
+
+
+@dataclasses.dataclass
+class SynthConfig:
+    """``idglow synth``: world, dataset sizes, judge training."""
+
+    world: WorldConfig = option(help="the procedural world", factory=WorldConfig)
+    build: BuildConfig = option(help="dataset sizes of `synth build`", factory=BuildConfig)
+    judges: JudgeTrainingConfig = option(help="judge training of `synth train-judges`", factory=JudgeTrainingConfig)
+
+    def validate(self) -> None:
+        for name in ("world", "build", "judges"):
+            try:
+                getattr(self, name).validate()
+            except ValueError as err:
+                raise ValueError(f"{name}.{err}") from None
