@@ -28,7 +28,7 @@ class JudgeTrainingConfig:
 
     train_scenes: int = option(12000, "scenes rendered from training identities")
     eval_scenes: int = option(1500, "scenes rendered from held-out identities for the report")
-    detector_steps: int = option(1500, "optimisation steps of the face detector")
+    detector_steps: int = option(1000, "optimisation steps of the face detector")
     embedder_epochs: int = option(12, "epochs of each identity embedder")
     age_epochs: int = option(15, "epochs of the age classifier")
     colour_epochs: int = option(3, "epochs of the clothing-colour classifier")
