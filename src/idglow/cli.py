@@ -43,6 +43,46 @@ def _synth_config(args: argparse.Namespace):
     return load_config(SynthConfig, args.config, args.overrides)
 
 
+def cmd_synth_build(args: argparse.Namespace) -> int:
+    """Render the cast's datasets and benchmarks; compute mu_real when judges are available."""
+    import json
+
+    from idglow.cast.build import build
+
+    cfg = _synth_config(args)
+    summary = build(Path(args.out), cfg)
+    print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2))
+    judges_dir = Path(args.judges)
+    if (judges_dir / "judge.safetensors").is_file():
+        from idglow.cast.judge_training import load_judges
+        from idglow.cast.mu_real import write_mu_real
+
+        for name, result in write_mu_real(args.out, load_judges(judges_dir)).items():
+            print(f"{name}: mu_real = {result['mu_real']:.4f} by group size {result['by_group_size']}")
+    else:
+        print(f"no judges in {judges_dir}: run `idglow synth train-judges`, then `idglow synth mu-real --data {args.out}`")
+    print(f"wrote manifests to {args.out}")
+    return 0
+
+
+def cmd_synth_mu_real(args: argparse.Namespace) -> int:
+    """Compute mu_real of the benchmarks of a built cast."""
+    from idglow.cast.judge_training import load_judges
+    from idglow.cast.mu_real import write_mu_real
+
+    for name, result in write_mu_real(args.data, load_judges(args.judges)).items():
+        print(f"{name}: mu_real = {result['mu_real']:.4f} by group size {result['by_group_size']}")
+    return 0
+
+
+def cmd_synth_preview(args: argparse.Namespace) -> int:
+    """Write a contact sheet of identities, children, groups and mini-adults."""
+    from idglow.cast.preview import write_preview
+
+    print(f"wrote {write_preview(args.out, _synth_config(args).world, args.seed)}")
+    return 0
+
+
 def cmd_synth_train_judges(args: argparse.Namespace) -> int:
     """Train the cast's judges on training identities; report on held-out identities."""
     import json
@@ -154,6 +194,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func, command=f"synth {name}")
         return p
 
+    p = add_synth("build", cmd_synth_build, "render SFT sets, benchmarks (synth-group, synth-age) and mini-adults")
+    p.add_argument("--out", default="data/cast", help="output folder (default: data/cast)")
+    p.add_argument("--judges", default="assets/judges", help="judges for mu_real (default: assets/judges)")
+    p = add_synth("mu-real", cmd_synth_mu_real, "compute mu_real (judge FaceSim of true renders) of built benchmarks")
+    p.add_argument("--data", default="data/cast", help="a folder written by `synth build` (default: data/cast)")
+    p.add_argument("--judges", default="assets/judges", help="trained judges (default: assets/judges)")
+    p = add_synth("preview", cmd_synth_preview, "write a contact sheet of identities, children, groups and mini-adults")
+    p.add_argument("--out", default="runs/cast-preview.png", help="PNG path (default: runs/cast-preview.png)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p = add_synth("train-judges", cmd_synth_train_judges,
                   "train the face detector, the two identity embedders and the age and colour classifiers")
     p.add_argument("--out", default="assets/judges", help="output folder (default: assets/judges)")
@@ -172,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_libraries()
     try:
         return args.func(args)
-    except (ConfigError, ValueError, FileNotFoundError) as err:
+    except (ConfigError, ValueError, FileNotFoundError) as err:  # ManifestError is a ValueError
         print(f"idglow {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,183 @@
+"""The synthetic cast: determinism, splits, manifests, boxes, judges end to end, bad arguments."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from idglow.cast.build import build
+from idglow.cast.config import HELDOUT_OFFSET, SynthConfig, WorldConfig
+from idglow.cast.crops import face_crops
+from idglow.cast.factors import sample_appearance, sample_identity
+from idglow.cast.render import Person, Placement, render_scene
+from idglow.cast.scenes import identities, sample_group
+from idglow.cli import main
+from idglow.config import ConfigError, load_config
+from idglow.data.manifest import ManifestError, load_manifest
+from idglow.eval.facesim import face_sim, match_faces
+
+TINY = ["--build.sft_group", "6", "--build.sft_age", "6", "--build.heldout_sft", "2", "--build.bench_per_size", "1",
+        "--build.mini_adults", "2", "--world.train_identities", "40", "--world.heldout_identities", "12"]
+
+
+def _tree_digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "build.json"}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cast")
+    build(out, load_config(SynthConfig, None, [*TINY, "--build.workers", "2"]), progress=False)
+    return out
+
+
+def test_identity_and_scene_are_deterministic_by_seed():
+    assert sample_identity(0, 7) == sample_identity(0, 7) and sample_identity(0, 7) != sample_identity(1, 7)
+    a = sample_group(np.random.default_rng(3), identities(0, [1, 2, 3]), "child", 128, 64)
+    b = sample_group(np.random.default_rng(3), identities(0, [1, 2, 3]), "child", 128, 64)
+    assert np.array_equal(a.image, b.image) and a.boxes == b.boxes and a.caption == b.caption
+
+
+def test_build_is_deterministic_whatever_the_worker_count(built, tmp_path):
+    build(tmp_path, load_config(SynthConfig, None, [*TINY, "--build.workers", "1"]), progress=False)
+    assert _tree_digest(tmp_path) == _tree_digest(built)
+
+
+def test_every_manifest_validates_and_splits_never_overlap(built):
+    ids = {}
+    for name in ("sft-group-train", "sft-age-train", "sft-group-heldout", "sft-age-heldout"):
+        records = load_manifest(built / f"{name}.jsonl", "sft")
+        assert len(records) == (6 if "train" in name else 2)
+        ids[name] = {s["attributes"]["identity"] for r in records for s in r["subjects"]}
+        assert {r["task"] for r in records} == {"group" if "group" in name else "age"}
+    for name in ("synth-group", "synth-age", "mini-adults"):
+        records = load_manifest(built / f"{name}.jsonl", "benchmark")
+        ids[name] = {i for r in records for i in r["expected"]["identities"]}
+        assert all(len(r["refs"]) == r["expected"]["count"] for r in records)
+    assert sorted(r["expected"]["count"] for r in load_manifest(built / "synth-group.jsonl", "benchmark")) == [1, 2, 3, 4]
+    train = ids["sft-group-train"] | ids["sft-age-train"]
+    held = set().union(*(v for k, v in ids.items() if k not in ("sft-group-train", "sft-age-train")))
+    assert train and held and not train & held
+    assert all(i < 40 for i in train) and all(HELDOUT_OFFSET <= i < HELDOUT_OFFSET + 12 for i in held)
+
+
+def test_captions_name_each_position_and_colour(built):
+    record = json.loads((built / "sft-age-train.jsonl").read_text().splitlines()[0])
+    for s in record["subjects"]:
+        attrs = s["attributes"]
+        assert f"{attrs['position']} wears {attrs['clothing']}" in record["prompt"] or len(record["subjects"]) == 1
+        assert attrs["clothing"] in record["prompt"] and attrs["age"] == "child"
+
+
+@pytest.mark.parametrize("n,age,face_age", [(1, "adult", None), (3, "child", None), (4, "child", "adult"), (2, "adult", None)])
+def test_boxes_enclose_the_rendered_faces(n, age, face_age):
+    rng = np.random.default_rng(n)
+    people = [Person(sample_identity(0, i), sample_appearance(rng, age, "red", face_age), Placement((i + 0.5) / n, 0.0, 0.9))
+              for i in range(n)]
+    _, boxes, mask = render_scene(people, 128, 64, return_face_mask=True)
+    inside = np.zeros_like(mask, dtype=bool)
+    ys, xs = np.mgrid[0 : mask.shape[0], 0 : mask.shape[1]]
+    for x0, y0, x1, y1 in boxes:
+        inside |= (xs + 0.5 >= x0 - 1) & (xs + 0.5 <= x1 + 1) & (ys + 0.5 >= y0 - 1) & (ys + 0.5 <= y1 + 1)
+        face = mask[int(y0) : int(np.ceil(y1)), int(x0) : int(np.ceil(x1))]
+        assert face.mean() > 100  # the box is mostly face, i.e. tight
+    assert mask[~inside].max(initial=0) == 0
+
+
+def test_face_crops_match_a_manual_crop():
+    image = torch.arange(3 * 40 * 50, dtype=torch.float32).view(1, 3, 40, 50)
+    crop = face_crops(image, torch.tensor([[8.0, 4.0, 24.0, 20.0]]), size=16, expand=1.0)
+    torch.testing.assert_close(crop[0], image[0, :, 4:20, 8:24])
+
+
+def test_face_sim_uses_the_optimal_matching_and_counts_missing_faces_zero():
+    refs = torch.tensor([[1.0, 0.0], [0.6, 0.8]])
+    faces = torch.tensor([[0.8, 0.6], [0.0, 1.0]])
+    # Greedy would give ref0 -> face0 (0.8) then ref1 -> face1 (0.8): 1.6; optimal is the same here,
+    # so make it differ: ref0 likes face0 most, but ref1 needs face0 even more.
+    faces = torch.tensor([[0.6, 0.8], [1.0, 0.0]])
+    sim, index = match_faces(refs, faces)
+    assert index.tolist() == [1, 0] and sim.tolist() == pytest.approx([1.0, 1.0])
+    assert face_sim(refs, faces[:1]) == pytest.approx(0.5)  # one reference unmatched counts 0
+    assert face_sim(refs, torch.zeros(0, 2)) == 0.0
+
+
+def test_tiny_judge_training_end_to_end_and_mu_real(built, tmp_path, capsys):
+    judges = tmp_path / "judges"
+    args = ["synth", "train-judges", "--out", str(judges), "--world.train_identities", "40",
+            "--world.heldout_identities", "12", "--judges.train_scenes", "40", "--judges.eval_scenes", "16",
+            "--judges.detector_steps", "2", "--judges.embedder_epochs", "1", "--judges.age_epochs", "1",
+            "--judges.colour_epochs", "1", "--judges.batch", "4", "--judges.workers", "1"]
+    assert main(args) == 0
+    report = json.loads((judges / "report.json").read_text())
+    for key in ("detector", "encoder", "judge", "classifiers", "train_seconds"):
+        assert key in report
+    assert 0 <= report["judge"]["auc"] <= 1 and report["classifiers"]["mini_adults"] > 0
+    for name in ("detector", "encoder", "judge", "age", "colour"):
+        assert (judges / f"{name}.safetensors").is_file() and (judges / f"{name}.json").is_file()
+    assert main(["synth", "mu-real", "--data", str(built), "--judges", str(judges)]) == 0
+    result = json.loads((built / "synth-age.mu_real.json").read_text())
+    assert result["records"] == 4 and -1 <= result["mu_real"] <= 1 and set(result["by_group_size"]) == {"1", "2", "3", "4"}
+
+
+def test_preview_writes_a_contact_sheet(tmp_path):
+    out = tmp_path / "sheet.png"
+    assert main(["synth", "preview", "--out", str(out)]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG" and out.stat().st_size > 20_000
+
+
+@pytest.mark.parametrize(
+    "call,error,message",
+    [
+        (lambda: sample_group(np.random.default_rng(0), [], "adult", 128, 64), ValueError, "people"),
+        (lambda: sample_group(np.random.default_rng(0), identities(0, range(5)), "adult", 128, 64), ValueError, "people"),
+        (lambda: WorldConfig().ids("test"), ValueError, "split"),
+        (lambda: render_scene([], 8, 8), ValueError, "too small to hold a face"),
+        (lambda: load_config(SynthConfig, None, ["--world.width", "16"]), ConfigError, r"world\.width.*too small"),
+        (lambda: load_config(SynthConfig, None, ["--world.heldout_identities", "2"]), ConfigError, "heldout_identities"),
+        (lambda: load_config(SynthConfig, None, ["--build.ref_size", "8"]), ConfigError, "ref_size"),
+    ],
+)
+def test_bad_arguments_give_clear_errors(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def _manifest(tmp_path: Path, record) -> Path:
+    (tmp_path / "a.png").write_bytes(b"x")
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"image": "a.png", "prompt": "p", "task": "group", "subjects": [{"ref": "a.png", "box": [0, 0, 4, 4]}]}\n'
+                    + (record if isinstance(record, str) else json.dumps(record)) + "\n")
+    return path
+
+
+GOOD = {"image": "a.png", "prompt": "p", "task": "group", "subjects": [{"ref": "a.png", "box": [0, 0, 4, 4]}]}
+
+
+@pytest.mark.parametrize(
+    "record,message",
+    [
+        ({**GOOD, "image": "../a.png"}, r"m\.jsonl:2: image: path '\.\./a\.png' escapes"),
+        ({**GOOD, "image": "/etc/passwd"}, r"m\.jsonl:2: image: .*relative"),
+        ({**GOOD, "image": "b.png"}, r"m\.jsonl:2: image: file 'b\.png' not found"),
+        ({**GOOD, "task": "solo"}, r"m\.jsonl:2: task: expected one of"),
+        ({k: v for k, v in GOOD.items() if k != "prompt"}, r"m\.jsonl:2: prompt: missing"),
+        ({**GOOD, "promt": "x"}, r"m\.jsonl:2: promt: unknown field"),
+        ({**GOOD, "subjects": [{"ref": "a.png", "box": [5, 0, 4, 4]}]}, r"m\.jsonl:2: subjects\[0\]\.box"),
+        ({**GOOD, "subjects": [{"box": [0, 0, 4, 4]}]}, r"m\.jsonl:2: subjects\[0\]\.ref: missing"),
+        ('{"image": "a.png", ', r"m\.jsonl:2: record: invalid JSON"),
+    ],
+)
+def test_bad_manifest_records_name_file_line_and_field(tmp_path, record, message):
+    with pytest.raises(ManifestError, match=message):
+        load_manifest(_manifest(tmp_path, record), "sft")
+
+
+def test_skipping_invalid_records_warns_with_a_count(tmp_path):
+    with pytest.warns(UserWarning, match="skipped 1 invalid record"):
+        records = load_manifest(_manifest(tmp_path, {**GOOD, "task": "solo"}), "sft", skip_invalid=True)
+    assert len(records) == 1 and records[0]["_line"] == 1
