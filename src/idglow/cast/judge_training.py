@@ -28,8 +28,12 @@ class JudgeTrainingConfig:
 
     train_scenes: int = option(12000, "scenes rendered from training identities")
     eval_scenes: int = option(1500, "scenes rendered from held-out identities for the report")
+    train_mini_adults: float = option(
+        0.25, "share of child scenes rendered as mini-adults in training, labelled by facial structure, so the "
+        "age judge reads the face and not the body"
+    )
     detector_steps: int = option(1000, "optimisation steps of the face detector")
-    embedder_epochs: int = option(12, "epochs of each identity embedder")
+    embedder_epochs: int = option(8, "epochs of each identity embedder")
     age_epochs: int = option(15, "epochs of the age classifier")
     colour_epochs: int = option(3, "epochs of the clothing-colour classifier")
     batch: int = option(64, "batch size (scenes for the detector, crops x4 for the others)")
@@ -41,6 +45,8 @@ class JudgeTrainingConfig:
         for name in ("train_scenes", "eval_scenes", "detector_steps", "embedder_epochs", "age_epochs", "colour_epochs", "batch", "workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.train_mini_adults <= 1.0:
+            raise ValueError(f"train_mini_adults: must lie in [0, 1], got {self.train_mini_adults}")
 
 
 def _optimiser(model: torch.nn.Module, lr: float, steps: int):
@@ -255,7 +261,7 @@ def train_all(out: Path, world_seed: int, width: int, height: int, train_ids: np
     """Render pools, train the five judges, evaluate on held-out identities, save everything to ``out``."""
     times: dict[str, float] = {}
     t = time.perf_counter()
-    train = render_pool(world_seed, train_ids, cfg.train_scenes, cfg.seed, width, height, workers=cfg.workers)
+    train = render_pool(world_seed, train_ids, cfg.train_scenes, cfg.seed, width, height, cfg.train_mini_adults, cfg.workers)
     held = render_pool(world_seed, heldout_ids, cfg.eval_scenes, cfg.seed + 1, width, height, 0.3, workers=cfg.workers)
     times["render"] = time.perf_counter() - t
     faces = train.crops()

@@ -71,7 +71,7 @@ class IdentityEmbedder(nn.Module):
     """face crops [M, 3, 32, 32] in [-1, 1] -> unit embeddings [M, dim].
 
     ``arch="resnet"`` (the ``encoder``): residual blocks, global average pooling.
-    ``arch="plain"`` (the ``judge``): a wider plain VGG-style stack with 5x5 stems, flattened head.
+    ``arch="plain"`` (the ``judge``): a plain VGG-style stack with a 5x5 stem and a flattened head.
     """
 
     def __init__(self, arch: str = "resnet", dim: int = 128, width: int = 32):
@@ -83,9 +83,9 @@ class IdentityEmbedder(nn.Module):
                                          _conv(2 * width, 4 * width, stride=2), _conv(4 * width, 4 * width)])
             self.head = nn.Linear(4 * width, dim)
         elif arch == "plain":
-            self.stem = nn.Sequential(nn.Conv2d(3, width, 5, padding=2), nn.BatchNorm2d(width), nn.ReLU(inplace=True))
+            self.stem = nn.Sequential(nn.Conv2d(3, width, 5, stride=2, padding=2), nn.BatchNorm2d(width), nn.ReLU(inplace=True))
             self.blocks = nn.ModuleList([_conv(width, width + 16, stride=2), _conv(width + 16, 2 * width + 16, stride=2),
-                                         _conv(2 * width + 16, 2 * width + 16, stride=2)])
+                                         _conv(2 * width + 16, 2 * width + 16)])
             self.head = nn.Linear((2 * width + 16) * 16, dim)
         else:
             raise ValueError(f"arch: unknown embedder architecture {arch!r}; choose resnet or plain")
