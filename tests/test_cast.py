@@ -181,3 +181,12 @@ def test_skipping_invalid_records_warns_with_a_count(tmp_path):
     with pytest.warns(UserWarning, match="skipped 1 invalid record"):
         records = load_manifest(_manifest(tmp_path, {**GOOD, "task": "solo"}), "sft", skip_invalid=True)
     assert len(records) == 1 and records[0]["_line"] == 1
+
+
+def test_face_crops_of_several_boxes_in_one_image():
+    image = torch.arange(3 * 40 * 50, dtype=torch.float32).view(1, 3, 40, 50)
+    boxes = torch.tensor([[8.0, 4.0, 24.0, 20.0], [20.0, 10.0, 36.0, 26.0]])
+    crops = face_crops(image, boxes, size=16, expand=1.0)
+    torch.testing.assert_close(crops[1], image[0, :, 10:26, 20:36])
+    with pytest.raises(ValueError, match="index"):
+        face_crops(image.expand(3, -1, -1, -1), boxes)

@@ -156,3 +156,19 @@ def test_euler_matches_diffusers_scheduler_step():
 def test_bad_input_names_the_parameter(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_patchify_equals_diffusers_packing_and_round_trips():
+    from diffusers import FluxPipeline
+
+    from idglow.models.packing import patchify, unpatchify
+
+    x = torch.randn(2, 16, 8, 12)
+    torch.testing.assert_close(patchify(x, 2), FluxPipeline._pack_latents(x, 2, 16, 8, 12), rtol=0, atol=0)
+    torch.testing.assert_close(unpatchify(patchify(x, 2), 8, 12, 2), FluxPipeline._unpack_latents(patchify(x, 2), 8, 12, 1))
+    images = torch.randn(3, 3, 64, 128)
+    for p in (1, 4, 8):
+        torch.testing.assert_close(unpatchify(patchify(images, p), 64, 128, p), images, rtol=0, atol=0)
+    assert patchify(images, 8).shape == (3, 8 * 16, 192)
+    with pytest.raises(ValueError, match="divisible by 8"):
+        patchify(torch.zeros(1, 3, 12, 16), 8)

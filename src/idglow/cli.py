@@ -83,6 +83,17 @@ def cmd_synth_preview(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_base(args: argparse.Namespace) -> int:
+    """Train the base text-to-image model (captions only); resumes from the run folder's checkpoints."""
+    from idglow.config import load_config
+    from idglow.train.config import TrainConfig
+    from idglow.train.loop import Trainer
+
+    record = Trainer(load_config(TrainConfig, args.config, args.overrides)).run()
+    print(f"done: step {record.get('step')}, loss {record.get('loss', float('nan')):.4f}")
+    return 0
+
+
 def cmd_synth_train_judges(args: argparse.Namespace) -> int:
     """Train the cast's judges on training identities; report on held-out identities."""
     import json
@@ -182,6 +193,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     p.add_argument("--steps", type=int, default=8, help="sampling steps (default: 8)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+
+    train = sub.add_parser("train", help="training stages", description="Training stages. Configuration: --config "
+                           "FILE.yaml and --dotted.key overrides (e.g. --optim.steps 100); re-running resumes.")
+    train_sub = train.add_subparsers(dest="train_command", metavar="STAGE", required=True)
+    p = train_sub.add_parser("base", help="the base text-to-image model of the cast (captions only, no identity branch)",
+                             description="Train the base text-to-image model: the backbone on captioned images. "
+                             "Re-running the same command resumes from the newest checkpoint.")
+    p.add_argument("--config", metavar="FILE", help="train config YAML, e.g. configs/synth-base.yaml")
+    p.set_defaults(func=cmd_train_base, command="train base")
 
     synth = sub.add_parser("synth", help="the synthetic cast: build datasets, train judges, preview",
                            description="The synthetic cast (a procedural world of identities, ages and groups). "

@@ -22,7 +22,7 @@ def face_crops(
     Args:
         images: [B, C, H, W] float.
         boxes: [M, 4] ``[x0, y0, x1, y1]`` in pixels of ``images``.
-        index: [M] which image each box belongs to (default: box m in image m).
+        index: [M] which image each box belongs to (default: box m in image m, or all in the only image).
         size: side of the output crops.
         expand: side of the square crop relative to the box's longer side.
 
@@ -32,7 +32,9 @@ def face_crops(
     if boxes.ndim != 2 or boxes.shape[-1] != 4:
         raise ValueError(f"boxes: expected [M, 4], got {tuple(boxes.shape)}")
     if index is None:
-        index = torch.arange(boxes.shape[0], device=boxes.device)
+        if images.shape[0] not in (1, boxes.shape[0]):
+            raise ValueError(f"index: needed when {boxes.shape[0]} boxes come from {images.shape[0]} images")
+        index = torch.arange(boxes.shape[0], device=boxes.device) % images.shape[0]
     _, _, h, w = images.shape
     boxes = boxes.to(images.dtype)
     cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2

@@ -127,6 +127,9 @@ class ModelConfig:
 
     preset: Literal["tiny", "small", "flux-dev"] = option("small", "backbone size preset")
     in_channels: int | None = option(None, "packed input channels of the backbone (null = the preset's)")
+    text_dim: int | None = option(
+        None, "width of the prompt token states and pooled vector (null = the preset's; 384 for MiniLM)"
+    )
     pretrained: str | None = option(
         None, "local diffusers folder (or its `transformer` subfolder) with backbone weights; never downloaded"
     )
@@ -137,8 +140,9 @@ class ModelConfig:
         """Check the preset and nested sections."""
         if self.preset not in FLUX_PRESETS:
             raise ValueError(f"preset: unknown {self.preset!r}; choose one of {tuple(FLUX_PRESETS)}")
-        if self.in_channels is not None and self.in_channels < 1:
-            raise ValueError(f"in_channels: must be >= 1, got {self.in_channels}")
+        for name in ("in_channels", "text_dim"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
         for name in ("identity", "lora"):
             try:
                 getattr(self, name).validate()

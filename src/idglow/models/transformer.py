@@ -20,7 +20,9 @@ from idglow.models.presets import flux_kwargs
 def build_backbone(config: ModelConfig, dtype: torch.dtype = torch.float32) -> FluxTransformer2DModel:
     """A FLUX backbone of ``config.preset``: random weights, or ``config.pretrained`` loaded from disk only."""
     if config.pretrained is None:
-        flux = FluxTransformer2DModel(**flux_kwargs(config.preset, in_channels=config.in_channels))
+        kwargs = flux_kwargs(config.preset, in_channels=config.in_channels, joint_attention_dim=config.text_dim,
+                             pooled_projection_dim=config.text_dim)
+        flux = FluxTransformer2DModel(**kwargs)
         return flux if dtype == torch.float32 else flux.to(dtype)
     path = Path(config.pretrained)
     subfolder = "transformer" if (path / "transformer" / "config.json").is_file() else None

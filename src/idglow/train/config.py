@@ -1,0 +1,122 @@
+"""Configuration of the trainer (``idglow train base``; the SFT and DPO stages extend it)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+from idglow.config import option
+from idglow.flow import LOSS_WEIGHTINGS, TIMESTEP_SAMPLERS
+from idglow.models import ModelConfig
+
+
+def _base_model() -> ModelConfig:
+    return ModelConfig(preset="small", text_dim=384)
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Where training images and captions come from."""
+
+    manifests: list[str] = option(
+        help="SFT manifests (images + prompts); the base model uses only the images and prompts",
+        factory=lambda: ["data/cast/sft-group-train.jsonl", "data/cast/sft-age-train.jsonl"],
+    )
+    max_tokens: int = option(64, "prompt length in MiniLM tokens (padded or truncated)")
+
+    def validate(self) -> None:
+        if not self.manifests:
+            raise ValueError("manifests: give at least one manifest")
+        if self.max_tokens < 4:
+            raise ValueError(f"max_tokens: must be >= 4, got {self.max_tokens}")
+
+
+@dataclasses.dataclass
+class RepresentationConfig:
+    """What the transformer models: pixels cut into patches."""
+
+    kind: Literal["pixels"] = option("pixels", "pixels: images cut into patch x patch tokens")
+    patch: int = option(4, "patch side in pixels (tokens = H * W / patch^2, channels = 3 * patch^2)")
+
+    def validate(self) -> None:
+        if self.patch < 1:
+            raise ValueError(f"patch: must be >= 1, got {self.patch}")
+
+
+@dataclasses.dataclass
+class OptimConfig:
+    """Optimisation."""
+
+    steps: int = option(1000, "optimisation steps")
+    batch_size: int = option(16, "images per process per micro-batch")
+    grad_accum: int = option(1, "micro-batches per optimisation step")
+    lr: float = option(3e-4, "peak learning rate (AdamW)")
+    weight_decay: float = option(0.0, "AdamW weight decay")
+    warmup_steps: int = option(100, "linear warm-up steps")
+    schedule: Literal["constant", "cosine", "linear"] = option("cosine", "learning-rate schedule after warm-up")
+    grad_clip: float = option(1.0, "clip the gradient norm to this (0 = off)")
+    ema_decay: float = option(0.0, "EMA decay of the trained weights (0 = no EMA)")
+    mixed_precision: Literal["no", "bf16"] = option("no", "autocast precision (weights and optimiser stay fp32)")
+
+    def validate(self) -> None:
+        for name in ("steps", "batch_size", "grad_accum"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"lr: must be positive, got {self.lr}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay: must lie in [0, 1), got {self.ema_decay}")
+
+
+@dataclasses.dataclass
+class FlowConfig:
+    """Flow-matching objective."""
+
+    sampler: Literal["uniform", "logit_normal", "mode"] = option("logit_normal", f"training sigma density: {TIMESTEP_SAMPLERS}")
+    logit_mean: float = option(0.0, "logit_normal mean")
+    logit_std: float = option(1.0, "logit_normal standard deviation")
+    mode_scale: float = option(1.29, "mode density scale")
+    shift: Literal["none", "resolution"] = option(
+        "resolution", "none, or FLUX's resolution-dependent shift from the image token count (training and sampling)"
+    )
+    weighting: Literal["none", "sigma_sqrt", "cosmap"] = option("none", f"per-sample loss weighting: {LOSS_WEIGHTINGS}")
+
+
+@dataclasses.dataclass
+class LogConfig:
+    """What the trainer writes while it runs."""
+
+    log_every: int = option(20, "steps between log lines (loss, loss by sigma bucket, images/s)")
+    checkpoint_every: int = option(200, "steps between resumable checkpoints")
+    keep_checkpoints: int = option(2, "most recent checkpoints kept")
+    sample_every: int = option(500, "steps between sample grids (0 = only at the end)")
+    num_samples: int = option(8, "images per sample grid (fixed prompts and seeds)")
+    sample_steps: int = option(20, "Euler steps of the sample grids")
+    tensorboard: bool = option(True, "also log to TensorBoard through accelerate")
+    progress: bool = option(True, "show a progress bar")
+
+    def validate(self) -> None:
+        for name in ("log_every", "checkpoint_every", "keep_checkpoints", "num_samples", "sample_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """A training run: model, data, representation, objective, optimisation and logging."""
+
+    out: str = option("runs/base", "run folder: checkpoints, logs, samples, final weights")
+    seed: int = option(0, "seed of initialisation, data order, noise and sigmas")
+    model: ModelConfig = option(help="the model (the base model trains the backbone only)", factory=_base_model)
+    data: DataConfig = option(help="training data", factory=DataConfig)
+    representation: RepresentationConfig = option(help="pixels or latents", factory=RepresentationConfig)
+    flow: FlowConfig = option(help="flow-matching objective", factory=FlowConfig)
+    optim: OptimConfig = option(help="optimisation", factory=OptimConfig)
+    log: LogConfig = option(help="logging, checkpoints and samples", factory=LogConfig)
+
+    def validate(self) -> None:
+        for name in ("model", "data", "representation", "optim", "log"):
+            try:
+                getattr(self, name).validate()
+            except ValueError as err:
+                raise ValueError(f"{name}.{err}") from None

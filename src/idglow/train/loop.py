@@ -1,0 +1,216 @@
+"""The trainer: an accelerate loop over captioned images with the flow-matching objective.
+
+One CPU process here; the same code under ``accelerate launch`` on many GPUs (each process takes its
+own slice of every global batch). Resumable: re-running the same command continues from the newest
+checkpoint in ``out/checkpoints`` and ends with the same weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from diffusers.optimization import get_scheduler
+from diffusers.training_utils import EMAModel
+from PIL import Image
+from tqdm.auto import tqdm
+
+from idglow.config import to_dict
+from idglow.data.images import CaptionedImages, EpochOrder
+from idglow.flow import add_noise, flow_matching_loss, flux_shift_mu, sample_sigmas, velocity_target
+from idglow.inference import sample_packed
+from idglow.models import IdGlowTransformer
+from idglow.models.packing import image_ids, patchify, text_ids, unpatchify
+from idglow.text import TextEncoder
+from idglow.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from idglow.train.config import TrainConfig
+from idglow.weights import atomic_write
+
+SIGMA_BUCKETS = 10
+
+
+class Trainer:
+    """Trains the backbone of ``cfg.model`` on ``cfg.data`` (the base text-to-image model of the cast)."""
+
+    def __init__(self, cfg: TrainConfig):
+        cfg.validate()
+        self.cfg, self.out = cfg, Path(cfg.out)
+        log_with = ["tensorboard"] if cfg.log.tensorboard else None
+        self.accelerator = Accelerator(gradient_accumulation_steps=cfg.optim.grad_accum,
+                                       mixed_precision=cfg.optim.mixed_precision, log_with=log_with, project_dir=str(self.out))
+        torch.manual_seed(cfg.seed)
+        self.data = CaptionedImages(cfg.data.manifests, progress=cfg.log.progress and self.accelerator.is_main_process)
+        self.height, self.width = self.data.size
+        p = cfg.representation.patch
+        if self.height % p or self.width % p:
+            raise ValueError(f"representation.patch: {p} does not divide the image size {self.width}x{self.height}")
+        self.text = TextEncoder(cfg.data.max_tokens, self.accelerator.device)
+        cfg.model.in_channels, cfg.model.text_dim = 3 * p * p, 384
+        self.model = IdGlowTransformer(cfg.model)
+        self.model.identity.requires_grad_(False)  # the base model is text-only
+        self.names = [n for n, q in self.model.named_parameters() if q.requires_grad]
+        params = [q for q in self.model.parameters() if q.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+        scheduler = get_scheduler(cfg.optim.schedule if cfg.optim.schedule != "constant" else "constant_with_warmup",
+                                  optimizer, num_warmup_steps=cfg.optim.warmup_steps, num_training_steps=cfg.optim.steps)
+        self.model, self.optimizer, self.scheduler = self.accelerator.prepare(self.model, optimizer, scheduler)
+        self.ema = EMAModel(params, decay=cfg.optim.ema_decay) if cfg.optim.ema_decay > 0 else None
+        self.order = EpochOrder(len(self.data), cfg.optim.batch_size, cfg.seed,
+                                self.accelerator.process_index, self.accelerator.num_processes)
+        self.generator = torch.Generator().manual_seed(cfg.seed + 1)
+        self.tokens = (self.height // p) * (self.width // p)
+        self.mu = flux_shift_mu(self.tokens) if cfg.flow.shift == "resolution" else None
+        self.img_ids = image_ids(self.height, self.width, self.accelerator.device, patch=p)
+        self.txt_ids = text_ids(cfg.data.max_tokens, self.accelerator.device)
+        self.step = 0
+        self._resume()
+
+    def _params(self) -> list[torch.nn.Parameter]:
+        """The trained parameters of the unwrapped model, in ``self.names`` order (the EMA's order)."""
+        return list(self._trainable().values())
+
+    def _trainable(self) -> dict[str, torch.Tensor]:
+        named = dict(self.accelerator.unwrap_model(self.model).named_parameters())
+        return {n: named[n] for n in self.names}
+
+    def _resume(self) -> None:
+        path = latest_checkpoint(self.out / "checkpoints")
+        if path is None:
+            return
+        weights, state, ema = load_checkpoint(path, self.optimizer, self.scheduler, self.generator)
+        with torch.no_grad():
+            for name, tensor in self._trainable().items():
+                tensor.copy_(weights[name])
+        if self.ema is not None and ema is not None:
+            self.ema.shadow_params = [ema[n].clone() for n in self.names]
+            self.ema.optimization_step = state["ema_step"]
+        self.order.load_state_dict(state["data"])
+        self.step = state["step"]
+        self.accelerator.print(f"resumed from {path} at step {self.step}")
+
+    def _checkpoint(self) -> None:
+        if not self.accelerator.is_main_process:
+            return
+        ema = dict(zip(self.names, self.ema.shadow_params)) if self.ema is not None else None
+        state = {"data": self.order.state_dict(), "ema_step": self.ema.optimization_step if self.ema else 0,
+                 "config": to_dict(self.cfg)}
+        save_checkpoint(self.out / "checkpoints", self.step, self._trainable(), self.optimizer, self.scheduler,
+                        self.generator, state, ema, keep=self.cfg.log.keep_checkpoints)
+
+    def _loss(self, images: torch.Tensor, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-sample flow-matching loss [B] and the sigmas [B] it was drawn at."""
+        f = self.cfg.flow
+        latents = patchify(images.to(self.accelerator.device), self.cfg.representation.patch)
+        noise = torch.randn(latents.shape, generator=self.generator).to(latents.device)
+        sigma = sample_sigmas(len(latents), f.sampler, logit_mean=f.logit_mean, logit_std=f.logit_std,
+                              mode_scale=f.mode_scale, mu=self.mu, generator=self.generator).to(latents.device)
+        states, pooled = self.text(prompts)
+        with self.accelerator.autocast():
+            velocity = self.model(add_noise(latents, noise, sigma), sigma, states, pooled, self.img_ids, self.txt_ids)
+        return flow_matching_loss(velocity, velocity_target(latents, noise), sigma, f.weighting), sigma
+
+    def _train_step(self, stats: dict) -> None:
+        for _ in range(self.cfg.optim.grad_accum):
+            with self.accelerator.accumulate(self.model):
+                images, prompts = self.data.batch(self.order.next())
+                loss, sigma = self._loss(images, prompts)
+                self.accelerator.backward(loss.mean())
+                if self.accelerator.sync_gradients and self.cfg.optim.grad_clip > 0:
+                    stats["grad_norm"] = float(self.accelerator.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip))
+                self.optimizer.step()
+                self.scheduler.step()
+                self.optimizer.zero_grad(set_to_none=True)
+            bucket = (sigma.detach().cpu() * SIGMA_BUCKETS).long().clamp(max=SIGMA_BUCKETS - 1)
+            stats["sum"].index_add_(0, bucket, loss.detach().cpu())
+            stats["count"].index_add_(0, bucket, torch.ones_like(loss.detach().cpu()))
+            stats["images"] += len(loss)
+        if self.ema is not None:
+            self.ema.step(self._params())
+        self.step += 1
+
+    def _log(self, stats: dict, seconds: float) -> dict:
+        count = stats["count"].clamp_min(1)
+        by_bucket = (stats["sum"] / count).tolist()
+        record = {
+            "step": self.step,
+            "loss": float(stats["sum"].sum() / count.sum().clamp_min(1) if stats["count"].sum() else 0.0),
+            "lr": self.scheduler.get_last_lr()[0],
+            "images_per_second": stats["images"] * self.accelerator.num_processes / max(seconds, 1e-9),
+            "grad_norm": stats.get("grad_norm", 0.0),
+            **{f"loss_sigma_{i / SIGMA_BUCKETS:.1f}": v for i, v in enumerate(by_bucket) if stats["count"][i] > 0},
+        }
+        if self.accelerator.is_main_process:
+            with open(self.out / "log.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+        self.accelerator.log({k: v for k, v in record.items() if k != "step"}, step=self.step)
+        return record
+
+    @torch.no_grad()
+    def sample_grid(self, path: Path) -> Path:
+        """Fixed prompts and seeds -> a 2-column PNG grid (EMA weights when EMA is on)."""
+        model = self.accelerator.unwrap_model(self.model).eval()
+        if self.ema is not None:
+            self.ema.store(self._params())
+            self.ema.copy_to(self._params())
+        n = min(self.cfg.log.num_samples, len(self.data))
+        prompts = self.data.prompts[:n]
+        states, pooled = self.text(prompts)
+        p = self.cfg.representation.patch
+        noise = torch.randn(n, self.tokens, 3 * p * p, generator=torch.Generator().manual_seed(1234)).to(states.device)
+        tokens = sample_packed(model, noise, states, pooled, self.img_ids, self.txt_ids,
+                               num_steps=self.cfg.log.sample_steps, mu=self.mu)
+        images = unpatchify(tokens.float(), self.height, self.width, p).clamp(-1, 1).add(1).mul(127.5).byte().cpu()
+        if self.ema is not None:
+            self.ema.restore(self._params())
+        model.train()
+        cols = 2
+        rows = [torch.cat(list(images[i : i + cols]) + [torch.zeros_like(images[0])] * (cols - len(images[i : i + cols])), 2)
+                for i in range(0, n, cols)]
+        grid = torch.cat(rows, 1).permute(1, 2, 0).numpy()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda tmp: Image.fromarray(grid).save(tmp, format="PNG"))
+        (path.parent / "prompts.txt").write_text("\n".join(prompts) + "\n")
+        return path
+
+    def run(self) -> dict:
+        """Train to ``optim.steps``; returns the last log record."""
+        cfg = self.cfg
+        if self.accelerator.is_main_process:
+            self.out.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.out / "config.json", lambda p: p.write_text(json.dumps(to_dict(cfg), indent=2) + "\n"))
+        self.accelerator.init_trackers("idglow", config={"seed": cfg.seed, "steps": cfg.optim.steps})
+        self.model.train()
+        bar = tqdm(total=cfg.optim.steps, initial=self.step, desc="train", disable=not cfg.log.progress)
+        fresh = lambda: {"sum": torch.zeros(SIGMA_BUCKETS), "count": torch.zeros(SIGMA_BUCKETS), "images": 0}  # noqa: E731
+        stats, start, record = fresh(), time.perf_counter(), {}
+        while self.step < cfg.optim.steps:
+            self._train_step(stats)
+            bar.update(1)
+            if self.step % cfg.log.log_every == 0 or self.step == cfg.optim.steps:
+                record = self._log(stats, time.perf_counter() - start)
+                bar.set_postfix(loss=f"{record['loss']:.4f}", ips=f"{record['images_per_second']:.1f}")
+                stats, start = fresh(), time.perf_counter()
+            if self.step % cfg.log.checkpoint_every == 0 or self.step == cfg.optim.steps:
+                self._checkpoint()
+            if cfg.log.sample_every and self.step % cfg.log.sample_every == 0 and self.accelerator.is_main_process:
+                self.sample_grid(self.out / "samples" / f"step-{self.step:07d}.png")
+        bar.close()
+        self._finish()
+        self.accelerator.end_training()
+        return record
+
+    def _finish(self) -> None:
+        """Final weights (EMA when on) as a diffusers transformer folder, and a last sample grid."""
+        if not self.accelerator.is_main_process:
+            return
+        model = self.accelerator.unwrap_model(self.model)
+        if self.ema is not None:
+            self.ema.store(self._params())
+            self.ema.copy_to(self._params())
+        model.flux.save_pretrained(self.out / "final" / "transformer", safe_serialization=True)
+        if self.ema is not None:
+            self.ema.restore(self._params())
+        self.sample_grid(self.out / "samples" / "final.png")

@@ -1,0 +1,120 @@
+"""The trainer end to end through the CLI: artefacts, SIGKILL-and-resume exactness, bad data."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from idglow.cast.build import build
+from idglow.cast.config import SynthConfig
+from idglow.config import load_config
+from idglow.data.images import CaptionedImages, EpochOrder
+from idglow.data.manifest import ManifestError
+from idglow.train.checkpoint import latest_checkpoint
+
+ROOT = Path(__file__).parents[1]
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def cast(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cast")
+    cfg = load_config(SynthConfig, None, ["--build.sft_group", "8", "--build.sft_age", "0", "--build.heldout_sft", "0",
+                                          "--build.bench_per_size", "0", "--build.mini_adults", "0", "--build.workers", "1",
+                                          "--world.train_identities", "20", "--world.heldout_identities", "4"])
+    build(out, cfg, progress=False)
+    return out
+
+
+def _train(out: Path, cast: Path, *extra: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "idglow.cli", "train", "base", "--config", str(ROOT / "configs" / "tiny-base.yaml"),
+           "--out", str(out), "--data.manifests", f"[{cast / 'sft-group-train.jsonl'}]", *extra]
+    return subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _weights(out: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(out / "final" / "transformer" / "diffusion_pytorch_model.safetensors"))
+
+
+def test_tiny_run_writes_logs_checkpoints_weights_and_samples(cast, tmp_path):
+    proc = _train(tmp_path / "run", cast, "--optim.ema_decay", "0.9")
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, output
+    run = tmp_path / "run"
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [2, 4, 6, 8]
+    assert all(r["loss"] > 0 and r["images_per_second"] > 0 for r in records)
+    assert any(k.startswith("loss_sigma_") for k in records[0])
+    assert sorted(p.name for p in (run / "checkpoints").glob("step-*")) == ["step-0000006", "step-0000008"]
+    assert (run / "final" / "transformer" / "config.json").is_file() and _weights(run)
+    assert (run / "samples" / "final.png").read_bytes()[:4] == b"\x89PNG"
+    assert "resumed" not in output
+    # Re-running a finished run resumes at the end and trains nothing more.
+    again = _train(run, cast)
+    output, _ = again.communicate(timeout=300)
+    assert again.returncode == 0 and "resumed from" in output and "step 8" in output
+
+
+def test_sigkill_then_rerun_ends_with_the_uninterrupted_weights(cast, tmp_path):
+    steps = ["--optim.steps", "30", "--log.checkpoint_every", "1", "--log.log_every", "5"]
+    reference = _train(tmp_path / "ref", cast, *steps)
+    assert reference.wait(timeout=300) == 0
+    killed_dir = tmp_path / "killed"
+    victim = _train(killed_dir, cast, *steps)
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        latest = killed_dir / "checkpoints" / "latest.json"
+        if latest.is_file() and json.loads(latest.read_text())["step"] >= 3:
+            break
+        time.sleep(0.01)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=60)
+    assert victim.returncode == -signal.SIGKILL
+    assert not (killed_dir / "final").exists(), "the run finished before it could be killed"
+    resumed = _train(killed_dir, cast, *steps)
+    output, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0 and "resumed from" in output, output
+    a, b = _weights(tmp_path / "ref"), _weights(killed_dir)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_epoch_order_resumes_and_shards_disjointly():
+    order = EpochOrder(10, 3, seed=5)
+    seen = [order.next() for _ in range(4)]
+    clone = EpochOrder(10, 3, seed=5)
+    clone.load_state_dict(EpochOrder(10, 3, seed=5).state_dict())
+    for _ in range(2):
+        clone.next()
+    state = clone.state_dict()
+    resumed = EpochOrder(10, 3, seed=5)
+    resumed.load_state_dict(state)
+    assert torch.equal(resumed.next(), seen[2]) and torch.equal(resumed.next(), seen[3])
+    assert len(set(torch.cat(seen[:3]).tolist())) == 9  # one epoch: 3 batches of distinct items
+    ranks = [EpochOrder(12, 3, seed=1, rank=r, world_size=2) for r in range(2)]
+    a, b = ranks[0].next(), ranks[1].next()
+    assert not set(a.tolist()) & set(b.tolist())
+
+
+def test_stale_temporary_checkpoints_are_ignored(tmp_path):
+    (tmp_path / ".tmp-step-0000004-123").mkdir()
+    assert latest_checkpoint(tmp_path) is None and not (tmp_path / ".tmp-step-0000004-123").exists()
+
+
+def test_bad_images_and_patch_sizes_are_named(cast, tmp_path):
+    manifest = tmp_path / "m.jsonl"
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    (tmp_path / "ref.png").write_bytes(b"x")
+    record = {"image": "broken.png", "prompt": "p", "task": "group", "subjects": [{"ref": "ref.png", "box": [0, 0, 2, 2]}]}
+    manifest.write_text(json.dumps(record) + "\n")
+    with pytest.raises(ManifestError, match=r"m\.jsonl:1: image: unreadable image 'broken\.png'"):
+        CaptionedImages([manifest], progress=False)
+    proc = _train(tmp_path / "run", cast, "--representation.patch", "5")
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 2 and "representation.patch: 5 does not divide the image size 128x64" in output
