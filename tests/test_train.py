@@ -118,3 +118,22 @@ def test_bad_images_and_patch_sizes_are_named(cast, tmp_path):
     proc = _train(tmp_path / "run", cast, "--representation.patch", "5")
     output, _ = proc.communicate(timeout=300)
     assert proc.returncode == 2 and "representation.patch: 5 does not divide the image size 128x64" in output
+
+
+def test_vae_then_latent_base_run(cast, tmp_path):
+    from idglow.cli import main
+    from idglow.representation import LatentSpace
+
+    assert main(["train", "vae", "--out", str(tmp_path / "vae"), "--manifests", f"[{cast / 'sft-group-train.jsonl'}]",
+                 "--channels", "[8, 8]", "--steps", "2", "--batch_size", "2"]) == 0
+    rep = LatentSpace(64, 128, tmp_path / "vae" / "vae")
+    assert (rep.height, rep.width, rep.channels, rep.tokens) == (32, 64, 16, 512)
+    images = torch.rand(2, 3, 64, 128) * 2 - 1
+    assert rep.decode(rep.encode(images)).shape == images.shape
+    stats = json.loads((tmp_path / "vae" / "vae_train.json").read_text())
+    assert stats["steps"] == 2 and stats["latent_shape"] == [4, 32, 64]
+    proc = _train(tmp_path / "run", cast, "--representation.kind", "latents", "--representation.vae",
+                  str(tmp_path / "vae" / "vae"), "--optim.steps", "2")
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, output
+    assert (tmp_path / "run" / "samples" / "final.png").is_file()

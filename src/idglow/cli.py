@@ -94,6 +94,30 @@ def cmd_train_base(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_vae(args: argparse.Namespace) -> int:
+    """Train the small latent autoencoder on cast images."""
+    import json
+
+    from idglow.config import load_config
+    from idglow.train.vae import VaeConfig, train_vae
+
+    stats = train_vae(load_config(VaeConfig, args.config, args.overrides))
+    print(json.dumps({k: v for k, v in stats.items() if k != "config"}, indent=2))
+    return 0
+
+
+def cmd_train_base_eval(args: argparse.Namespace) -> int:
+    """Score a finished base run's samples on held-out captions with the cast judges."""
+    import json
+
+    from idglow.train.base_eval import evaluate_base
+
+    result = evaluate_base(args.run, args.manifest, args.judges, num=args.num, steps=args.steps, seed=args.seed)
+    print(json.dumps(result, indent=2))
+    print(f"wrote {args.run}/eval.json and eval_samples.png")
+    return 0
+
+
 def cmd_synth_train_judges(args: argparse.Namespace) -> int:
     """Train the cast's judges on training identities; report on held-out identities."""
     import json
@@ -202,6 +226,20 @@ def build_parser() -> argparse.ArgumentParser:
                              "Re-running the same command resumes from the newest checkpoint.")
     p.add_argument("--config", metavar="FILE", help="train config YAML, e.g. configs/synth-base.yaml")
     p.set_defaults(func=cmd_train_base, command="train base")
+    p = train_sub.add_parser("vae", help="a small latent autoencoder (diffusers AutoencoderKL) on cast images",
+                             description="Train a small diffusers AutoencoderKL on cast images (for representation.kind: latents).")
+    p.add_argument("--config", metavar="FILE", help="vae config YAML (keys: idglow train vae --help)")
+    p.set_defaults(func=cmd_train_vae, command="train vae")
+    p = train_sub.add_parser("base-eval", help="score a base run's samples on held-out captions with the cast judges",
+                             description="Sample held-out captions with a finished base run and report the judges' face "
+                             "detection rate, count accuracy and Fréchet distance in judge features to the true renders.")
+    p.add_argument("--run", required=True, help="a run folder of `idglow train base`")
+    p.add_argument("--manifest", action="append", help="held-out SFT manifests (repeatable; default: data/cast/sft-*-heldout.jsonl)")
+    p.add_argument("--judges", default="assets/judges", help="trained judges (default: assets/judges)")
+    p.add_argument("--num", type=int, default=200, help="captions to sample (default: 200)")
+    p.add_argument("--steps", type=int, default=24, help="Euler steps (default: 24)")
+    p.add_argument("--seed", type=int, default=0, help="seed of caption choice and noise (default: 0)")
+    p.set_defaults(func=cmd_train_base_eval, command="train base-eval", manifest=None)
 
     synth = sub.add_parser("synth", help="the synthetic cast: build datasets, train judges, preview",
                            description="The synthetic cast (a procedural world of identities, ages and groups). "
@@ -238,6 +276,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     args.overrides = overrides
+    if getattr(args, "command", None) == "train base-eval":
+        args.manifest = args.manifest or ["data/cast/sft-group-heldout.jsonl", "data/cast/sft-age-heldout.jsonl"]
+        if overrides:
+            parser.error(f"unrecognized arguments: {' '.join(overrides)}")
     _quiet_libraries()
     try:
         return args.func(args)

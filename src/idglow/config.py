@@ -148,6 +148,23 @@ def validate_tree(cfg: Any, prefix: str = "") -> None:
         raise ConfigError(f"{prefix}{err}") from None
 
 
+def require_min(cfg: Any, minimum: float, *names: str) -> None:
+    """Raise ValueError naming the first field of ``names`` below ``minimum`` (None values are skipped)."""
+    for name in names:
+        value = getattr(cfg, name)
+        if value is not None and value < minimum:
+            raise ValueError(f"{name}: must be >= {minimum}, got {value}")
+
+
+def validate_sections(cfg: Any, *names: str) -> None:
+    """Validate nested config sections ``names``; errors are prefixed with the section name."""
+    for name in names:
+        try:
+            getattr(cfg, name).validate()
+        except ValueError as err:
+            raise ValueError(f"{name}.{err}") from None
+
+
 def to_dict(cfg: Any) -> dict[str, Any]:
     """The config as plain YAML-able data (tuples become lists)."""
 

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 
 from idglow.cast.judge_training import JudgeTrainingConfig
-from idglow.config import option
+from idglow.config import option, require_min, validate_sections
 
 # Held-out identity ids start here, so train and held-out splits never overlap whatever their sizes.
 HELDOUT_OFFSET = 1_000_000
@@ -26,9 +26,7 @@ class WorldConfig:
     def validate(self) -> None:
         if self.width < 32 or self.height < 32:
             raise ValueError(f"width: {self.width}x{self.height} is too small to hold a face; need at least 32x32")
-        for name in ("train_identities", "heldout_identities"):
-            if getattr(self, name) < 4:
-                raise ValueError(f"{name}: need at least 4 identities (the largest group), got {getattr(self, name)}")
+        require_min(self, 4, "train_identities", "heldout_identities")  # the largest group has 4 people
         if self.train_identities > HELDOUT_OFFSET:
             raise ValueError(f"train_identities: at most {HELDOUT_OFFSET}")
 
@@ -55,13 +53,9 @@ class BuildConfig:
     seed: int = option(0, "random seed of scene sampling")
 
     def validate(self) -> None:
-        for name in ("sft_group", "sft_age", "heldout_sft", "bench_per_size", "mini_adults"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
-        if self.ref_size < 16:
-            raise ValueError(f"ref_size: must be >= 16 pixels, got {self.ref_size}")
-        if self.workers < 1:
-            raise ValueError(f"workers: must be >= 1, got {self.workers}")
+        require_min(self, 0, "sft_group", "sft_age", "heldout_sft", "bench_per_size", "mini_adults")
+        require_min(self, 16, "ref_size")
+        require_min(self, 1, "workers")
 
 
 @dataclasses.dataclass
@@ -73,8 +67,4 @@ class SynthConfig:
     judges: JudgeTrainingConfig = option(help="judge training of `synth train-judges`", factory=JudgeTrainingConfig)
 
     def validate(self) -> None:
-        for name in ("world", "build", "judges"):
-            try:
-                getattr(self, name).validate()
-            except ValueError as err:
-                raise ValueError(f"{name}.{err}") from None
+        validate_sections(self, "world", "build", "judges")

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from idglow.cast.factors import CLOTHING_NAMES
 from idglow.cast.judges import DETECTOR_STRIDE, CropClassifier, FaceDetector, IdentityEmbedder
 from idglow.cast.pool import ScenePool, render_pool
-from idglow.config import option, to_dict
+from idglow.config import option, require_min, to_dict
 from idglow.weights import atomic_write, load_weights, save_weights
 
 JUDGES = ("detector", "encoder", "judge", "age", "colour")
@@ -42,9 +42,8 @@ class JudgeTrainingConfig:
     seed: int = option(0, "random seed of rendering and training")
 
     def validate(self) -> None:
-        for name in ("train_scenes", "eval_scenes", "detector_steps", "embedder_epochs", "age_epochs", "colour_epochs", "batch", "workers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        require_min(self, 1, "train_scenes", "eval_scenes", "detector_steps", "embedder_epochs", "age_epochs",
+                    "colour_epochs", "batch", "workers")
         if not 0.0 <= self.train_mini_adults <= 1.0:
             raise ValueError(f"train_mini_adults: must lie in [0, 1], got {self.train_mini_adults}")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from idglow.config import option
+from idglow.config import option, require_min, validate_sections
 from idglow.models.presets import FLUX_PRESETS
 from idglow.schedules import ScheduleConfig
 
@@ -37,11 +37,7 @@ class GateConfig:
 
     def validate(self) -> None:
         """Check each task's schedule; errors name the task."""
-        for task in TASKS:
-            try:
-                getattr(self, task).validate()
-            except ValueError as err:
-                raise ValueError(f"{task}.{err}") from None
+        validate_sections(self, *TASKS)
         if self.embedding_dim < 2 or self.embedding_dim % 2:
             raise ValueError(f"embedding_dim: must be an even number >= 2, got {self.embedding_dim}")
 
@@ -73,15 +69,10 @@ class IdentityConfig:
 
     def validate(self) -> None:
         """Check sizes are positive; errors name the field."""
-        for name in ("embedding_dim", "encoder_width", "num_tokens", "token_dim", "max_refs", "attention_heads"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        require_min(self, 1, "embedding_dim", "encoder_width", "num_tokens", "token_dim", "max_refs", "attention_heads")
         if self.blocks is not None and len(set(self.blocks)) != len(self.blocks):
             raise ValueError(f"blocks: duplicate block index in {self.blocks}")
-        try:
-            self.gate.validate()
-        except ValueError as err:
-            raise ValueError(f"gate.{err}") from None
+        validate_sections(self, "gate")
 
 
 @dataclasses.dataclass
@@ -140,11 +131,5 @@ class ModelConfig:
         """Check the preset and nested sections."""
         if self.preset not in FLUX_PRESETS:
             raise ValueError(f"preset: unknown {self.preset!r}; choose one of {tuple(FLUX_PRESETS)}")
-        for name in ("in_channels", "text_dim"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
-        for name in ("identity", "lora"):
-            try:
-                getattr(self, name).validate()
-            except ValueError as err:
-                raise ValueError(f"{name}.{err}") from None
+        require_min(self, 1, "in_channels", "text_dim")
+        validate_sections(self, "identity", "lora")

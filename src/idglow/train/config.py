@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from idglow.config import option
+from idglow.config import option, require_min, validate_sections
 from idglow.flow import LOSS_WEIGHTINGS, TIMESTEP_SAMPLERS
 from idglow.models import ModelConfig
 
@@ -35,8 +35,11 @@ class DataConfig:
 class RepresentationConfig:
     """What the transformer models: pixels cut into patches."""
 
-    kind: Literal["pixels"] = option("pixels", "pixels: images cut into patch x patch tokens")
-    patch: int = option(4, "patch side in pixels (tokens = H * W / patch^2, channels = 3 * patch^2)")
+    kind: Literal["pixels", "latents"] = option(
+        "pixels", "pixels: images cut into patch x patch tokens; latents: a trained autoencoder's latents, packed 2x2"
+    )
+    patch: int = option(4, "pixels only: patch side (tokens = H * W / patch^2, channels = 3 * patch^2)")
+    vae: str = option("runs/vae/vae", "latents only: the autoencoder folder written by `idglow train vae`")
 
     def validate(self) -> None:
         if self.patch < 1:
@@ -48,6 +51,7 @@ class OptimConfig:
     """Optimisation."""
 
     steps: int = option(1000, "optimisation steps")
+    max_minutes: float = option(0.0, "stop (checkpoint, final weights) after this much wall-clock time in this process (0 = no limit)")
     batch_size: int = option(16, "images per process per micro-batch")
     grad_accum: int = option(1, "micro-batches per optimisation step")
     lr: float = option(3e-4, "peak learning rate (AdamW)")
@@ -59,9 +63,7 @@ class OptimConfig:
     mixed_precision: Literal["no", "bf16"] = option("no", "autocast precision (weights and optimiser stay fp32)")
 
     def validate(self) -> None:
-        for name in ("steps", "batch_size", "grad_accum"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        require_min(self, 1, "steps", "batch_size", "grad_accum")
         if self.lr <= 0:
             raise ValueError(f"lr: must be positive, got {self.lr}")
         if not 0.0 <= self.ema_decay < 1.0:
@@ -96,9 +98,7 @@ class LogConfig:
     progress: bool = option(True, "show a progress bar")
 
     def validate(self) -> None:
-        for name in ("log_every", "checkpoint_every", "keep_checkpoints", "num_samples", "sample_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        require_min(self, 1, "log_every", "checkpoint_every", "keep_checkpoints", "num_samples", "sample_steps")
 
 
 @dataclasses.dataclass
@@ -115,8 +115,4 @@ class TrainConfig:
     log: LogConfig = option(help="logging, checkpoints and samples", factory=LogConfig)
 
     def validate(self) -> None:
-        for name in ("model", "data", "representation", "optim", "log"):
-            try:
-                getattr(self, name).validate()
-            except ValueError as err:
-                raise ValueError(f"{name}.{err}") from None
+        validate_sections(self, "model", "data", "representation", "optim", "log")

@@ -23,7 +23,8 @@ from idglow.data.images import CaptionedImages, EpochOrder
 from idglow.flow import add_noise, flow_matching_loss, flux_shift_mu, sample_sigmas, velocity_target
 from idglow.inference import sample_packed
 from idglow.models import IdGlowTransformer
-from idglow.models.packing import image_ids, patchify, text_ids, unpatchify
+from idglow.models.packing import text_ids
+from idglow.representation import build_representation
 from idglow.text import TextEncoder
 from idglow.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from idglow.train.config import TrainConfig
@@ -44,11 +45,10 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.data = CaptionedImages(cfg.data.manifests, progress=cfg.log.progress and self.accelerator.is_main_process)
         self.height, self.width = self.data.size
-        p = cfg.representation.patch
-        if self.height % p or self.width % p:
-            raise ValueError(f"representation.patch: {p} does not divide the image size {self.width}x{self.height}")
+        self.rep = build_representation(cfg.representation, self.height, self.width)
+        self.cached_tokens = self._encode_dataset() if cfg.representation.kind == "latents" else None
         self.text = TextEncoder(cfg.data.max_tokens, self.accelerator.device)
-        cfg.model.in_channels, cfg.model.text_dim = 3 * p * p, 384
+        cfg.model.in_channels, cfg.model.text_dim = self.rep.channels, 384
         self.model = IdGlowTransformer(cfg.model)
         self.model.identity.requires_grad_(False)  # the base model is text-only
         self.names = [n for n, q in self.model.named_parameters() if q.requires_grad]
@@ -61,12 +61,26 @@ class Trainer:
         self.order = EpochOrder(len(self.data), cfg.optim.batch_size, cfg.seed,
                                 self.accelerator.process_index, self.accelerator.num_processes)
         self.generator = torch.Generator().manual_seed(cfg.seed + 1)
-        self.tokens = (self.height // p) * (self.width // p)
+        self.tokens = self.rep.tokens
         self.mu = flux_shift_mu(self.tokens) if cfg.flow.shift == "resolution" else None
-        self.img_ids = image_ids(self.height, self.width, self.accelerator.device, patch=p)
+        self.img_ids = self.rep.image_ids(self.accelerator.device)
         self.txt_ids = text_ids(cfg.data.max_tokens, self.accelerator.device)
         self.step = 0
         self._resume()
+
+    def _encode_dataset(self) -> torch.Tensor:
+        """Every training image's latent tokens, encoded once (the autoencoder is frozen)."""
+        chunks = []
+        for start in tqdm(range(0, len(self.data), 256), desc="encoding latents", disable=not self.cfg.log.progress):
+            images, _ = self.data.batch(torch.arange(start, min(start + 256, len(self.data))))
+            chunks.append(self.rep.encode(images))
+        return torch.cat(chunks)
+
+    def _batch(self, index: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
+        """Clean tokens [B, S, C] and prompts of dataset items ``index``."""
+        images, prompts = self.data.batch(index)
+        tokens = self.cached_tokens[index] if self.cached_tokens is not None else self.rep.encode(images)
+        return tokens.to(self.accelerator.device), prompts
 
     def _params(self) -> list[torch.nn.Parameter]:
         """The trained parameters of the unwrapped model, in ``self.names`` order (the EMA's order)."""
@@ -100,10 +114,9 @@ class Trainer:
         save_checkpoint(self.out / "checkpoints", self.step, self._trainable(), self.optimizer, self.scheduler,
                         self.generator, state, ema, keep=self.cfg.log.keep_checkpoints)
 
-    def _loss(self, images: torch.Tensor, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-sample flow-matching loss [B] and the sigmas [B] it was drawn at."""
+    def _loss(self, latents: torch.Tensor, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-sample flow-matching loss [B] on clean tokens ``latents`` and the sigmas [B] it was drawn at."""
         f = self.cfg.flow
-        latents = patchify(images.to(self.accelerator.device), self.cfg.representation.patch)
         noise = torch.randn(latents.shape, generator=self.generator).to(latents.device)
         sigma = sample_sigmas(len(latents), f.sampler, logit_mean=f.logit_mean, logit_std=f.logit_std,
                               mode_scale=f.mode_scale, mu=self.mu, generator=self.generator).to(latents.device)
@@ -115,8 +128,7 @@ class Trainer:
     def _train_step(self, stats: dict) -> None:
         for _ in range(self.cfg.optim.grad_accum):
             with self.accelerator.accumulate(self.model):
-                images, prompts = self.data.batch(self.order.next())
-                loss, sigma = self._loss(images, prompts)
+                loss, sigma = self._loss(*self._batch(self.order.next()))
                 self.accelerator.backward(loss.mean())
                 if self.accelerator.sync_gradients and self.cfg.optim.grad_clip > 0:
                     stats["grad_norm"] = float(self.accelerator.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip))
@@ -158,11 +170,10 @@ class Trainer:
         n = min(self.cfg.log.num_samples, len(self.data))
         prompts = self.data.prompts[:n]
         states, pooled = self.text(prompts)
-        p = self.cfg.representation.patch
-        noise = torch.randn(n, self.tokens, 3 * p * p, generator=torch.Generator().manual_seed(1234)).to(states.device)
+        noise = torch.randn(n, self.tokens, self.rep.channels, generator=torch.Generator().manual_seed(1234)).to(states.device)
         tokens = sample_packed(model, noise, states, pooled, self.img_ids, self.txt_ids,
                                num_steps=self.cfg.log.sample_steps, mu=self.mu)
-        images = unpatchify(tokens.float(), self.height, self.width, p).clamp(-1, 1).add(1).mul(127.5).byte().cpu()
+        images = self.rep.decode(tokens.float().cpu()).clamp(-1, 1).add(1).mul(127.5).byte()
         if self.ema is not None:
             self.ema.restore(self._params())
         model.train()
@@ -186,14 +197,18 @@ class Trainer:
         bar = tqdm(total=cfg.optim.steps, initial=self.step, desc="train", disable=not cfg.log.progress)
         fresh = lambda: {"sum": torch.zeros(SIGMA_BUCKETS), "count": torch.zeros(SIGMA_BUCKETS), "images": 0}  # noqa: E731
         stats, start, record = fresh(), time.perf_counter(), {}
-        while self.step < cfg.optim.steps:
+        deadline = time.perf_counter() + 60 * cfg.optim.max_minutes if cfg.optim.max_minutes > 0 else float("inf")
+        while self.step < cfg.optim.steps and time.perf_counter() < deadline:
             self._train_step(stats)
             bar.update(1)
             if self.step % cfg.log.log_every == 0 or self.step == cfg.optim.steps:
                 record = self._log(stats, time.perf_counter() - start)
                 bar.set_postfix(loss=f"{record['loss']:.4f}", ips=f"{record['images_per_second']:.1f}")
                 stats, start = fresh(), time.perf_counter()
-            if self.step % cfg.log.checkpoint_every == 0 or self.step == cfg.optim.steps:
+            last = self.step == cfg.optim.steps or time.perf_counter() >= deadline
+            if self.step % cfg.log.log_every and last:
+                record = self._log(stats, time.perf_counter() - start)
+            if self.step % cfg.log.checkpoint_every == 0 or last:
                 self._checkpoint()
             if cfg.log.sample_every and self.step % cfg.log.sample_every == 0 and self.accelerator.is_main_process:
                 self.sample_grid(self.out / "samples" / f"step-{self.step:07d}.png")

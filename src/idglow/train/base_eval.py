@@ -1,0 +1,78 @@
+"""Loading a trained base model and scoring its samples on held-out captions with the cast judges."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import FluxTransformer2DModel
+from PIL import Image
+
+from idglow.cast.judge_training import load_judges
+from idglow.config import from_dict
+from idglow.data.images import CaptionedImages
+from idglow.data.manifest import load_manifest
+from idglow.eval.cast_quality import cast_quality
+from idglow.flow import flux_shift_mu
+from idglow.inference import sample_packed
+from idglow.models import IdGlowTransformer
+from idglow.models.packing import text_ids
+from idglow.representation import build_representation
+from idglow.text import TextEncoder
+from idglow.train.config import TrainConfig
+
+
+def load_base(run: str | Path, dtype: torch.dtype = torch.float32) -> tuple[IdGlowTransformer, TrainConfig]:
+    """The model of a finished base run (``run/final/transformer``) and its training config."""
+    run = Path(run)
+    cfg = from_dict(TrainConfig, json.loads((run / "config.json").read_text()))
+    folder = run / "final" / "transformer"
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{folder}: no final transformer; finish (or resume) the run first")
+    backbone = FluxTransformer2DModel.from_pretrained(folder, torch_dtype=dtype, local_files_only=True)
+    return IdGlowTransformer(cfg.model, backbone=backbone.float()).eval(), cfg
+
+
+@torch.no_grad()
+def sample_captions(model: IdGlowTransformer, cfg: TrainConfig, prompts: list[str], height: int, width: int,
+                    steps: int = 24, seed: int = 0, batch: int = 16) -> torch.Tensor:
+    """Images [N, 3, H, W] in [-1, 1] for ``prompts``, noise from ``seed``."""
+    rep = build_representation(cfg.representation, height, width)
+    text = TextEncoder(cfg.data.max_tokens)
+    mu = flux_shift_mu(rep.tokens) if cfg.flow.shift == "resolution" else None
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for start in range(0, len(prompts), batch):
+        chunk = prompts[start : start + batch]
+        states, pooled = text(chunk)
+        noise = torch.randn(len(chunk), rep.tokens, rep.channels, generator=g)
+        packed = sample_packed(model, noise, states, pooled, rep.image_ids(), text_ids(cfg.data.max_tokens), num_steps=steps, mu=mu)
+        out.append(rep.decode(packed).clamp(-1, 1))
+    return torch.cat(out)
+
+
+def evaluate_base(run: str | Path, manifests: list[str], judges: str | Path, num: int = 200, steps: int = 24,
+                  seed: int = 0) -> dict:
+    """Sample ``num`` held-out captions; detection rate and judge Fréchet distance against their true renders."""
+    model, cfg = load_base(run)
+    real = CaptionedImages(manifests, progress=False)
+    counts = [len(r["subjects"]) for m in manifests for r in load_manifest(m, "sft", check_files=False)]
+    index = torch.randperm(len(real), generator=torch.Generator().manual_seed(seed))[:num]
+    images, prompts = real.batch(index)
+    generated = sample_captions(model, cfg, prompts, *real.size, steps=steps, seed=seed)
+    detector = load_judges(judges)["detector"]
+    result = cast_quality(detector, generated, images, [counts[i] for i in index.tolist()])
+    result.update({"samples": len(prompts), "steps": steps, "manifests": [str(m) for m in manifests]})
+    reference = cast_quality(detector, images[: len(images) // 2], images[len(images) // 2 :],
+                             [counts[i] for i in index.tolist()][: len(images) // 2])
+    result["reference_true_vs_true"] = {"frechet_judge": reference["frechet_judge"],
+                                        "detection_rate": reference["detection_rate"]}
+    grid = generated[:16].add(1).mul(127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    rows = [np.concatenate(list(grid[i : i + 4]), axis=1) for i in range(0, len(grid) - len(grid) % 4, 4)]
+    if rows:
+        Image.fromarray(np.concatenate(rows, axis=0)).save(Path(run) / "eval_samples.png")
+        (Path(run) / "eval_prompts.txt").write_text("\n".join(prompts[:16]) + "\n")
+    (Path(run) / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
