@@ -27,11 +27,12 @@ def test_help_lists_the_subcommands():
 def test_demo_runs_end_to_end_and_reports(tmp_path):
     out = tmp_path / "demo"
     proc = subprocess.run(
-        [*IDGLOW, "demo", "--out", str(out), "--steps", "2", "--preset", "tiny"],
+        [*IDGLOW, "demo", "--out", str(out), "--steps", "2", "--preset", "tiny", "--base", str(tmp_path / "no-base")],
         capture_output=True, text=True, env=ENV,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "foundation demo" in proc.stdout
+    assert "interim demo" in proc.stdout
+    assert "No shipped base model found" in (out / "report.md").read_text()
     report = json.loads((out / "report.json").read_text())
     assert report["preset"] == "tiny" and report["sampling_steps"] == 2
     assert report["zero_init_max_abs_diff"] <= 1e-6

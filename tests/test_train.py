@@ -56,6 +56,26 @@ def test_tiny_run_writes_logs_checkpoints_weights_and_samples(cast, tmp_path):
     assert (run / "final" / "transformer" / "config.json").is_file() and _weights(run)
     assert (run / "samples" / "final.png").read_bytes()[:4] == b"\x89PNG"
     assert "resumed" not in output
+    assert records[-1]["elapsed_seconds"] > 0
+    # Export as fp16 with provenance; the exported model loads and matches the run's up to fp16 rounding.
+    from idglow.cli import main
+    from idglow.train.base_eval import load_base
+
+    assert main(["train", "export", "--run", str(run), "--out", str(tmp_path / "export")]) == 0
+    provenance = json.loads((tmp_path / "export" / "provenance.json").read_text())
+    assert provenance["steps"] == 8 and provenance["command"].startswith("idglow train base")
+    exported = load_file(str(tmp_path / "export" / "transformer" / "diffusion_pytorch_model.safetensors"))
+    assert all(t.dtype == torch.float16 for t in exported.values())
+    original, _ = load_base(run)
+    reloaded, cfg = load_base(tmp_path / "export")
+    assert cfg.representation.patch == 8
+    for (name, a), b in zip(original.flux.state_dict().items(), reloaded.flux.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-3, msg=name)
+    # The demo samples an exported base model.
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--preset", "tiny", "--steps", "2",
+                 "--base", str(tmp_path / "export")]) == 0
+    report = json.loads((tmp_path / "demo" / "report.json").read_text())
+    assert len(report["base_samples"]["prompts"]) == 8 and (tmp_path / "demo" / "base_samples.png").is_file()
     # Re-running a finished run resumes at the end and trains nothing more.
     again = _train(run, cast)
     output, _ = again.communicate(timeout=300)

@@ -118,6 +118,19 @@ def cmd_train_base_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_export(args: argparse.Namespace) -> int:
+    """Export a finished base run as fp16 safetensors with its provenance (command, commit, wall time)."""
+    import json
+    import subprocess
+
+    from idglow.train.base_eval import export_base
+
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip() or "unknown"
+    provenance = export_base(args.run, args.out, args.train_command_line, commit)
+    print(json.dumps({k: v for k, v in provenance.items() if k != "train_config"}, indent=2))
+    return 0
+
+
 def cmd_synth_train_judges(args: argparse.Namespace) -> int:
     """Train the cast's judges on training identities; report on held-out identities."""
     import json
@@ -190,9 +203,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from idglow.demo import NOTICE, run_demo
 
     print(NOTICE)
-    report = run_demo(Path(args.out), _model_config(args), steps=args.steps, seed=args.seed)
+    base = Path(args.base) if args.base and (Path(args.base) / "transformer").is_dir() else None
+    report = run_demo(Path(args.out), _model_config(args), steps=args.steps, seed=args.seed, base=base)
     print((Path(args.out) / "report.md").read_text())
-    print(f"wrote {args.out}/report.md, report.json, schedules.png")
+    print(f"wrote {args.out}/report.md, report.json, schedules.png" + (", base_samples.png" if base else ""))
     return 0 if report["zero_init_max_abs_diff"] <= 1e-5 else 1
 
 
@@ -213,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("schedules", cmd_schedules, "tabulate and plot the gate's lambda(sigma) for every task")
     p.add_argument("--plot", metavar="PNG", help="write the figure here")
     p.add_argument("--identity-branch", metavar="DIR", help="use the gate of a saved identity branch (learned gates)")
-    p = add("demo", cmd_demo, "run the main demo (foundation stage: the untrained identity path, measured)")
+    p = add("demo", cmd_demo, "run the main demo (interim: base-model samples and the untrained identity path, measured)")
     p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     p.add_argument("--steps", type=int, default=8, help="sampling steps (default: 8)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
@@ -226,6 +240,14 @@ def build_parser() -> argparse.ArgumentParser:
                              "Re-running the same command resumes from the newest checkpoint.")
     p.add_argument("--config", metavar="FILE", help="train config YAML, e.g. configs/synth-base.yaml")
     p.set_defaults(func=cmd_train_base, command="train base")
+    p = train_sub.add_parser("export", help="export a finished base run as fp16 safetensors with its provenance",
+                             description="Write RUN's final transformer as an fp16 diffusers folder under OUT, with "
+                             "provenance.json (training command, commit, steps, wall time, evaluation).")
+    p.add_argument("--run", required=True, help="a finished run folder of `idglow train base`")
+    p.add_argument("--out", default="assets/base", help="output folder (default: assets/base)")
+    p.add_argument("--train-command-line", default="idglow train base --config configs/synth-base.yaml",
+                   help="the command that trained the run, recorded in provenance.json")
+    p.set_defaults(func=cmd_train_export, command="train export")
     p = train_sub.add_parser("vae", help="a small latent autoencoder (diffusers AutoencoderKL) on cast images",
                              description="Train a small diffusers AutoencoderKL on cast images (for representation.kind: latents).")
     p.add_argument("--config", metavar="FILE", help="vae config YAML (keys: idglow train vae --help)")
@@ -276,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     args.overrides = overrides
+    if getattr(args, "command", None) == "train export" and overrides:
+        parser.error(f"unrecognized arguments: {' '.join(overrides)}")
     if getattr(args, "command", None) == "train base-eval":
         args.manifest = args.manifest or ["data/cast/sft-group-heldout.jsonl", "data/cast/sft-age-heldout.jsonl"]
         if overrides:

@@ -1,8 +1,10 @@
-"""``idglow demo``, foundation stage: the whole identity path on the ``small`` preset, untrained.
+"""``idglow demo``, interim stage: the shipped base model's samples, and the untrained identity path.
 
-Until the cast, trainer and SFT stages land there is no trained model to show; this demo runs the
-smallest end-to-end thing that exists and says so: encode references, gate by task, sample with
-cached identity K/V, check the zero-init invariant, and measure the identity branch's cost.
+Until the SFT stage lands there is no identity-preserving model to show; this demo runs the
+smallest end-to-end things that exist and says so: captioned samples of the shipped base
+text-to-image model of the cast (when ``assets/base`` is present), then the identity path on the
+``small`` preset: encode references, gate by task, sample with cached identity K/V, check the
+zero-init invariant, and measure the identity branch's cost.
 """
 
 from __future__ import annotations
@@ -22,9 +24,36 @@ from idglow.models.packing import image_ids, pack_latents, text_ids
 from idglow.plots import gate_curves, plot_gate
 
 NOTICE = (
-    "foundation demo: untrained `small` weights, random references. It exercises the whole identity "
-    "path and measures it; trained generation replaces it when the demo issue lands."
+    "interim demo: samples of the shipped base model (captions only), then the untrained identity path on "
+    "random references, measured; identity-preserving generation replaces it when the demo issue lands."
 )
+DEMO_CAPTIONS = 8
+
+
+def base_samples(out: Path, base: Path, seed: int = 0, steps: int = 24) -> dict:
+    """Captioned samples of the base model in ``base`` (exported or run folder) -> ``base_samples.png``."""
+    import numpy as np
+    from PIL import Image
+
+    from idglow.cast.config import WorldConfig
+    from idglow.cast.scenes import identities, sample_group
+    from idglow.train.base_eval import load_base, sample_captions
+
+    model, cfg = load_base(base)
+    world = WorldConfig()
+    rng = np.random.default_rng(seed)
+    prompts = []
+    for i in range(DEMO_CAPTIONS):
+        people = identities(world.seed, world.ids("heldout")[4 * i : 4 * i + 1 + i % 4])
+        prompts.append(sample_group(rng, people, "child" if i % 2 else "adult", world.width, world.height).caption)
+    start = time.perf_counter()
+    images = sample_captions(model, cfg, prompts, world.height, world.width, steps=steps, seed=seed)
+    seconds = time.perf_counter() - start
+    grid = images.add(1).mul(127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    rows = [np.concatenate(list(grid[i : i + 2]), axis=1) for i in range(0, len(grid), 2)]
+    Image.fromarray(np.concatenate(rows, axis=0)).resize((2 * world.width * 3, len(rows) * world.height * 3),
+                                                         Image.Resampling.NEAREST).save(out / "base_samples.png")
+    return {"base": str(base), "prompts": prompts, "sampling_steps": steps, "seconds": seconds}
 
 
 def _median_step_seconds(fn, repeats: int) -> float:
@@ -37,9 +66,11 @@ def _median_step_seconds(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def run_demo(out: Path, config: ModelConfig, steps: int = 8, seed: int = 0, repeats: int = 5) -> dict:
-    """Run the foundation demo into ``out``; returns the report it also writes as JSON and Markdown."""
+def run_demo(out: Path, config: ModelConfig, steps: int = 8, seed: int = 0, repeats: int = 5,
+             base: Path | None = None) -> dict:
+    """Run the interim demo into ``out``; returns the report it also writes as JSON and Markdown."""
     out.mkdir(parents=True, exist_ok=True)
+    base_report = base_samples(out, base, seed) if base is not None else None
     torch.manual_seed(seed)
     model = IdGlowTransformer(config).eval()
     fc = model.flux.config
@@ -77,6 +108,7 @@ def run_demo(out: Path, config: ModelConfig, steps: int = 8, seed: int = 0, repe
         "lambda_table": {t: [round(v, 3) for v in c.tolist()] for t, c in curves.items()},
         "lambda_sigmas": [round(v, 2) for v in sigmas.tolist()],
         "config": to_dict(config),
+        "base_samples": base_report,
     }
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "report.md").write_text(_markdown(report))
@@ -90,9 +122,20 @@ def _markdown(r: dict) -> str:
     head = "| task | " + " | ".join(f"{s:.1f}" for s in r["lambda_sigmas"]) + " |"
     sep = "|---" * (len(r["lambda_sigmas"]) + 1) + "|"
     ratio = r["seconds_per_step_identity_cached"] / r["seconds_per_step_bare"]
-    return f"""# IdGlow demo (foundation stage)
+    base = r["base_samples"]
+    base_md = "No shipped base model found (assets/base); skipped.\n" if base is None else (
+        f"![samples](base_samples.png)\n\n{len(base['prompts'])} held-out captions, {base['sampling_steps']} Euler steps, "
+        f"{base['seconds']:.1f} s on this machine. Captions, row by row, left then right:\n\n"
+        + "".join(f"{i + 1}. {p}\n" for i, p in enumerate(base["prompts"]))
+    )
+    return f"""# IdGlow demo (interim stage)
 
 > {r['notice']}
+
+## The base text-to-image model of the cast ({base['base'] if base else 'absent'})
+
+{base_md}
+## The identity path (untrained, random references)
 
 - preset `{r['preset']}`: backbone {r['backbone_parameters']:,} parameters, identity branch {r['identity_parameters']:,}
 - untrained identity branch vs bare FLUX, {r['sampling_steps']}-step sampling: max |difference| = {r['zero_init_max_abs_diff']:.2e}

@@ -42,7 +42,7 @@ class LatentSpace:
         path = Path(vae_path)
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"representation.vae: no diffusers autoencoder under {path}; run `idglow train vae`")
-        self.vae = AutoencoderKL.from_pretrained(path, local_files_only=True).eval().requires_grad_(False)
+        self.vae = AutoencoderKL.from_pretrained(path, local_files_only=True).float().eval().requires_grad_(False)
         factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
         self.height, self.width = height // factor, width // factor
         if self.height % 2 or self.width % 2:

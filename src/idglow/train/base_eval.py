@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers import FluxTransformer2DModel
+from diffusers import AutoencoderKL, FluxTransformer2DModel
 from PIL import Image
 
 from idglow.cast.judge_training import load_judges
@@ -25,10 +25,14 @@ from idglow.train.config import TrainConfig
 
 
 def load_base(run: str | Path, dtype: torch.dtype = torch.float32) -> tuple[IdGlowTransformer, TrainConfig]:
-    """The model of a finished base run (``run/final/transformer``) and its training config."""
+    """The model and training config of a finished base run (``run/final/transformer``, ``run/config.json``)
+    or of an exported one (``transformer``, ``train_config.json``, as shipped in ``assets/base``)."""
     run = Path(run)
-    cfg = from_dict(TrainConfig, json.loads((run / "config.json").read_text()))
-    folder = run / "final" / "transformer"
+    exported = (run / "train_config.json").is_file()
+    cfg = from_dict(TrainConfig, json.loads((run / ("train_config.json" if exported else "config.json")).read_text()))
+    folder = run / "transformer" if exported else run / "final" / "transformer"
+    if exported and cfg.representation.kind == "latents":
+        cfg.representation.vae = str(run / "vae")  # an exported model carries its autoencoder
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"{folder}: no final transformer; finish (or resume) the run first")
     backbone = FluxTransformer2DModel.from_pretrained(folder, torch_dtype=dtype, local_files_only=True)
@@ -76,3 +80,28 @@ def evaluate_base(run: str | Path, manifests: list[str], judges: str | Path, num
         (Path(run) / "eval_prompts.txt").write_text("\n".join(prompts[:16]) + "\n")
     (Path(run) / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def export_base(run: str | Path, out: str | Path, command: str, commit: str) -> dict:
+    """Write a finished base run's transformer as fp16 safetensors (diffusers folder) with its provenance."""
+    run, out = Path(run), Path(out)
+    model, cfg = load_base(run)
+    model.flux.to(torch.float16).save_pretrained(out / "transformer", safe_serialization=True)
+    if cfg.representation.kind == "latents":
+        vae = AutoencoderKL.from_pretrained(cfg.representation.vae, local_files_only=True)
+        vae.to(torch.float16).save_pretrained(out / "vae", safe_serialization=True)
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    provenance = {
+        "command": command,
+        "commit": commit,
+        "steps": records[-1]["step"],
+        "wall_seconds": records[-1].get("elapsed_seconds"),
+        "final_loss": records[-1]["loss"],
+        "train_config": json.loads((run / "config.json").read_text()),
+    }
+    for name in ("eval.json",):
+        if (run / name).is_file():
+            provenance["eval"] = json.loads((run / name).read_text())
+    (out / "provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
+    (out / "train_config.json").write_text((run / "config.json").read_text())
+    return provenance

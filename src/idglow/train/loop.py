@@ -65,7 +65,8 @@ class Trainer:
         self.mu = flux_shift_mu(self.tokens) if cfg.flow.shift == "resolution" else None
         self.img_ids = self.rep.image_ids(self.accelerator.device)
         self.txt_ids = text_ids(cfg.data.max_tokens, self.accelerator.device)
-        self.step = 0
+        self.step, self.elapsed_before = 0, 0.0
+        self._process_start = time.perf_counter()
         self._resume()
 
     def _encode_dataset(self) -> torch.Tensor:
@@ -81,6 +82,10 @@ class Trainer:
         images, prompts = self.data.batch(index)
         tokens = self.cached_tokens[index] if self.cached_tokens is not None else self.rep.encode(images)
         return tokens.to(self.accelerator.device), prompts
+
+    def elapsed(self) -> float:
+        """Wall-clock seconds of training so far, over every process run of this folder (resumes included)."""
+        return self.elapsed_before + time.perf_counter() - self._process_start
 
     def _params(self) -> list[torch.nn.Parameter]:
         """The trained parameters of the unwrapped model, in ``self.names`` order (the EMA's order)."""
@@ -103,6 +108,7 @@ class Trainer:
             self.ema.optimization_step = state["ema_step"]
         self.order.load_state_dict(state["data"])
         self.step = state["step"]
+        self.elapsed_before = state.get("elapsed_seconds", 0.0)
         self.accelerator.print(f"resumed from {path} at step {self.step}")
 
     def _checkpoint(self) -> None:
@@ -110,7 +116,7 @@ class Trainer:
             return
         ema = dict(zip(self.names, self.ema.shadow_params)) if self.ema is not None else None
         state = {"data": self.order.state_dict(), "ema_step": self.ema.optimization_step if self.ema else 0,
-                 "config": to_dict(self.cfg)}
+                 "elapsed_seconds": self.elapsed(), "config": to_dict(self.cfg)}
         save_checkpoint(self.out / "checkpoints", self.step, self._trainable(), self.optimizer, self.scheduler,
                         self.generator, state, ema, keep=self.cfg.log.keep_checkpoints)
 
@@ -152,6 +158,7 @@ class Trainer:
             "lr": self.scheduler.get_last_lr()[0],
             "images_per_second": stats["images"] * self.accelerator.num_processes / max(seconds, 1e-9),
             "grad_norm": stats.get("grad_norm", 0.0),
+            "elapsed_seconds": self.elapsed(),
             **{f"loss_sigma_{i / SIGMA_BUCKETS:.1f}": v for i, v in enumerate(by_bucket) if stats["count"][i] > 0},
         }
         if self.accelerator.is_main_process:
