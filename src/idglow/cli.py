@@ -231,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     p.add_argument("--steps", type=int, default=8, help="sampling steps (default: 8)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--base", default="assets/base", help="shipped base model to sample (default: assets/base; skipped if absent)")
 
     train = sub.add_parser("train", help="training stages", description="Training stages. Configuration: --config "
                            "FILE.yaml and --dotted.key overrides (e.g. --optim.steps 100); re-running resumes.")
