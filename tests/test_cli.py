@@ -73,6 +73,13 @@ def test_config_prints_resolved_yaml(capsys):
     assert data == expected
 
 
+@pytest.mark.parametrize("kind,key", [("train", "--optim.max_minutes"), ("synth", "--judges.train_mini_adults"),
+                                      ("vae", "--latent_channels")])
+def test_config_lists_every_kind(kind, key, capsys):
+    assert main(["config", "--kind", kind]) == 0
+    assert key in capsys.readouterr().out
+
+
 def test_config_file_is_the_annotated_default(capsys):
     path = Path(__file__).parents[1] / "configs" / "model.yaml"
     assert main(["config", "--quiet", "--config", str(path)]) == 0

@@ -71,6 +71,13 @@ def test_tiny_run_writes_logs_checkpoints_weights_and_samples(cast, tmp_path):
     assert cfg.representation.patch == 8
     for (name, a), b in zip(original.flux.state_dict().items(), reloaded.flux.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-3, msg=name)
+    # Judge-based scoring of the run's samples against the true renders (shipped cast judges).
+    from idglow.train.base_eval import evaluate_base
+
+    scores = evaluate_base(run, [str(cast / "sft-group-train.jsonl")], ROOT / "assets" / "judges", num=4, steps=2)
+    assert scores["samples"] == 4 and 0 <= scores["detection_rate"] <= 1 and scores["frechet_judge"] >= 0
+    assert scores["reference_true_vs_true"]["detection_rate"] == 1.0
+    assert json.loads((run / "eval.json").read_text())["samples"] == 4
     # The demo samples an exported base model.
     assert main(["demo", "--out", str(tmp_path / "demo"), "--preset", "tiny", "--steps", "2",
                  "--base", str(tmp_path / "export")]) == 0

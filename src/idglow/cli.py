@@ -19,7 +19,11 @@ DESCRIPTION = """IdGlow: multi-subject, identity-preserving generation on flow-m
 
 EPILOG = """model configuration: --config FILE.yaml, then any --dotted.key value override, e.g.
   idglow schedules --plot lam.png --identity.gate.age.sigma_lo 0.2 --identity.gate.age.edge_width 0
-Run `idglow config` to list every key with its type, default and help."""
+Run `idglow config [--kind model|train|synth|vae]` to list every key with its type, default and help."""
+
+
+# Commands without a configuration: a leftover --key value is a typo, not an override.
+NO_CONFIG_COMMANDS = ("train export", "train base-eval", "synth mu-real")
 
 
 def _quiet_libraries() -> None:
@@ -145,17 +149,36 @@ def cmd_synth_train_judges(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_class(kind: str):
+    """The config dataclass behind ``idglow config --kind``."""
+    if kind == "model":
+        from idglow.models import ModelConfig
+
+        return ModelConfig
+    if kind == "train":
+        from idglow.train.config import TrainConfig
+
+        return TrainConfig
+    if kind == "synth":
+        from idglow.cast.config import SynthConfig
+
+        return SynthConfig
+    from idglow.train.vae import VaeConfig
+
+    return VaeConfig
+
+
 def cmd_config(args: argparse.Namespace) -> int:
-    """Print the resolved model config as YAML, then every key with its help."""
+    """Print a resolved config as YAML, then every key with its type, default and help."""
     import yaml
 
-    from idglow.config import format_help, to_dict
-    from idglow.models import ModelConfig
+    from idglow.config import format_help, load_config, to_dict
 
-    print(yaml.safe_dump(to_dict(_model_config(args)), sort_keys=False).rstrip())
+    cls = _config_class(args.kind)
+    print(yaml.safe_dump(to_dict(load_config(cls, args.config, args.overrides)), sort_keys=False).rstrip())
     if not args.quiet:
         print("\n# keys (override with --key value):")
-        print(format_help(ModelConfig))
+        print(format_help(cls))
     return 0
 
 
@@ -210,36 +233,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if report["zero_init_max_abs_diff"] <= 1e-5 else 1
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="idglow", description=DESCRIPTION, epilog=EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    def add(name: str, func, help: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help, epilog=EPILOG,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
-        p.add_argument("--config", metavar="FILE", help="model config YAML (default: built-in defaults)")
-        p.set_defaults(func=func)
-        return p
-
-    p = add("config", cmd_config, "print the resolved model configuration and every key's help")
-    p.add_argument("--quiet", action="store_true", help="print only the resolved YAML")
-    p = add("schedules", cmd_schedules, "tabulate and plot the gate's lambda(sigma) for every task")
-    p.add_argument("--plot", metavar="PNG", help="write the figure here")
-    p.add_argument("--identity-branch", metavar="DIR", help="use the gate of a saved identity branch (learned gates)")
-    p = add("demo", cmd_demo, "run the main demo (interim: base-model samples and the untrained identity path, measured)")
-    p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
-    p.add_argument("--steps", type=int, default=8, help="sampling steps (default: 8)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--base", default="assets/base", help="shipped base model to sample (default: assets/base; skipped if absent)")
-
+def _add_train_commands(sub) -> None:
+    """``idglow train base | base-eval | export | vae``."""
     train = sub.add_parser("train", help="training stages", description="Training stages. Configuration: --config "
                            "FILE.yaml and --dotted.key overrides (e.g. --optim.steps 100); re-running resumes.")
     train_sub = train.add_subparsers(dest="train_command", metavar="STAGE", required=True)
     p = train_sub.add_parser("base", help="the base text-to-image model of the cast (captions only, no identity branch)",
                              description="Train the base text-to-image model: the backbone on captioned images. "
                              "Re-running the same command resumes from the newest checkpoint.")
-    p.add_argument("--config", metavar="FILE", help="train config YAML, e.g. configs/synth-base.yaml")
+    p.add_argument("--config", metavar="FILE", help="train config YAML, e.g. configs/synth-base.yaml (keys: idglow config --kind train)")
     p.set_defaults(func=cmd_train_base, command="train base")
     p = train_sub.add_parser("export", help="export a finished base run as fp16 safetensors with its provenance",
                              description="Write RUN's final transformer as an fp16 diffusers folder under OUT, with "
@@ -251,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train_export, command="train export")
     p = train_sub.add_parser("vae", help="a small latent autoencoder (diffusers AutoencoderKL) on cast images",
                              description="Train a small diffusers AutoencoderKL on cast images (for representation.kind: latents).")
-    p.add_argument("--config", metavar="FILE", help="vae config YAML (keys: idglow train vae --help)")
+    p.add_argument("--config", metavar="FILE", help="vae config YAML, e.g. configs/synth-vae.yaml (keys: idglow config --kind vae)")
     p.set_defaults(func=cmd_train_vae, command="train vae")
     p = train_sub.add_parser("base-eval", help="score a base run's samples on held-out captions with the cast judges",
                              description="Sample held-out captions with a finished base run and report the judges' face "
@@ -264,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of caption choice and noise (default: 0)")
     p.set_defaults(func=cmd_train_base_eval, command="train base-eval", manifest=None)
 
+
+def _add_synth_commands(sub) -> None:
+    """``idglow synth build | mu-real | preview | train-judges``."""
     synth = sub.add_parser("synth", help="the synthetic cast: build datasets, train judges, preview",
                            description="The synthetic cast (a procedural world of identities, ages and groups). "
                            "Configuration: --config synth.yaml and --world.* / --build.* / --judges.* overrides.")
@@ -287,6 +292,35 @@ def build_parser() -> argparse.ArgumentParser:
     p = add_synth("train-judges", cmd_synth_train_judges,
                   "train the face detector, the two identity embedders and the age and colour classifiers")
     p.add_argument("--out", default="assets/judges", help="output folder (default: assets/judges)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="idglow", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name: str, func, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help, epilog=EPILOG,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.add_argument("--config", metavar="FILE", help="model config YAML (default: built-in defaults)")
+        p.set_defaults(func=func)
+        return p
+
+    p = add("config", cmd_config, "print a resolved configuration and every key's help (model, train, synth or vae)")
+    p.add_argument("--kind", choices=["model", "train", "synth", "vae"], default="model",
+                   help="which configuration: model (default), train (`train base`), synth (`synth ...`), vae (`train vae`)")
+    p.add_argument("--quiet", action="store_true", help="print only the resolved YAML")
+    p = add("schedules", cmd_schedules, "tabulate and plot the gate's lambda(sigma) for every task")
+    p.add_argument("--plot", metavar="PNG", help="write the figure here")
+    p.add_argument("--identity-branch", metavar="DIR", help="use the gate of a saved identity branch (learned gates)")
+    p = add("demo", cmd_demo, "run the main demo (interim: base-model samples and the untrained identity path, measured)")
+    p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
+    p.add_argument("--steps", type=int, default=8, help="sampling steps (default: 8)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--base", default="assets/base", help="shipped base model to sample (default: assets/base; skipped if absent)")
+
+    _add_train_commands(sub)
+    _add_synth_commands(sub)
     return parser
 
 
@@ -299,12 +333,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     args.overrides = overrides
-    if getattr(args, "command", None) == "train export" and overrides:
+    if args.command in NO_CONFIG_COMMANDS and overrides:
         parser.error(f"unrecognized arguments: {' '.join(overrides)}")
-    if getattr(args, "command", None) == "train base-eval":
+    if args.command == "train base-eval":
         args.manifest = args.manifest or ["data/cast/sft-group-heldout.jsonl", "data/cast/sft-age-heldout.jsonl"]
-        if overrides:
-            parser.error(f"unrecognized arguments: {' '.join(overrides)}")
     _quiet_libraries()
     try:
         return args.func(args)
