@@ -1,0 +1,85 @@
+"""Image-caption sets read from SFT manifests, decoded once into memory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from tqdm.auto import tqdm
+
+from idglow.data.manifest import ManifestError, load_manifest
+
+
+class CaptionedImages:
+    """All images [N, 3, H, W] (uint8, in memory) and prompts of one or more SFT manifests.
+
+    Raises:
+        ManifestError: a malformed record, an unreadable image or one of another size, naming file,
+            line and field.
+    """
+
+    def __init__(self, manifests: list[str | Path], progress: bool = True):
+        if not manifests:
+            raise ValueError("data.manifests: no manifest given")
+        arrays, self.prompts, self.sources = [], [], []
+        records = [(Path(m), r) for m in manifests for r in load_manifest(m, "sft")]
+        for manifest, record in tqdm(records, desc="loading images", disable=not progress):
+            where = f"{manifest}:{record['_line']}: image"
+            try:
+                with Image.open(manifest.parent / record["image"]) as im:
+                    array = np.array(im.convert("RGB"))
+            except (OSError, UnidentifiedImageError) as err:
+                raise ManifestError(f"{where}: unreadable image {record['image']!r} ({err})") from None
+            if arrays and array.shape != arrays[0].shape:
+                raise ManifestError(f"{where}: size {array.shape[1]}x{array.shape[0]} differs from the first image's "
+                                    f"{arrays[0].shape[1]}x{arrays[0].shape[0]}")
+            arrays.append(array)
+            self.prompts.append(record["prompt"])
+            self.sources.append(where)
+        self.images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(height, width)`` of every image."""
+        return tuple(self.images.shape[-2:])
+
+    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
+        """Images [B, 3, H, W] in [-1, 1] and their prompts."""
+        return self.images[index].float().div(127.5).sub(1.0), [self.prompts[i] for i in index.tolist()]
+
+
+class EpochOrder:
+    """A reproducible, resumable order over N items: a fresh permutation per epoch from ``(seed, epoch)``.
+
+    The position ``(epoch, cursor)`` is all that a checkpoint needs to continue the exact same order.
+    Each of ``world_size`` processes takes its own slice of every global batch.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
+        if n < batch_size * world_size:
+            raise ValueError(f"data: {n} images are fewer than one global batch of {batch_size * world_size}")
+        self.n, self.batch_size, self.seed, self.rank, self.world_size = n, batch_size, seed, rank, world_size
+        self.epoch, self.cursor = 0, 0
+
+    def _perm(self) -> torch.Tensor:
+        return torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch))
+
+    def next(self) -> torch.Tensor:
+        """Indices of this process's next batch [batch_size]; epochs drop their incomplete last batch."""
+        global_batch = self.batch_size * self.world_size
+        if self.cursor + global_batch > self.n:
+            self.epoch, self.cursor = self.epoch + 1, 0
+        start = self.cursor + self.rank * self.batch_size
+        self.cursor += global_batch
+        return self._perm()[start : start + self.batch_size]
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "cursor": self.cursor}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.cursor = int(state["epoch"]), int(state["cursor"])

@@ -1,0 +1,184 @@
+"""JSON Lines manifests (DESIGN §7), validated on load with errors naming the file, line and field.
+
+Kinds:
+- ``sft``: ``{"image", "prompt", "task", "subjects": [{"ref", "box": [x0, y0, x1, y1], "attributes": {...}}]}``
+- ``preference``: ``{"prompt", "task", "refs": [...], "winner", "loser", "scores": {...}, "weight", "margin"}``
+- ``benchmark``: ``{"id", "prompt", "task", "refs": [...], "expected": {...}}``
+
+Paths are relative to the manifest's folder and may not escape it. Optional keys everywhere: ``id``
+and ``meta`` (free-form). Any other unknown key is an error (a typo would otherwise be silently
+ignored).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+TASKS = ("group", "age")
+
+
+class ManifestError(ValueError):
+    """A manifest record is malformed; the message names the file, line and field."""
+
+
+class _Record:
+    """Checks on one record; every error is prefixed with ``file:line: field``."""
+
+    def __init__(self, data: Any, path: Path, line: int, check_files: bool):
+        self.data, self.path, self.line, self.check_files = data, path, line, check_files
+        self.root = path.parent.resolve()
+
+    def fail(self, field: str, message: str) -> None:
+        raise ManifestError(f"{self.path}:{self.line}: {field}: {message}")
+
+    def keys(self, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> None:
+        if not isinstance(self.data, dict):
+            self.fail("record", f"expected a JSON object, got {type(self.data).__name__}")
+        for key in required:
+            if key not in self.data:
+                self.fail(key, "missing")
+        for key in self.data:
+            if key not in required + optional + ("id", "meta"):
+                self.fail(key, f"unknown field (expected {', '.join(required + optional)})")
+
+    def text(self, field: str, value: Any) -> str:
+        if not isinstance(value, str) or not value.strip():
+            self.fail(field, f"expected a non-empty string, got {value!r}")
+        return value
+
+    def number(self, field: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.fail(field, f"expected a number, got {value!r}")
+        return float(value)
+
+    def task(self, value: Any) -> str:
+        if value not in TASKS:
+            self.fail("task", f"expected one of {TASKS}, got {value!r}")
+        return value
+
+    def file(self, field: str, value: Any) -> str:
+        """A path relative to the manifest folder, inside it, and (when checked) existing."""
+        self.text(field, value)
+        if Path(value).is_absolute():
+            self.fail(field, f"path {value!r} must be relative to the manifest's folder")
+        resolved = (self.root / value).resolve()
+        if not resolved.is_relative_to(self.root):
+            self.fail(field, f"path {value!r} escapes the manifest's folder {self.root}")
+        if self.check_files and not resolved.is_file():
+            self.fail(field, f"file {value!r} not found under {self.root}")
+        return value
+
+    def box(self, field: str, value: Any) -> list[float]:
+        if not isinstance(value, list) or len(value) != 4:
+            self.fail(field, f"expected [x0, y0, x1, y1], got {value!r}")
+        x0, y0, x1, y1 = (self.number(f"{field}[{i}]", v) for i, v in enumerate(value))
+        if not (x1 > x0 and y1 > y0 and x0 >= 0 and y0 >= 0):
+            self.fail(field, f"expected 0 <= x0 < x1 and 0 <= y0 < y1, got {value!r}")
+        return value
+
+    def mapping(self, field: str, value: Any) -> dict:
+        if not isinstance(value, dict):
+            self.fail(field, f"expected an object, got {value!r}")
+        return value
+
+    def files(self, field: str, value: Any) -> list[str]:
+        if not isinstance(value, list) or not value:
+            self.fail(field, f"expected a non-empty list of paths, got {value!r}")
+        return [self.file(f"{field}[{i}]", v) for i, v in enumerate(value)]
+
+
+def _check_sft(r: _Record) -> None:
+    r.keys(("image", "prompt", "task", "subjects"))
+    d = r.data
+    r.file("image", d["image"])
+    r.text("prompt", d["prompt"])
+    r.task(d["task"])
+    if not isinstance(d["subjects"], list) or not d["subjects"]:
+        r.fail("subjects", f"expected a non-empty list, got {d['subjects']!r}")
+    for i, subject in enumerate(d["subjects"]):
+        field = f"subjects[{i}]"
+        if not isinstance(subject, dict):
+            r.fail(field, "expected an object")
+        for key in subject:
+            if key not in ("ref", "box", "attributes"):
+                r.fail(f"{field}.{key}", "unknown field (expected ref, box, attributes)")
+        for key in ("ref", "box"):
+            if key not in subject:
+                r.fail(f"{field}.{key}", "missing")
+        r.file(f"{field}.ref", subject["ref"])
+        r.box(f"{field}.box", subject["box"])
+        r.mapping(f"{field}.attributes", subject.get("attributes", {}))
+
+
+def _check_preference(r: _Record) -> None:
+    r.keys(("prompt", "task", "refs", "winner", "loser"), ("scores", "weight", "margin"))
+    d = r.data
+    r.text("prompt", d["prompt"])
+    r.task(d["task"])
+    r.files("refs", d["refs"])
+    r.file("winner", d["winner"])
+    r.file("loser", d["loser"])
+    r.mapping("scores", d.get("scores", {}))
+    if r.number("weight", d.get("weight", 1.0)) < 0:
+        r.fail("weight", "must be >= 0")
+    r.number("margin", d.get("margin", 0.0))
+
+
+def _check_benchmark(r: _Record) -> None:
+    r.keys(("id", "prompt", "task", "refs", "expected"))
+    d = r.data
+    r.text("id", d["id"])
+    r.text("prompt", d["prompt"])
+    r.task(d["task"])
+    r.files("refs", d["refs"])
+    r.mapping("expected", d["expected"])
+
+
+CHECKS: dict[str, Callable[[_Record], None]] = {"sft": _check_sft, "preference": _check_preference, "benchmark": _check_benchmark}
+
+
+def load_manifest(path: str | Path, kind: str, check_files: bool = True, skip_invalid: bool = False) -> list[dict]:
+    """Read and validate a manifest.
+
+    Args:
+        path: the ``.jsonl`` file.
+        kind: ``sft | preference | benchmark``.
+        check_files: also require every referenced file to exist.
+        skip_invalid: drop malformed records with one counted warning instead of raising.
+
+    Returns:
+        the valid records, each with ``_line`` (1-based) added.
+
+    Raises:
+        ManifestError: on the first malformed record (file, line and field named), unless skipping.
+    """
+    if kind not in CHECKS:
+        raise ValueError(f"kind: unknown manifest kind {kind!r}; choose one of {tuple(CHECKS)}")
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as err:
+        raise ManifestError(f"{path}: cannot read manifest: {err.strerror}") from None
+    records, skipped = [], []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ManifestError(f"{path}:{number}: record: invalid JSON ({err.msg} at column {err.colno})") from None
+            CHECKS[kind](_Record(data, path, number, check_files))
+        except ManifestError as err:
+            if not skip_invalid:
+                raise
+            skipped.append(str(err))
+            continue
+        records.append({**data, "_line": number})
+    if skipped:
+        warnings.warn(f"{path}: skipped {len(skipped)} invalid record(s); first: {skipped[0]}", stacklevel=2)
+    return records
