@@ -184,8 +184,6 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 def cmd_schedules(args: argparse.Namespace) -> int:
     """Plot and tabulate lambda(sigma) for every task of the gate."""
-    import torch
-
     from idglow.models.gate import DynamicsAwareGate
     from idglow.plots import describe_schedule, gate_curves, plot_gate
 
@@ -199,7 +197,6 @@ def cmd_schedules(args: argparse.Namespace) -> int:
         print(f"{task:<7} " + " ".join(f"{v:5.2f}" for v in lam.tolist()) + f"   ({describe_schedule(gate.config, task)})")
     if args.plot:
         print(f"wrote {plot_gate(gate, args.plot)}")
-    del torch
     return 0
 
 

@@ -48,8 +48,9 @@ class JudgeTrainingConfig:
             raise ValueError(f"train_mini_adults: must lie in [0, 1], got {self.train_mini_adults}")
 
 
-def _optimiser(model: torch.nn.Module, lr: float, steps: int):
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+def _optimiser(params, lr: float, steps: int):
+    """AdamW with a one-cycle schedule, shared by every judge."""
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
     return opt, torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1), pct_start=0.1)
 
 
@@ -84,7 +85,7 @@ def _focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def train_detector(pool: ScenePool, cfg: JudgeTrainingConfig, progress: bool = True) -> FaceDetector:
     torch.manual_seed(cfg.seed)
     model = FaceDetector()
-    opt, sched = _optimiser(model, cfg.lr, cfg.detector_steps)
+    opt, sched = _optimiser(model.parameters(), cfg.lr, cfg.detector_steps)
     n, (h, w) = len(pool.images), pool.images.shape[1:3]
     for _ in tqdm(range(cfg.detector_steps), desc="detector", disable=not progress):
         scenes = torch.randint(n, (cfg.batch,))
@@ -112,8 +113,7 @@ def train_embedder(crops: torch.Tensor, ids: torch.Tensor, arch: str, seed: int,
     head = torch.nn.Parameter(torch.randn(len(classes), 128) * 0.01)
     batch = cfg.batch * 4
     steps = cfg.embedder_epochs * (len(crops) // batch)
-    opt = torch.optim.AdamW([*model.parameters(), head], lr=cfg.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(steps, 1), pct_start=0.1)
+    opt, sched = _optimiser([*model.parameters(), head], cfg.lr, steps)
     for _ in tqdm(range(steps), desc=f"embedder {arch}", disable=not progress):
         idx = torch.randint(len(crops), (batch,))
         x = _augment(crops[idx])
@@ -143,7 +143,7 @@ def train_classifier(crops: torch.Tensor, labels: torch.Tensor, num_classes: int
     model = CropClassifier(num_classes)
     batch = cfg.batch * 4
     steps = epochs * max(len(crops) // batch, 1)
-    opt, sched = _optimiser(model, cfg.lr, steps)
+    opt, sched = _optimiser(model.parameters(), cfg.lr, steps)
     for _ in tqdm(range(steps), desc=name, disable=not progress):
         idx = torch.randint(len(crops), (batch,))
         loss = F.cross_entropy(model(_augment(crops[idx])), labels[idx])

@@ -154,7 +154,7 @@ class Trainer:
         by_bucket = (stats["sum"] / count).tolist()
         record = {
             "step": self.step,
-            "loss": float(stats["sum"].sum() / count.sum().clamp_min(1) if stats["count"].sum() else 0.0),
+            "loss": float(stats["sum"].sum() / stats["count"].sum().clamp_min(1)),
             "lr": self.scheduler.get_last_lr()[0],
             "images_per_second": stats["images"] * self.accelerator.num_processes / max(seconds, 1e-9),
             "grad_norm": stats.get("grad_norm", 0.0),
