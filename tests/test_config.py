@@ -69,3 +69,32 @@ def test_help_lists_every_leaf_key_with_text():
     for key in ("--preset", "--identity.gate.age.sigma_lo", "--identity.gate.apply_to", "--lora.rank"):
         assert key in text
     assert parse_overrides(["--a.b", "1", "--c=x"]) == {"a": {"b": 1}, "c": "x"}
+
+
+def test_extends_merges_the_parent_recipe_and_rejects_loops(tmp_path):
+    (tmp_path / "parent.yaml").write_text("preset: tiny\nidentity:\n  num_tokens: 2\n  token_dim: 16\n")
+    (tmp_path / "child.yaml").write_text("extends: parent.yaml\nidentity:\n  num_tokens: 3\n")
+    cfg = load_config(ModelConfig, tmp_path / "child.yaml", ["--identity.max_refs", "2"])
+    assert (cfg.preset, cfg.identity.num_tokens, cfg.identity.token_dim, cfg.identity.max_refs) == ("tiny", 3, 16, 2)
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    with pytest.raises(ConfigError, match="loops back"):
+        load_config(ModelConfig, tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("extends: missing.yaml\n")
+    with pytest.raises(ConfigError, match="cannot read config file .*missing.yaml"):
+        load_config(ModelConfig, tmp_path / "c.yaml")
+
+
+def test_every_shipped_recipe_loads():
+    from pathlib import Path
+
+    from idglow.train.config import TrainConfig
+    from idglow.train.sft_config import SFTConfig
+    from idglow.train.vae import VaeConfig
+
+    kinds = {"sft": SFTConfig, "base": TrainConfig, "vae": VaeConfig, "model": ModelConfig}
+    recipes = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+    assert len(recipes) >= 8
+    for recipe in recipes:
+        kind = next((k for k in kinds if k in recipe.stem), "sft")
+        load_config(kinds[kind], recipe).validate()

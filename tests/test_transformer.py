@@ -259,3 +259,24 @@ def test_out_of_range_block_and_bad_lora_target_are_named():
         _model("--identity.blocks", "[7]")
     with pytest.raises(ValueError, match=r"lora\.target_modules"):
         _model("--lora.rank", "2", "--lora.target_modules", "[nothing.here]")
+
+
+@pytest.mark.parametrize("rotate", [False, True])
+def test_rotated_queries_make_identity_attention_depend_on_image_position(rotate):
+    from diffusers.models.embeddings import FluxPosEmbed
+
+    from idglow.models.id_attention import MultiIDCrossAttention
+    from idglow.models.packing import image_ids
+
+    torch.manual_seed(0)
+    module = MultiIDCrossAttention(dim=32, token_dim=16, heads=2, head_dim=16, rotate_queries=rotate)
+    torch.nn.init.normal_(module.to_out.weight)
+    rotary = FluxPosEmbed(theta=10000, axes_dim=[4, 6, 6])(image_ids(8, 16))  # 4 x 8 = 32 image tokens
+    same_content = torch.randn(1, 1, 32).expand(1, 32, 32)  # one hidden state repeated at every position
+    keys, values = module.project_kv(torch.randn(1, 3, 16))
+    out = module(same_content, keys, values, torch.ones(1, 1, 1, 3, dtype=torch.bool), rotary)
+    spread = (out - out[:, :1]).abs().max()
+    assert (spread > 1e-3) if rotate else (spread < 1e-5)
+    if rotate:
+        with pytest.raises(ValueError, match="rotary"):
+            module(same_content, keys, values, torch.ones(1, 1, 1, 3, dtype=torch.bool))

@@ -23,7 +23,7 @@ Run `idglow config [--kind model|train|synth|vae]` to list every key with its ty
 
 
 # Commands without a configuration: a leftover --key value is a typo, not an override.
-NO_CONFIG_COMMANDS = ("train export", "train base-eval", "synth mu-real")
+NO_CONFIG_COMMANDS = ("train export", "train base-eval", "train sft-eval", "synth mu-real")
 
 
 def _quiet_libraries() -> None:
@@ -98,6 +98,33 @@ def cmd_train_base(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_sft(args: argparse.Namespace) -> int:
+    """Stage 1: train the identity branch on a frozen base model; resumes from the run folder's checkpoints."""
+    from idglow.config import load_config
+    from idglow.train.sft import SFTTrainer
+    from idglow.train.sft_config import SFTConfig
+
+    record = SFTTrainer(load_config(SFTConfig, args.config, args.overrides)).run()
+    print(f"done: step {record.get('step')}, loss {record.get('loss', float('nan')):.4f}, "
+          f"identity similarity {record.get('id_sim', float('nan')):.3f}")
+    return 0
+
+
+def cmd_train_sft_eval(args: argparse.Namespace) -> int:
+    """Generate the cast benchmarks with an SFT run and score them with the judges."""
+    import json
+
+    from idglow.train.sft_eval import evaluate_sft
+
+    out = args.out or str(Path(args.run) / ("eval-no-identity" if args.no_identity else "eval"))
+    results = evaluate_sft(args.run, args.benchmark, out, judges=args.judges, identity=not args.no_identity,
+                           limit=args.limit, steps=args.steps, seed=args.seed)
+    keys = ("facesim", "facesim_norm", "count_accuracy", "child_rate", "mini_adult_rate", "leakage_rate", "colour_accuracy")
+    print(json.dumps({name: {k: m[k] for k in keys if k in m} for name, m in results.items()}, indent=2))
+    print(f"wrote {out}/<benchmark>.json and .png")
+    return 0
+
+
 def cmd_train_vae(args: argparse.Namespace) -> int:
     """Train the small latent autoencoder on cast images."""
     import json
@@ -159,6 +186,10 @@ def _config_class(kind: str):
         from idglow.train.config import TrainConfig
 
         return TrainConfig
+    if kind == "sft":
+        from idglow.train.sft_config import SFTConfig
+
+        return SFTConfig
     if kind == "synth":
         from idglow.cast.config import SynthConfig
 
@@ -231,7 +262,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _add_train_commands(sub) -> None:
-    """``idglow train base | base-eval | export | vae``."""
+    """``idglow train base | base-eval | export | vae | sft | sft-eval``."""
     train = sub.add_parser("train", help="training stages", description="Training stages. Configuration: --config "
                            "FILE.yaml and --dotted.key overrides (e.g. --optim.steps 100); re-running resumes.")
     train_sub = train.add_subparsers(dest="train_command", metavar="STAGE", required=True)
@@ -262,6 +293,27 @@ def _add_train_commands(sub) -> None:
     p.add_argument("--steps", type=int, default=24, help="Euler steps (default: 24)")
     p.add_argument("--seed", type=int, default=0, help="seed of caption choice and noise (default: 0)")
     p.set_defaults(func=cmd_train_base_eval, command="train base-eval", manifest=None)
+    p = train_sub.add_parser("sft", help="stage 1: the identity branch on the frozen base model (identity loss, gates)",
+                             description="Train the identity branch (and optional backbone LoRA) on SFT scenes from the "
+                             "shipped base model: flow matching plus the identity loss on x0_hat, task-adaptive gate. "
+                             "Logs the held-out binding diagnostic (true vs shuffled vs no references). "
+                             "Re-running the same command resumes from the newest checkpoint.")
+    p.add_argument("--config", metavar="FILE", help="SFT config YAML, e.g. configs/synth-sft.yaml (keys: idglow config --kind sft)")
+    p.set_defaults(func=cmd_train_sft, command="train sft")
+    p = train_sub.add_parser("sft-eval", help="generate the cast benchmarks with an SFT run and score them with the judges",
+                             description="Generate every record of the cast benchmarks with a finished SFT run and report "
+                             "FaceSim (raw and / mu_real), count accuracy, child and mini-adult rates (age task), "
+                             "leakage rate and colour accuracy.")
+    p.add_argument("--run", required=True, help="a finished run folder of `idglow train sft`")
+    p.add_argument("--benchmark", action="append", help="benchmark manifests (repeatable; default: data/cast/synth-group.jsonl "
+                   "and synth-age.jsonl)")
+    p.add_argument("--out", help="output folder (default: RUN/eval, or RUN/eval-no-identity)")
+    p.add_argument("--no-identity", action="store_true", help="sample with the identity branch off (text-only baseline)")
+    p.add_argument("--judges", default="assets/judges", help="judges that score (default: assets/judges)")
+    p.add_argument("--limit", type=int, help="score N records of each benchmark, evenly spread over it (all group sizes)")
+    p.add_argument("--steps", type=int, default=20, help="Euler steps (default: 20)")
+    p.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
+    p.set_defaults(func=cmd_train_sft_eval, command="train sft-eval", benchmark=None)
 
 
 def _add_synth_commands(sub) -> None:
@@ -304,8 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = add("config", cmd_config, "print a resolved configuration and every key's help (model, train, synth or vae)")
-    p.add_argument("--kind", choices=["model", "train", "synth", "vae"], default="model",
-                   help="which configuration: model (default), train (`train base`), synth (`synth ...`), vae (`train vae`)")
+    p.add_argument("--kind", choices=["model", "train", "sft", "synth", "vae"], default="model",
+                   help="which configuration: model (default), train (`train base`), sft (`train sft`), "
+                   "synth (`synth ...`), vae (`train vae`)")
     p.add_argument("--quiet", action="store_true", help="print only the resolved YAML")
     p = add("schedules", cmd_schedules, "tabulate and plot the gate's lambda(sigma) for every task")
     p.add_argument("--plot", metavar="PNG", help="write the figure here")
@@ -334,6 +387,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(overrides)}")
     if args.command == "train base-eval":
         args.manifest = args.manifest or ["data/cast/sft-group-heldout.jsonl", "data/cast/sft-age-heldout.jsonl"]
+    if args.command == "train sft-eval":
+        args.benchmark = args.benchmark or ["data/cast/synth-group.jsonl", "data/cast/synth-age.jsonl"]
     _quiet_libraries()
     try:
         return args.func(args)

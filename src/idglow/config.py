@@ -218,24 +218,36 @@ def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any
     return out
 
 
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A config YAML as a mapping; ``extends: other.yaml`` (relative to this file) is read first and deep-merged
+    under this file's keys, so an ablation recipe states only what it changes."""
+    if path.resolve() in seen:
+        raise ConfigError(f"{path}: `extends` loops back to a file already being read")
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise ConfigError(f"cannot read config file {path}: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: invalid YAML: {err}") from None
+    if loaded is not None and not isinstance(loaded, Mapping):
+        raise ConfigError(f"{path}: the top level must be a mapping of config keys")
+    data = dict(loaded or {})
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str):
+        raise ConfigError(f"{path}: extends: expected a YAML file name, got {parent!r}")
+    return _deep_merge(_read_yaml(path.parent / parent, (*seen, path.resolve())), data)
+
+
 def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequence[str] = ()) -> T:
-    """Load config ``cls`` from an optional YAML file, then apply ``--key value`` overrides.
+    """Load config ``cls`` from an optional YAML file (which may ``extends:`` another), then apply
+    ``--key value`` overrides.
 
     Raises:
         ConfigError: unreadable file, unknown key, wrong type or inconsistent values (the message names them).
     """
-    data: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except OSError as err:
-            raise ConfigError(f"cannot read config file {path}: {err.strerror}") from None
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: invalid YAML: {err}") from None
-        if loaded is not None and not isinstance(loaded, Mapping):
-            raise ConfigError(f"{path}: the top level must be a mapping of config keys")
-        data = dict(loaded or {})
+    data = _read_yaml(Path(path)) if path is not None else {}
     data = _deep_merge(data, parse_overrides(overrides))
     return from_dict(cls, data)
 

@@ -56,8 +56,8 @@ class LatentSpace:
         latents = self.vae.encode(images).latent_dist.mode()
         return patchify((latents - self.shift) * self.scale, 2)
 
-    @torch.no_grad()
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:
+        # Differentiable (the identity loss decodes x0_hat); callers that sample wrap it in no_grad.
         latents = unpatchify(tokens, self.height, self.width, 2) / self.scale + self.shift
         return self.vae.decode(latents).sample
 

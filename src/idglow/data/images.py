@@ -12,6 +12,15 @@ from tqdm.auto import tqdm
 from idglow.data.manifest import ManifestError, load_manifest
 
 
+def read_rgb(path: Path, where: str) -> np.ndarray:
+    """uint8 [H, W, 3] of the image at ``path``; ManifestError prefixed by ``where`` (file:line: field) if unreadable."""
+    try:
+        with Image.open(path) as im:
+            return np.array(im.convert("RGB"))
+    except (OSError, UnidentifiedImageError) as err:
+        raise ManifestError(f"{where}: unreadable image {path.name!r} ({err})") from None
+
+
 class CaptionedImages:
     """All images [N, 3, H, W] (uint8, in memory) and prompts of one or more SFT manifests.
 
@@ -25,13 +34,10 @@ class CaptionedImages:
             raise ValueError("data.manifests: no manifest given")
         arrays, self.prompts, self.sources = [], [], []
         records = [(Path(m), r) for m in manifests for r in load_manifest(m, "sft")]
+        self.records = records
         for manifest, record in tqdm(records, desc="loading images", disable=not progress):
             where = f"{manifest}:{record['_line']}: image"
-            try:
-                with Image.open(manifest.parent / record["image"]) as im:
-                    array = np.array(im.convert("RGB"))
-            except (OSError, UnidentifiedImageError) as err:
-                raise ManifestError(f"{where}: unreadable image {record['image']!r} ({err})") from None
+            array = read_rgb(manifest.parent / record["image"], where)
             if arrays and array.shape != arrays[0].shape:
                 raise ManifestError(f"{where}: size {array.shape[1]}x{array.shape[0]} differs from the first image's "
                                     f"{arrays[0].shape[1]}x{arrays[0].shape[0]}")

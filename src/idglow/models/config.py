@@ -62,6 +62,11 @@ class IdentityConfig:
         "heads: a narrower identity attention, as in PuLID-FLUX, keeps the branch cheap)",
     )
     text_tokens: bool = option(False, "append the prompt's token states to C_ID (the figure's purple tokens)")
+    rotate_queries: bool = option(
+        True,
+        "rotate the identity queries by their image position (backbone RoPE; keys unrotated), so a reference "
+        "can bind to a region of the image: what 'reference k is the k-th person from the left' needs",
+    )
     blocks: list[int] | None = option(
         None, "indices of the dual-stream blocks that get Multi-ID cross-attention (null = all)"
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 
 import torch
+from diffusers.models.embeddings import apply_rotary_emb
 from diffusers.models.transformers.transformer_flux import FluxAttnProcessor
 from torch import nn
 from torch.nn import functional as F
@@ -24,12 +25,18 @@ class MultiIDCrossAttention(nn.Module):
     per-block K/V of an image can be cached across sampling steps whichever way lambda is applied.
     The output projection has no bias and starts at zero: an untrained branch leaves the backbone
     unchanged, and lambda = 0 switches identity off exactly in both gating modes.
+
+    With ``rotate_queries``, the queries are rotated by the backbone's rotary embedding of their image
+    position while the keys stay unrotated: ``q(x) . k`` then varies with the query's absolute position,
+    so each reference's keys (which carry its slot embedding) can prefer a region of the image. The
+    hidden states themselves carry no absolute position in FLUX (RoPE acts inside attention only), and
+    without it "reference k is the k-th person from the left" cannot be learned.
     """
 
-    def __init__(self, dim: int, token_dim: int, heads: int, head_dim: int):
+    def __init__(self, dim: int, token_dim: int, heads: int, head_dim: int, rotate_queries: bool = False):
         super().__init__()
         inner = heads * head_dim
-        self.heads, self.head_dim = heads, head_dim
+        self.heads, self.head_dim, self.rotate_queries = heads, head_dim, rotate_queries
         self.to_q = nn.Linear(dim, inner)
         self.to_k = nn.Linear(token_dim, inner, bias=False)
         self.to_v = nn.Linear(token_dim, inner, bias=False)
@@ -44,10 +51,20 @@ class MultiIDCrossAttention(nn.Module):
         return k, v
 
     def forward(
-        self, hidden_states: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, attn_mask: torch.Tensor
+        self,
+        hidden_states: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        attn_mask: torch.Tensor,
+        rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """hidden_states [B, S, dim], keys/values [B, heads, L, head_dim], attn_mask [B, 1, 1, L] bool -> [B, S, dim]."""
+        """hidden_states [B, S, dim], keys/values [B, heads, L, head_dim], attn_mask [B, 1, 1, L] bool,
+        rotary: the image tokens' (cos, sin) [S, head_dim] (used with ``rotate_queries``) -> [B, S, dim]."""
         q = self.to_q(hidden_states).unflatten(-1, (self.heads, self.head_dim)).transpose(1, 2)
+        if self.rotate_queries:
+            if rotary is None:
+                raise ValueError("rotary: this cross-attention rotates its queries and needs the image rotary embedding")
+            q = apply_rotary_emb(q, rotary, sequence_dim=2)
         out = F.scaled_dot_product_attention(q, keys.to(q.dtype), values.to(q.dtype), attn_mask=attn_mask)
         return self.to_out(out.transpose(1, 2).flatten(2))
 
@@ -103,7 +120,8 @@ class IdentityInjection:
         # Skipping is exact when nothing in the batch is injected and lambda needs no gradient.
         self.skip = not lam.requires_grad and not bool(scale.any())
 
-    def __call__(self, block: str, module: MultiIDCrossAttention, hidden_states: torch.Tensor) -> torch.Tensor | None:
+    def __call__(self, block: str, module: MultiIDCrossAttention, hidden_states: torch.Tensor,
+                 rotary: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor | None:
         """The gated identity residual [B, S, dim] of ``block``, or None when it is zero for every sample."""
         if self.skip:
             return None
@@ -112,7 +130,7 @@ class IdentityInjection:
         if self.apply_to == "tokens":
             lam = self.lam.to(keys.dtype).view(-1, 1, 1, 1)
             keys, values = keys * lam, values * lam
-        out = module(hidden_states, keys, values, cond.attn_mask)
+        out = module(hidden_states, keys, values, cond.attn_mask, rotary)
         return out * self.scale.to(out.dtype)
 
 
@@ -142,5 +160,8 @@ class IdGlowAttnProcessor(FluxAttnProcessor):
         outputs = super().__call__(attn, hidden_states, encoder_hidden_states, attention_mask, image_rotary_emb)
         if idglow is None or self.cross_attention is None or encoder_hidden_states is None:
             return outputs
-        residual = idglow(self.block, self.cross_attention, hidden_states)
+        rotary = None
+        if image_rotary_emb is not None:  # rows are [text tokens, image tokens]; keep the image rows
+            rotary = tuple(t[-hidden_states.shape[1] :] for t in image_rotary_emb)
+        residual = idglow(self.block, self.cross_attention, hidden_states, rotary)
         return outputs if residual is None else (*outputs, residual)

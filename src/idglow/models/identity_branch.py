@@ -67,7 +67,7 @@ class IdentityBranch(nn.Module):
         self.gate = DynamicsAwareGate(config.gate)
         id_heads = config.attention_heads or max(1, heads // 2)
         self.cross_attention = nn.ModuleDict(
-            {str(b): MultiIDCrossAttention(dim, config.token_dim, id_heads, head_dim) for b in blocks}
+            {str(b): MultiIDCrossAttention(dim, config.token_dim, id_heads, head_dim, config.rotate_queries) for b in blocks}
         )
 
     @classmethod

@@ -94,6 +94,8 @@ class IdGlowTransformer(nn.Module):
         task: torch.Tensor | Sequence[str] | str = "group",
         guidance: torch.Tensor | None = None,
         lam: torch.Tensor | None = None,
+        refs: torch.Tensor | None = None,
+        ref_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Predict the velocity ``noise - latents``.
 
@@ -107,11 +109,17 @@ class IdGlowTransformer(nn.Module):
             task: ``group``/``age`` per sample (names or indices), or one name for the batch.
             guidance: FLUX-dev guidance scale [B] (guidance-distilled backbones only).
             lam: override the gate with these strengths [B] in [0, 1].
+            refs, ref_mask: raw references to encode inside this call (instead of ``identity``), so that a
+                training step is one forward of the wrapped module (what DDP expects).
 
         Returns:
             velocity [B, S, in_channels].
         """
         self._check_inputs(hidden_states, sigma, encoder_hidden_states, pooled_projections)
+        if refs is not None:
+            if identity is not None:
+                raise ValueError("refs: give either refs or an encoded identity, not both")
+            identity = self.encode_identity(refs, ref_mask)
         kwargs = None
         if identity is not None:
             if identity.batch_size != hidden_states.shape[0]:

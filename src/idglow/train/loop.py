@@ -23,6 +23,7 @@ from idglow.data.images import CaptionedImages, EpochOrder
 from idglow.flow import add_noise, flow_matching_loss, flux_shift_mu, sample_sigmas, velocity_target
 from idglow.inference import sample_packed
 from idglow.models import IdGlowTransformer
+from idglow.models.config import TASKS
 from idglow.models.packing import text_ids
 from idglow.representation import build_representation
 from idglow.text import TextEncoder
@@ -31,6 +32,60 @@ from idglow.train.config import TrainConfig
 from idglow.weights import atomic_write
 
 SIGMA_BUCKETS = 10
+
+
+class TermStats:
+    """Running sums of per-sample loss terms between two log lines.
+
+    Every term's mean is logged; ``flow`` also by sigma bucket (``loss_sigma_0.3`` = flow loss of
+    samples with sigma in [0.3, 0.4)), and terms named in ``BUCKETED`` likewise; terms named in
+    ``PER_TASK`` also by task (``lambda_group``...) when the terms carry ``task``.
+    """
+
+    BUCKETED = {"flow": "loss_sigma", "id_sim": "id_sim_sigma"}
+    PER_TASK = ("lambda", "id_weight", "id_sim")
+
+    def __init__(self):
+        self.sums: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, torch.Tensor] = {}
+        self.images, self.grad_norm = 0, 0.0
+
+    def _add(self, key: str, slot: torch.Tensor, values: torch.Tensor, slots: int) -> None:
+        self.sums.setdefault(key, torch.zeros(slots)).index_add_(0, slot, values)
+        self.counts.setdefault(key, torch.zeros(slots)).index_add_(0, slot, torch.ones_like(values))
+
+    def add(self, terms: dict[str, torch.Tensor]) -> None:
+        """Accumulate one micro-batch of terms (each [B]; ``sigma`` and ``task`` are keys, not logged)."""
+        terms = {k: v.detach().float().cpu() for k, v in terms.items()}
+        bucket = (terms["sigma"] * SIGMA_BUCKETS).long().clamp(max=SIGMA_BUCKETS - 1)
+        zero = torch.zeros_like(bucket)
+        for name, values in terms.items():
+            if name in ("sigma", "task"):
+                continue
+            self._add(name, zero, values, 1)
+            if name in self.BUCKETED:
+                self._add(self.BUCKETED[name], bucket, values, SIGMA_BUCKETS)
+            if name in self.PER_TASK and "task" in terms:
+                self._add(f"{name}_by_task", terms["task"].long(), values, len(TASKS))
+        self.images += len(terms["sigma"])
+
+    def summary(self) -> dict[str, float]:
+        """Means: one entry per term, per non-empty sigma bucket and per task seen."""
+        out = {}
+        for key, total in self.sums.items():
+            count = self.counts[key]
+            for i in range(len(total)):
+                if count[i] == 0:
+                    continue
+                mean = float(total[i] / count[i])
+                if key.endswith("_by_task"):
+                    out[f"{key[: -len('_by_task')]}_{TASKS[i]}"] = mean
+                elif key in self.BUCKETED.values():
+                    out[f"{key}_{i / SIGMA_BUCKETS:.1f}"] = mean
+                else:
+                    out[key] = mean
+        return out
+
 
 
 class Trainer:
@@ -43,14 +98,13 @@ class Trainer:
         self.accelerator = Accelerator(gradient_accumulation_steps=cfg.optim.grad_accum,
                                        mixed_precision=cfg.optim.mixed_precision, log_with=log_with, project_dir=str(self.out))
         torch.manual_seed(cfg.seed)
-        self.data = CaptionedImages(cfg.data.manifests, progress=cfg.log.progress and self.accelerator.is_main_process)
+        self.data = self._load_data()
         self.height, self.width = self.data.size
         self.rep = build_representation(cfg.representation, self.height, self.width)
         self.cached_tokens = self._encode_dataset() if cfg.representation.kind == "latents" else None
         self.text = TextEncoder(cfg.data.max_tokens, self.accelerator.device)
         cfg.model.in_channels, cfg.model.text_dim = self.rep.channels, 384
-        self.model = IdGlowTransformer(cfg.model)
-        self.model.identity.requires_grad_(False)  # the base model is text-only
+        self.model = self._build_model()
         self.names = [n for n, q in self.model.named_parameters() if q.requires_grad]
         params = [q for q in self.model.parameters() if q.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
@@ -68,6 +122,16 @@ class Trainer:
         self.step, self.elapsed_before = 0, 0.0
         self._process_start = time.perf_counter()
         self._resume()
+
+    def _load_data(self) -> CaptionedImages:
+        """The training set (the base model needs images and prompts only)."""
+        return CaptionedImages(self.cfg.data.manifests, progress=self.cfg.log.progress and self.accelerator.is_main_process)
+
+    def _build_model(self) -> IdGlowTransformer:
+        """The model with ``requires_grad`` set on what this stage trains (the base model: the backbone)."""
+        model = IdGlowTransformer(self.cfg.model)
+        model.identity.requires_grad_(False)  # the base model is text-only
+        return model
 
     def _encode_dataset(self) -> torch.Tensor:
         """Every training image's latent tokens, encoded once (the autoencoder is frozen)."""
@@ -120,46 +184,48 @@ class Trainer:
         save_checkpoint(self.out / "checkpoints", self.step, self._trainable(), self.optimizer, self.scheduler,
                         self.generator, state, ema, keep=self.cfg.log.keep_checkpoints)
 
-    def _loss(self, latents: torch.Tensor, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-sample flow-matching loss [B] on clean tokens ``latents`` and the sigmas [B] it was drawn at."""
+    def _noised(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(x_sigma, noise, sigma [B])`` for clean tokens ``latents``, from the trainer's generator."""
         f = self.cfg.flow
         noise = torch.randn(latents.shape, generator=self.generator).to(latents.device)
         sigma = sample_sigmas(len(latents), f.sampler, logit_mean=f.logit_mean, logit_std=f.logit_std,
                               mode_scale=f.mode_scale, mu=self.mu, generator=self.generator).to(latents.device)
+        return add_noise(latents, noise, sigma), noise, sigma
+
+    def _loss(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-sample terms [B] of dataset items ``index``: ``loss`` (optimised), ``flow`` and ``sigma``."""
+        latents, prompts = self._batch(index)
+        noisy, noise, sigma = self._noised(latents)
         states, pooled = self.text(prompts)
         with self.accelerator.autocast():
-            velocity = self.model(add_noise(latents, noise, sigma), sigma, states, pooled, self.img_ids, self.txt_ids)
-        return flow_matching_loss(velocity, velocity_target(latents, noise), sigma, f.weighting), sigma
+            velocity = self.model(noisy, sigma, states, pooled, self.img_ids, self.txt_ids)
+        flow = flow_matching_loss(velocity, velocity_target(latents, noise), sigma, self.cfg.flow.weighting)
+        return {"loss": flow, "flow": flow, "sigma": sigma}
 
-    def _train_step(self, stats: dict) -> None:
+    def _train_step(self, stats: TermStats) -> None:
         for _ in range(self.cfg.optim.grad_accum):
             with self.accelerator.accumulate(self.model):
-                loss, sigma = self._loss(*self._batch(self.order.next()))
-                self.accelerator.backward(loss.mean())
+                terms = self._loss(self.order.next())
+                self.accelerator.backward(terms["loss"].mean())
                 if self.accelerator.sync_gradients and self.cfg.optim.grad_clip > 0:
-                    stats["grad_norm"] = float(self.accelerator.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip))
+                    stats.grad_norm = float(self.accelerator.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip))
                 self.optimizer.step()
                 self.scheduler.step()
                 self.optimizer.zero_grad(set_to_none=True)
-            bucket = (sigma.detach().cpu() * SIGMA_BUCKETS).long().clamp(max=SIGMA_BUCKETS - 1)
-            stats["sum"].index_add_(0, bucket, loss.detach().cpu())
-            stats["count"].index_add_(0, bucket, torch.ones_like(loss.detach().cpu()))
-            stats["images"] += len(loss)
+            stats.add(terms)
         if self.ema is not None:
             self.ema.step(self._params())
         self.step += 1
 
-    def _log(self, stats: dict, seconds: float) -> dict:
-        count = stats["count"].clamp_min(1)
-        by_bucket = (stats["sum"] / count).tolist()
+    def _log(self, stats: TermStats, seconds: float, extra: dict | None = None) -> dict:
         record = {
             "step": self.step,
-            "loss": float(stats["sum"].sum() / stats["count"].sum().clamp_min(1)),
+            **stats.summary(),
             "lr": self.scheduler.get_last_lr()[0],
-            "images_per_second": stats["images"] * self.accelerator.num_processes / max(seconds, 1e-9),
-            "grad_norm": stats.get("grad_norm", 0.0),
+            "images_per_second": stats.images * self.accelerator.num_processes / max(seconds, 1e-9),
+            "grad_norm": stats.grad_norm,
             "elapsed_seconds": self.elapsed(),
-            **{f"loss_sigma_{i / SIGMA_BUCKETS:.1f}": v for i, v in enumerate(by_bucket) if stats["count"][i] > 0},
+            **(extra or {}),
         }
         if self.accelerator.is_main_process:
             with open(self.out / "log.jsonl", "a") as f:
@@ -202,19 +268,17 @@ class Trainer:
         self.accelerator.init_trackers("idglow", config={"seed": cfg.seed, "steps": cfg.optim.steps})
         self.model.train()
         bar = tqdm(total=cfg.optim.steps, initial=self.step, desc="train", disable=not cfg.log.progress)
-        fresh = lambda: {"sum": torch.zeros(SIGMA_BUCKETS), "count": torch.zeros(SIGMA_BUCKETS), "images": 0}  # noqa: E731
-        stats, start, record = fresh(), time.perf_counter(), {}
+        stats, start, record = TermStats(), time.perf_counter(), {}
         deadline = time.perf_counter() + 60 * cfg.optim.max_minutes if cfg.optim.max_minutes > 0 else float("inf")
         while self.step < cfg.optim.steps and time.perf_counter() < deadline:
             self._train_step(stats)
             bar.update(1)
-            if self.step % cfg.log.log_every == 0 or self.step == cfg.optim.steps:
-                record = self._log(stats, time.perf_counter() - start)
-                bar.set_postfix(loss=f"{record['loss']:.4f}", ips=f"{record['images_per_second']:.1f}")
-                stats, start = fresh(), time.perf_counter()
             last = self.step == cfg.optim.steps or time.perf_counter() >= deadline
-            if self.step % cfg.log.log_every and last:
-                record = self._log(stats, time.perf_counter() - start)
+            extra = self._periodic(last)
+            if self.step % cfg.log.log_every == 0 or last or extra:
+                record = self._log(stats, time.perf_counter() - start, extra)
+                bar.set_postfix(loss=f"{record['loss']:.4f}", ips=f"{record['images_per_second']:.1f}")
+                stats, start = TermStats(), time.perf_counter()
             if self.step % cfg.log.checkpoint_every == 0 or last:
                 self._checkpoint()
             if cfg.log.sample_every and self.step % cfg.log.sample_every == 0 and self.accelerator.is_main_process:
@@ -224,15 +288,23 @@ class Trainer:
         self.accelerator.end_training()
         return record
 
+    def _periodic(self, last: bool) -> dict:
+        """Extra log entries due at this step (none for the base model; SFT adds its diagnostics)."""
+        return {}
+
     def _finish(self) -> None:
-        """Final weights (EMA when on) as a diffusers transformer folder, and a last sample grid."""
+        """Final weights (EMA when on) and a last sample grid."""
         if not self.accelerator.is_main_process:
             return
         model = self.accelerator.unwrap_model(self.model)
         if self.ema is not None:
             self.ema.store(self._params())
             self.ema.copy_to(self._params())
-        model.flux.save_pretrained(self.out / "final" / "transformer", safe_serialization=True)
+        self._save_final(model, self.out / "final")
         if self.ema is not None:
             self.ema.restore(self._params())
         self.sample_grid(self.out / "samples" / "final.png")
+
+    def _save_final(self, model: IdGlowTransformer, folder: Path) -> None:
+        """The base model's backbone as a diffusers transformer folder."""
+        model.flux.save_pretrained(folder / "transformer", safe_serialization=True)

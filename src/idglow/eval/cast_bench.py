@@ -1,0 +1,97 @@
+"""Scoring generations on the cast's benchmarks (synth-group, synth-age) with the judges (DESIGN §6).
+
+Per image: detect faces, embed them and the references with the evaluation ``judge``, match them
+one-to-one (Hungarian), then read age and clothing colour of each matched subject with the age and
+colour judges. Definitions:
+
+- FaceSim: mean matched cosine over references (an unmatched reference counts 0); normalised by
+  ``mu_real`` (the same measure on true renders).
+- count accuracy: detected faces == expected people.
+- child rate / mini-adult rate (age task): share of references matched to a face the age judge calls
+  a child / an adult. The prompts ask for children, so an adult face on the canvas is the
+  "mini-adult" failure (adult facial structure copied from the reference).
+- leakage rate (scenes of 2+ people): share of matched subjects whose clothing colour is another
+  subject's prompt colour instead of its own; colour accuracy: share wearing their own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from idglow.cast.crops import face_crops
+from idglow.cast.factors import CLOTHING_NAMES
+from idglow.cast.judges import torso_boxes
+from idglow.eval.facesim import match_faces
+
+
+
+@torch.no_grad()
+def score_image(image: torch.Tensor, refs: torch.Tensor, record: dict, judges: dict[str, torch.nn.Module]) -> dict:
+    """Judge one generated image [3, H, W] in [-1, 1] against its reference crops [N, 3, h, w] and benchmark record."""
+    boxes = judges["detector"].detect(image[None])[0][:, :4]
+    ref_emb = judges["judge"](refs)
+    face_emb = judges["judge"](face_crops(image[None], boxes)) if len(boxes) else ref_emb.new_zeros(0, ref_emb.shape[1])
+    sim, match = match_faces(ref_emb, face_emb)
+    matched = match >= 0
+    expected = record["expected"]
+    result = {"facesim": float(sim.mean()), "count_ok": float(len(boxes) == expected["count"]), "size": len(refs),
+              "task": record["task"]}
+    if matched.any():
+        faces = boxes[match[matched]]
+        child = judges["age"](face_crops(image[None], faces)).argmax(-1) == 1
+        colour = judges["colour"](face_crops(image[None], torso_boxes(faces), size=16, expand=1.0)).argmax(-1)
+    else:
+        child, colour = torch.zeros(0, dtype=torch.bool), torch.zeros(0, dtype=torch.long)
+    result["child"] = float(child.sum()) / len(refs)
+    result["adult"] = float((~child).sum()) / len(refs)
+    own = [CLOTHING_NAMES.index(c) for c in expected["clothing"]]
+    wearing_own = leaked = 0
+    for slot, predicted in zip(torch.nonzero(matched).flatten().tolist(), colour.tolist()):
+        others = {c for k, c in enumerate(own) if k != slot}
+        wearing_own += predicted == own[slot]
+        leaked += predicted != own[slot] and predicted in others
+    result["matched"] = int(matched.sum())
+    result["own_colour"], result["leaked"] = wearing_own, leaked
+    return result
+
+
+def summarise(scores: list[dict], mu_real: float) -> dict:
+    """Benchmark-level metrics from :func:`score_image` results (definitions in the module docstring)."""
+    if not scores:
+        raise ValueError("scores: no generations to summarise")
+    facesim = float(np.mean([s["facesim"] for s in scores]))
+    by_size = defaultdict(list)
+    for s in scores:
+        by_size[s["size"]].append(s["facesim"])
+    multi = [s for s in scores if s["size"] >= 2]
+    matched_multi = sum(s["matched"] for s in multi)
+    matched = sum(s["matched"] for s in scores)
+    out = {
+        "images": len(scores),
+        "facesim": facesim,
+        "facesim_norm": facesim / mu_real,
+        "mu_real": mu_real,
+        "facesim_by_size": {str(k): float(np.mean(v)) for k, v in sorted(by_size.items())},
+        "count_accuracy": float(np.mean([s["count_ok"] for s in scores])),
+        "leakage_rate": sum(s["leaked"] for s in multi) / matched_multi if matched_multi else None,
+        "colour_accuracy": sum(s["own_colour"] for s in scores) / matched if matched else None,
+    }
+    age = [s for s in scores if s["task"] == "age"]
+    if age:
+        weights = np.array([s["size"] for s in age], dtype=float)
+        out["child_rate"] = float(np.average([s["child"] for s in age], weights=weights))
+        out["mini_adult_rate"] = float(np.average([s["adult"] for s in age], weights=weights))
+    return out
+
+
+def read_mu_real(manifest: str | Path) -> float:
+    """``mu_real`` written by ``idglow synth build`` beside a benchmark manifest (``<name>.mu_real.json``)."""
+    path = Path(manifest).with_suffix(".mu_real.json")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no mu_real for this benchmark; run `idglow synth mu-real`")
+    return float(json.loads(path.read_text())["mu_real"])

@@ -1,0 +1,163 @@
+"""Stage 1, SFT: the identity branch trained on a frozen base model with flow matching plus the identity loss.
+
+Per step: noise the scenes, encode each subject's reference (the frozen cast ``encoder`` embedding for
+``identity.encoder: embedding``, the crop for ``conv``), predict the velocity with the gate of each
+sample's task, and add ``w_id * s_task(sigma) * a(step) * (1 - cos)`` between the frozen ``encoder``'s
+embedding of each subject's face in ``x0_hat`` (cut at its ground-truth box) and its reference.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from idglow.cast.judge_training import load_judges
+from idglow.config import from_dict
+from idglow.data.subjects import SubjectScenes
+from idglow.flow import flow_matching_loss, latents_from_velocity, velocity_target
+from idglow.identity_loss import annealing, face_embeddings, identity_loss_weight, per_sample_mean
+from idglow.inference import sample_packed
+from idglow.models import IdGlowTransformer
+from idglow.models.config import LoraOptions
+from idglow.models.io import load_identity_branch, load_lora, save_identity_branch, save_lora
+from idglow.references import frozen_embeddings, scatter_references
+from idglow.schedules import schedule_function
+from idglow.train.base_eval import load_base
+from idglow.train.config import TrainConfig
+from idglow.train.diagnostics import BindingDiagnostic
+from idglow.train.loop import Trainer
+from idglow.train.sft_config import SFTConfig
+from idglow.weights import atomic_write
+
+
+def adopt_base(cfg: SFTConfig) -> None:
+    """Point ``cfg`` at its base model: backbone weights, representation, prompt length and preset come from there."""
+    base = Path(cfg.base)
+    if not (base / "train_config.json").is_file() or not (base / "transformer" / "config.json").is_file():
+        raise FileNotFoundError(f"base: {base} is not an exported base model (transformer/ + train_config.json); "
+                                "see `idglow train export`")
+    base_cfg = from_dict(TrainConfig, json.loads((base / "train_config.json").read_text()))
+    cfg.model.pretrained = str(base / "transformer")
+    cfg.model.preset = base_cfg.model.preset
+    cfg.representation = base_cfg.representation
+    cfg.data.max_tokens = base_cfg.data.max_tokens
+    cfg.flow.shift = base_cfg.flow.shift
+
+
+class SFTTrainer(Trainer):
+    """Trains ``model.identity`` (and LoRA when ``model.lora.rank > 0``) on subject scenes; the backbone is frozen."""
+
+    def __init__(self, cfg: SFTConfig):
+        cfg.validate()
+        adopt_base(cfg)
+        self.embedder = load_judges(cfg.identity_loss.judges)["encoder"].requires_grad_(False)
+        super().__init__(cfg)
+        loss = cfg.identity_loss
+        specs = (cfg.model.identity.gate.group, cfg.model.identity.gate.age) if loss.follow_gate else (loss.group, loss.age)
+        self.loss_schedules = [schedule_function(s) for s in specs]
+        self.ref_inputs = self._reference_inputs(self.data)
+        held = SubjectScenes(cfg.diagnostics.manifests, progress=False, max_refs=cfg.model.identity.max_refs)
+        self.diagnostic = BindingDiagnostic(held, self._reference_inputs(held), self.rep, self.text, self.img_ids,
+                                            self.txt_ids, cfg.diagnostics, cfg.model.identity.max_refs, cfg.seed)
+
+    def _load_data(self) -> SubjectScenes:
+        progress = self.cfg.log.progress and self.accelerator.is_main_process
+        return SubjectScenes(self.cfg.data.manifests, progress=progress, max_refs=self.cfg.model.identity.max_refs)
+
+    def _build_model(self) -> IdGlowTransformer:
+        model = IdGlowTransformer(self.cfg.model)
+        model.flux.requires_grad_(False)
+        for name, param in model.flux.named_parameters():
+            param.requires_grad_("lora_" in name)
+        model.identity.requires_grad_(True)
+        return model
+
+    def _reference_inputs(self, data: SubjectScenes) -> torch.Tensor:
+        """What the identity encoder reads per subject: frozen ``encoder`` embeddings [R, E] or crops [R, 3, h, w]."""
+        crops = data.ref_crops(torch.arange(len(data.refs)))
+        if self.cfg.model.identity.encoder == "embedding":
+            return frozen_embeddings(self.embedder, crops)
+        return crops
+
+    def _loss(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        cfg, device = self.cfg, self.accelerator.device
+        latents, prompts = self._batch(index)
+        ids, rows, slots = self.data.subjects(index)
+        refs, mask = scatter_references(self.ref_inputs[ids], rows, slots, len(index), cfg.model.identity.max_refs)
+        task = self.data.tasks[index].to(device)
+        noisy, noise, sigma = self._noised(latents)
+        states, pooled = self.text(prompts)
+        with self.accelerator.autocast():
+            velocity = self.model(noisy, sigma, states, pooled, self.img_ids, self.txt_ids, task=task,
+                                  refs=refs.to(device), ref_mask=mask.to(device))
+        flow = flow_matching_loss(velocity, velocity_target(latents, noise), sigma, cfg.flow.weighting)
+        weight = identity_loss_weight(sigma, task, self.loss_schedules, cfg.identity_loss.weight,
+                                      annealing(self.step, cfg.identity_loss.anneal, cfg.identity_loss.anneal_steps))
+        reference = self.embedder_reference(ids).to(device)
+        with torch.set_grad_enabled(bool((weight > 0).any())):
+            images = self.rep.decode(latents_from_velocity(noisy, sigma, velocity.float()))
+            faces = face_embeddings(images, self.data.boxes[ids].to(device), rows.to(device), self.embedder)
+        sim = (faces * reference).sum(-1)
+        identity = per_sample_mean(1.0 - sim, rows.to(device), len(index))
+        with torch.no_grad():
+            # Similarity to another scene's subject: what id_sim would be without identity-specific binding.
+            other = per_sample_mean((faces * reference.roll(cfg.model.identity.max_refs, 0)).sum(-1), rows.to(device), len(index))
+            lam = self.accelerator.unwrap_model(self.model).identity.gate(sigma, task)
+        return {"loss": flow + weight * identity, "flow": flow, "identity": identity.detach(),
+                "id_sim": 1.0 - identity.detach(), "id_sim_other": other, "id_weight": weight, "lambda": lam,
+                "sigma": sigma, "task": task}
+
+    def embedder_reference(self, ids: torch.Tensor) -> torch.Tensor:
+        """The frozen ``encoder`` embeddings [M, E] of subjects ``ids``' references (the identity loss's targets)."""
+        if self.cfg.model.identity.encoder == "embedding":
+            return self.ref_inputs[ids]
+        return frozen_embeddings(self.embedder, self.ref_inputs[ids])
+
+    def _periodic(self, last: bool) -> dict:
+        every = self.cfg.diagnostics.every
+        if not self.accelerator.is_main_process or not ((every and self.step % every == 0) or last):
+            return {}
+        result = self.diagnostic(self.accelerator.unwrap_model(self.model))
+        if self.accelerator.is_main_process:
+            with open(self.out / "diagnostics.jsonl", "a") as f:
+                f.write(json.dumps({"step": self.step, **result}) + "\n")
+        return {k: v for k, v in result.items() if "_sigma_" not in k}
+
+    def _save_final(self, model: IdGlowTransformer, folder: Path) -> None:
+        """The identity branch (and LoRA) as safetensors + JSON; the backbone stays in ``base``."""
+        save_identity_branch(model, folder)
+        if model.config.lora.rank > 0:
+            save_lora(model, folder)
+
+    @torch.no_grad()
+    def sample_grid(self, path: Path) -> Path:
+        """Held-out scenes, one row each: reference crops | true scene | with references | without."""
+        model = self.accelerator.unwrap_model(self.model).eval()
+        rows = self.diagnostic.sample_rows(model, self.cfg.log.num_samples, self.cfg.log.sample_steps, self.mu)
+        model.train()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda tmp: Image.fromarray(np.concatenate(rows, axis=0)).save(tmp, format="PNG"))
+        return path
+
+
+def load_sft(run: str | Path, dtype: torch.dtype = torch.float32) -> tuple[IdGlowTransformer, SFTConfig]:
+    """The model (base backbone + trained identity branch and LoRA) and config of a finished SFT run."""
+    run = Path(run)
+    if not (run / "config.json").is_file():
+        raise FileNotFoundError(f"{run}: no config.json; not an SFT run folder")
+    cfg = from_dict(SFTConfig, json.loads((run / "config.json").read_text()))
+    final = run / "final"
+    if not (final / "identity_branch.safetensors").is_file():
+        raise FileNotFoundError(f"{final}: no identity_branch.safetensors; finish (or resume) the run first")
+    base, _ = load_base(cfg.base, dtype)
+    # LoRA is added by load_lora from its own saved config; the backbone comes from the base folder.
+    model = IdGlowTransformer(dataclasses.replace(cfg.model, lora=LoraOptions(), pretrained=None), backbone=base.flux)
+    load_identity_branch(model, final)
+    if (final / "lora.safetensors").is_file():
+        load_lora(model, final)
+    return model.eval(), cfg

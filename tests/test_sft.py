@@ -1,0 +1,196 @@
+"""Stage 1 SFT: identity-loss maths, subject data, the trainer end to end, the benchmark scorer."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from idglow.cast.build import build
+from idglow.cast.config import SynthConfig
+from idglow.cast.crops import face_crops
+from idglow.cast.judge_training import load_judges
+from idglow.cast.mu_real import write_mu_real
+from idglow.config import load_config
+from idglow.data.manifest import ManifestError
+from idglow.data.subjects import SubjectScenes
+from idglow.identity_loss import annealing, identity_loss_weight, per_sample_mean, subject_similarity
+from idglow.references import scatter_references
+from idglow.schedules import ScheduleConfig, schedule_function
+
+ROOT = Path(__file__).parents[1]
+JUDGES = ROOT / "assets" / "judges"
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def cast(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cast")
+    cfg = load_config(SynthConfig, None, ["--build.sft_group", "8", "--build.sft_age", "4", "--build.heldout_sft", "0",
+                                          "--build.bench_per_size", "2", "--build.mini_adults", "0", "--build.workers", "1",
+                                          "--world.train_identities", "20", "--world.heldout_identities", "8"])
+    build(out, cfg, progress=False)
+    write_mu_real(out, load_judges(JUDGES))
+    return out
+
+
+def _cli(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "idglow.cli", *argv], env=ENV, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def base(cast, tmp_path_factory) -> Path:
+    """A tiny base model trained for 4 steps and exported like assets/base."""
+    root = tmp_path_factory.mktemp("base")
+    done = _cli("train", "base", "--config", str(ROOT / "configs" / "tiny-base.yaml"), "--out", str(root / "run"),
+                "--data.manifests", f"[{cast / 'sft-group-train.jsonl'}]", "--optim.steps", "4")
+    assert done.returncode == 0, done.stderr
+    done = _cli("train", "export", "--run", str(root / "run"), "--out", str(root / "export"))
+    assert done.returncode == 0, done.stderr
+    return root / "export"
+
+
+def _sft(cast: Path, base: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    manifests = f"[{cast / 'sft-group-train.jsonl'},{cast / 'sft-age-train.jsonl'}]"
+    return _cli("train", "sft", "--config", str(ROOT / "configs" / "tiny-sft.yaml"), "--out", str(out), "--base", str(base),
+                "--data.manifests", manifests, "--diagnostics.manifests", manifests, *extra)
+
+
+# --- pure maths -------------------------------------------------------------------------------------------------
+
+
+def test_subject_similarity_is_the_cosine_of_cropped_faces_and_only_box_pixels_get_gradient():
+    torch.manual_seed(0)
+    embedder = load_judges(JUDGES)["encoder"]
+    images = (torch.rand(2, 3, 64, 128) * 2 - 1).requires_grad_(True)
+    boxes = torch.tensor([[10.0, 10, 30, 34], [60, 8, 80, 30], [90, 20, 110, 44]])
+    rows = torch.tensor([0, 0, 1])
+    refs = torch.nn.functional.normalize(torch.randn(3, 128), dim=-1)
+    sim = subject_similarity(images, boxes, rows, refs, embedder)
+    with torch.no_grad():
+        expected = (embedder(face_crops(images, boxes, rows)) * refs).sum(-1)
+    torch.testing.assert_close(sim, expected)
+    sim.sum().backward()
+    grad = images.grad.abs().sum(1)
+    assert grad[0, 10:34, 8:32].sum() > 0 and grad[1, 20:44, 88:112].sum() > 0
+    assert grad[0, 50:, :].sum() == 0 and grad[1, :, :80].sum() == 0  # nothing outside the (expanded) boxes
+
+
+def test_per_sample_mean_weight_and_annealing():
+    values, rows = torch.tensor([1.0, 3.0, 5.0]), torch.tensor([0, 0, 2])
+    torch.testing.assert_close(per_sample_mean(values, rows, 3), torch.tensor([2.0, 0.0, 5.0]))
+    schedules = [schedule_function(ScheduleConfig(kind="linear_decay")),
+                 schedule_function(ScheduleConfig(kind="window", sigma_lo=0.3, sigma_hi=0.7, edge_width=0.0))]
+    sigma, task = torch.tensor([0.2, 0.2, 0.5, 0.9]), torch.tensor([0, 1, 1, 1])
+    torch.testing.assert_close(identity_loss_weight(sigma, task, schedules, 0.5, 0.5), torch.tensor([0.05, 0.0, 0.25, 0.0]))
+    assert annealing(5, "none", 10) == 1.0 and annealing(5, "warmup", 10) == 0.5 and annealing(20, "warmup", 10) == 1.0
+    assert annealing(2, "decay", 10) == pytest.approx(0.8) and annealing(0, "warmup", 0) == 1.0
+    with pytest.raises(ValueError, match="anneal"):
+        annealing(1, "cosine", 10)
+
+
+def test_scatter_references_pads_and_rejects_too_many():
+    values = torch.arange(5.0)[:, None].repeat(1, 2)
+    refs, mask = scatter_references(values, torch.tensor([0, 0, 0, 2, 2]), torch.tensor([0, 1, 2, 0, 1]), 3, 4)
+    assert refs.shape == (3, 3, 2) and mask.tolist() == [[True] * 3, [False] * 3, [True, True, False]]
+    assert refs[2, 1, 0] == 4 and refs[1].abs().sum() == 0
+    with pytest.raises(ValueError, match="at most 2"):
+        scatter_references(values, torch.zeros(5, dtype=torch.long), torch.arange(5), 1, 2)
+
+
+# --- data -------------------------------------------------------------------------------------------------------
+
+
+def test_subject_scenes_hold_refs_boxes_and_tasks(cast):
+    data = SubjectScenes([cast / "sft-group-train.jsonl", cast / "sft-age-train.jsonl"], progress=False)
+    assert len(data) == 12 and data.tasks.tolist() == [0] * 8 + [1] * 4
+    ids, rows, slots = data.subjects(torch.tensor([3, 9]))
+    counts = [len(r["subjects"]) for _, r in data.records]
+    assert len(ids) == counts[3] + counts[9] and rows.tolist() == [0] * counts[3] + [1] * counts[9]
+    first = data.records[3][1]["subjects"][0]
+    assert data.boxes[ids[0]].tolist() == pytest.approx(first["box"])
+    assert data.ref_crops(ids).shape[1:] == (3, 32, 32) and data.ref_crops(ids).abs().max() <= 1
+
+
+def test_bad_reference_and_too_many_subjects_are_named(cast):
+    lines = (cast / "sft-group-train.jsonl").read_text().splitlines()
+    record = json.loads(lines[0])
+    (cast / "broken.png").write_bytes(b"not a png")
+    record["subjects"][0]["ref"] = "broken.png"
+    (cast / "bad-ref.jsonl").write_text(lines[1] + "\n" + json.dumps(record) + "\n")
+    with pytest.raises(ManifestError, match=r"bad-ref.jsonl:2: subjects\[0\].ref: unreadable image 'broken.png'"):
+        SubjectScenes([cast / "bad-ref.jsonl"], progress=False)
+    big = max(range(len(lines)), key=lambda i: len(json.loads(lines[i])["subjects"]))
+    n = len(json.loads(lines[big])["subjects"])
+    with pytest.raises(ManifestError, match=f"sft-group-train.jsonl:{big + 1}: subjects: {n} subjects exceed"):
+        SubjectScenes([cast / "sft-group-train.jsonl"], progress=False, max_refs=n - 1)
+
+
+# --- the trainer and the evaluator, end to end ------------------------------------------------------------------
+
+
+def test_sft_run_logs_diagnostics_trains_only_the_branch_and_resumes_exactly(cast, base, tmp_path):
+    done = _sft(cast, base, tmp_path / "run")
+    assert done.returncode == 0, done.stderr
+    run = tmp_path / "run"
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert records[-1]["step"] == 6
+    keys = set().union(*records)
+    for key in ("flow", "identity", "id_sim", "id_weight", "lambda", "heldout_true", "heldout_shuffled", "heldout_none",
+                "binding_gap", "images_per_second"):
+        assert key in keys, key
+    assert any(k.startswith("id_sim_sigma_") for k in keys) and any(k.startswith("loss_sigma_") for k in keys)
+    assert {"lambda_group", "lambda_age", "id_weight_group", "id_weight_age"} <= keys
+    diagnostics = [json.loads(line) for line in (run / "diagnostics.jsonl").read_text().splitlines()]
+    assert [d["step"] for d in diagnostics] == [3, 6] and "heldout_true_sigma_0.30" in diagnostics[0]
+    branch = load_file(str(run / "final" / "identity_branch.safetensors"))
+    assert any(k.startswith("cross_attention.") for k in branch)
+    out_proj = [v for k, v in branch.items() if k.endswith("to_out.weight")]
+    assert out_proj and any(v.abs().sum() > 0 for v in out_proj)  # zero-initialised, trained away from zero
+    checkpoint = load_file(str(next((run / "checkpoints").glob("step-*")) / "model.safetensors"))
+    assert checkpoint and all(k.startswith("identity.") for k in checkpoint)  # the backbone is frozen
+    assert (run / "samples" / "final.png").read_bytes()[:4] == b"\x89PNG"
+    # Stopping at step 3 and re-running to step 6 gives the same branch as the uninterrupted run.
+    assert _sft(cast, base, tmp_path / "split", "--optim.steps", "3").returncode == 0
+    again = _sft(cast, base, tmp_path / "split")
+    assert again.returncode == 0 and "resumed from" in again.stdout + again.stderr
+    resumed = load_file(str(tmp_path / "split" / "final" / "identity_branch.safetensors"))
+    assert all(torch.equal(branch[k], resumed[k]) for k in branch)
+    # The Python API: same seed and no references = the base backbone alone; references change the image.
+    from idglow.pipeline import IdGlowPipeline
+
+    pipe = IdGlowPipeline.from_run(run)
+    refs = [SubjectScenes([cast / "sft-group-train.jsonl"], progress=False).ref_crops(torch.tensor([0, 1]))]
+    images = pipe(["two people"], refs, steps=2, generator=torch.Generator().manual_seed(0))
+    plain = pipe(["two people"], None, steps=2, generator=torch.Generator().manual_seed(0))
+    assert images.shape == (1, 3, 64, 128) and not torch.equal(images, plain)
+    with pytest.raises(ValueError, match="2 reference sets for 1 prompts"):
+        pipe(["one"], refs * 2, steps=1)
+    # The evaluator generates both benchmarks and writes metrics and a grid.
+    done = _cli("train", "sft-eval", "--run", str(run), "--benchmark", str(cast / "synth-group.jsonl"),
+                "--benchmark", str(cast / "synth-age.jsonl"), "--steps", "2")
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((run / "eval" / "synth-age.json").read_text())
+    assert metrics["images"] == 8 and 0 <= metrics["facesim_norm"] and 0 <= metrics["child_rate"] <= 1
+    assert (run / "eval" / "synth-group.png").is_file()
+
+
+def test_true_renders_score_mu_real_and_the_judges_read_age_and_colour(cast):
+    from idglow.train.sft_eval import evaluate_targets
+
+    for name in ("synth-group", "synth-age"):
+        truth = evaluate_targets(cast / f"{name}.jsonl", JUDGES)
+        assert truth["facesim_norm"] == pytest.approx(1.0, abs=1e-5)
+        assert truth["count_accuracy"] == 1.0 and truth["colour_accuracy"] >= 0.9 and truth["leakage_rate"] <= 0.1
+    assert truth["child_rate"] >= 0.9 and truth["mini_adult_rate"] <= 0.1
+
+
+def test_sft_rejects_a_missing_base_and_a_missing_run(cast, tmp_path):
+    done = _sft(cast, tmp_path / "nowhere", tmp_path / "run")
+    assert done.returncode == 2 and "is not an exported base model" in done.stderr
+    done = _cli("train", "sft-eval", "--run", str(tmp_path / "nothing"))
+    assert done.returncode == 2 and "not an SFT run folder" in done.stderr
