@@ -30,6 +30,7 @@ RECIPES = {
     "sft-constant": "(b) constant gate and identity loss",
     "sft-no-id-loss": "(e) no identity loss",
     "sft-conv": "conv encoder on crops (instead of frozen embedding)",
+    "sft-idloss-late": "identity loss weighted toward low sigma (1 - sigma)",
 }
 BENCHMARKS = ("synth-group", "synth-age")
 COLUMNS = [("synth-group", "facesim_norm", "group FaceSim/mu"), ("synth-group", "count_accuracy", "group count acc"),
@@ -90,6 +91,19 @@ def plot_binding(runs: dict[str, Path], path: Path) -> None:
     plt.close(fig)
 
 
+def binding_table(runs: dict[str, Path], steps=(150, 300, 450, 600, 900)) -> str:
+    """``binding_gap`` and ``reference_gain`` (x 1000) of each run at the diagnostic steps: how fast each binds."""
+    head = "| run | steps, train minutes | " + " | ".join(f"gap / gain @ {s}" for s in steps) + " |"
+    lines = [head, "|" + "---|" * (len(steps) + 2)]
+    for name, run_dir in runs.items():
+        diagnostics = {json.loads(line)["step"]: json.loads(line) for line in (run_dir / "diagnostics.jsonl").read_text().splitlines()}
+        last = json.loads((run_dir / "log.jsonl").read_text().splitlines()[-1])
+        cells = [f"{1000 * diagnostics[s]['binding_gap']:+.2f} / {1000 * diagnostics[s]['reference_gain']:+.2f}"
+                 if s in diagnostics else "–" for s in steps]
+        lines.append(f"| {name} | {last['step']}, {last['elapsed_seconds'] / 60:.0f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), help="recipes under configs/ to train and score")
@@ -116,8 +130,9 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     plot_binding(runs, out / "binding.png")
     (out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
-    (out / "results.md").write_text(table(rows) + "\n")
+    (out / "results.md").write_text(table(rows) + "\n\n" + binding_table(runs) + "\n")
     print(table(rows))
+    print(binding_table(runs))
 
 
 if __name__ == "__main__":

@@ -70,3 +70,17 @@ def tiny_model(seed: int = 0, **identity) -> IdGlowTransformer:
 @pytest.fixture
 def batch() -> TinyBatch:
     return TinyBatch()
+
+
+def build_tiny_cast(out, sft_group: int = 8, sft_age: int = 0, bench_per_size: int = 0, heldout_identities: int = 4):
+    """A few cast scenes (one worker, 20 training identities) for end-to-end tests; returns ``out``."""
+    from idglow.cast.build import build
+    from idglow.cast.config import SynthConfig
+    from idglow.config import load_config
+
+    cfg = load_config(SynthConfig, None, [
+        "--build.sft_group", str(sft_group), "--build.sft_age", str(sft_age), "--build.heldout_sft", "0",
+        "--build.bench_per_size", str(bench_per_size), "--build.mini_adults", "0", "--build.workers", "1",
+        "--world.train_identities", "20", "--world.heldout_identities", str(heldout_identities)])
+    build(out, cfg, progress=False)
+    return out

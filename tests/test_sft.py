@@ -10,12 +10,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from idglow.cast.build import build
-from idglow.cast.config import SynthConfig
+from conftest import build_tiny_cast
+
 from idglow.cast.crops import face_crops
 from idglow.cast.judge_training import load_judges
 from idglow.cast.mu_real import write_mu_real
-from idglow.config import load_config
 from idglow.data.manifest import ManifestError
 from idglow.data.subjects import SubjectScenes
 from idglow.identity_loss import annealing, identity_loss_weight, per_sample_mean, subject_similarity
@@ -29,11 +28,7 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NU
 
 @pytest.fixture(scope="module")
 def cast(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("cast")
-    cfg = load_config(SynthConfig, None, ["--build.sft_group", "8", "--build.sft_age", "4", "--build.heldout_sft", "0",
-                                          "--build.bench_per_size", "2", "--build.mini_adults", "0", "--build.workers", "1",
-                                          "--world.train_identities", "20", "--world.heldout_identities", "8"])
-    build(out, cfg, progress=False)
+    out = build_tiny_cast(tmp_path_factory.mktemp("cast"), sft_age=4, bench_per_size=2, heldout_identities=8)
     write_mu_real(out, load_judges(JUDGES))
     return out
 

@@ -10,11 +10,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import build_tiny_cast
 from safetensors.torch import load_file
 
-from idglow.cast.build import build
-from idglow.cast.config import SynthConfig
-from idglow.config import load_config
 from idglow.data.images import CaptionedImages, EpochOrder
 from idglow.data.manifest import ManifestError
 from idglow.train.checkpoint import latest_checkpoint
@@ -25,12 +23,7 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NU
 
 @pytest.fixture(scope="module")
 def cast(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("cast")
-    cfg = load_config(SynthConfig, None, ["--build.sft_group", "8", "--build.sft_age", "0", "--build.heldout_sft", "0",
-                                          "--build.bench_per_size", "0", "--build.mini_adults", "0", "--build.workers", "1",
-                                          "--world.train_identities", "20", "--world.heldout_identities", "4"])
-    build(out, cfg, progress=False)
-    return out
+    return build_tiny_cast(tmp_path_factory.mktemp("cast"))
 
 
 def _train(out: Path, cast: Path, *extra: str) -> subprocess.Popen:
@@ -164,3 +157,25 @@ def test_vae_then_latent_base_run(cast, tmp_path):
     output, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, output
     assert (tmp_path / "run" / "samples" / "final.png").is_file()
+
+
+def test_work_that_overruns_the_time_budget_still_checkpoints_the_last_step_and_resume_drops_later_logs(cast, tmp_path):
+    from idglow.config import load_config
+    from idglow.train.config import TrainConfig
+    from idglow.train.loop import Trainer
+
+    class SlowPeriodic(Trainer):
+        def _periodic(self, last):  # e.g. a diagnostic that ends after the deadline although `last` was False
+            time.sleep(3.5 if self.step == 3 else 0)
+            return {}
+
+    overrides = ["--out", str(tmp_path / "run"), "--data.manifests", f"[{cast / 'sft-group-train.jsonl'}]",
+                 "--optim.max_minutes", "0.05", "--log.checkpoint_every", "100", "--log.log_every", "100"]
+    cfg = load_config(TrainConfig, ROOT / "configs" / "tiny-base.yaml", overrides)
+    record = SlowPeriodic(cfg).run()
+    assert record["step"] == 3 and latest_checkpoint(tmp_path / "run" / "checkpoints").name == "step-0000003"
+    # Resuming from an earlier checkpoint drops the log lines of the steps that will be trained again.
+    log = tmp_path / "run" / "log.jsonl"
+    log.write_text(log.read_text() + json.dumps({"step": 99, "loss": 1.0}) + "\n")
+    Trainer(load_config(TrainConfig, ROOT / "configs" / "tiny-base.yaml", overrides))
+    assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == [3]

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import TinyBatch, randomize_identity_branch, tiny_model
+from conftest import TinyBatch, randomize_identity_branch
 
 from idglow.config import ConfigError, load_config
 from idglow.inference import sample_packed

@@ -21,6 +21,15 @@ def read_rgb(path: Path, where: str) -> np.ndarray:
         raise ManifestError(f"{where}: unreadable image {path.name!r} ({err})") from None
 
 
+def read_same_size(path: Path, where: str, earlier: list[np.ndarray], what: str) -> np.ndarray:
+    """:func:`read_rgb`, checking the size against the first of ``earlier`` (a batch needs one size)."""
+    array = read_rgb(path, where)
+    if earlier and array.shape != earlier[0].shape:
+        raise ManifestError(f"{where}: size {array.shape[1]}x{array.shape[0]} differs from the first {what}'s "
+                            f"{earlier[0].shape[1]}x{earlier[0].shape[0]}")
+    return array
+
+
 class CaptionedImages:
     """All images [N, 3, H, W] (uint8, in memory) and prompts of one or more SFT manifests.
 
@@ -37,11 +46,7 @@ class CaptionedImages:
         self.records = records
         for manifest, record in tqdm(records, desc="loading images", disable=not progress):
             where = f"{manifest}:{record['_line']}: image"
-            array = read_rgb(manifest.parent / record["image"], where)
-            if arrays and array.shape != arrays[0].shape:
-                raise ManifestError(f"{where}: size {array.shape[1]}x{array.shape[0]} differs from the first image's "
-                                    f"{arrays[0].shape[1]}x{arrays[0].shape[0]}")
-            arrays.append(array)
+            arrays.append(read_same_size(manifest.parent / record["image"], where, arrays, "image"))
             self.prompts.append(record["prompt"])
             self.sources.append(where)
         self.images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from idglow.data.images import CaptionedImages, read_rgb
+from idglow.data.images import CaptionedImages, read_same_size
 from idglow.data.manifest import TASKS, ManifestError
 
 
@@ -31,11 +31,7 @@ class SubjectScenes(CaptionedImages):
                                     f"the model's max_refs={max_refs}")
             for i, subject in enumerate(record["subjects"]):
                 where = f"{manifest}:{record['_line']}: subjects[{i}].ref"
-                crop = read_rgb(manifest.parent / subject["ref"], where)
-                if crops and crop.shape != crops[0].shape:
-                    raise ManifestError(f"{where}: size {crop.shape[1]}x{crop.shape[0]} differs from the first "
-                                        f"reference's {crops[0].shape[1]}x{crops[0].shape[0]}")
-                crops.append(crop)
+                crops.append(read_same_size(manifest.parent / subject["ref"], where, crops, "reference"))
                 boxes.append(subject["box"])
             first.append(len(crops))
         self.refs = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()

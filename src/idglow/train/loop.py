@@ -172,8 +172,19 @@ class Trainer:
             self.ema.optimization_step = state["ema_step"]
         self.order.load_state_dict(state["data"])
         self.step = state["step"]
+        self._truncate_logs()
         self.elapsed_before = state.get("elapsed_seconds", 0.0)
         self.accelerator.print(f"resumed from {path} at step {self.step}")
+
+    def _truncate_logs(self) -> None:
+        """Drop log lines written after the checkpoint being resumed (they will be written again)."""
+        if not self.accelerator.is_main_process:
+            return
+        for name in ("log.jsonl", "diagnostics.jsonl"):
+            path = self.out / name
+            if path.is_file():
+                lines = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= self.step]
+                atomic_write(path, lambda p, kept=lines: p.write_text("".join(f"{line}\n" for line in kept)))
 
     def _checkpoint(self) -> None:
         if not self.accelerator.is_main_process:
@@ -270,6 +281,7 @@ class Trainer:
         bar = tqdm(total=cfg.optim.steps, initial=self.step, desc="train", disable=not cfg.log.progress)
         stats, start, record = TermStats(), time.perf_counter(), {}
         deadline = time.perf_counter() + 60 * cfg.optim.max_minutes if cfg.optim.max_minutes > 0 else float("inf")
+        saved = self.step
         while self.step < cfg.optim.steps and time.perf_counter() < deadline:
             self._train_step(stats)
             bar.update(1)
@@ -281,8 +293,12 @@ class Trainer:
                 stats, start = TermStats(), time.perf_counter()
             if self.step % cfg.log.checkpoint_every == 0 or last:
                 self._checkpoint()
+                saved = self.step
             if cfg.log.sample_every and self.step % cfg.log.sample_every == 0 and self.accelerator.is_main_process:
                 self.sample_grid(self.out / "samples" / f"step-{self.step:07d}.png")
+        if saved != self.step:  # periodic work (diagnostics, samples) ran past the deadline after `last` was decided
+            record = self._log(stats, time.perf_counter() - start) if stats.images else record
+            self._checkpoint()
         bar.close()
         self._finish()
         self.accelerator.end_training()

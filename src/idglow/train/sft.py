@@ -21,7 +21,6 @@ from idglow.config import from_dict
 from idglow.data.subjects import SubjectScenes
 from idglow.flow import flow_matching_loss, latents_from_velocity, velocity_target
 from idglow.identity_loss import annealing, face_embeddings, identity_loss_weight, per_sample_mean
-from idglow.inference import sample_packed
 from idglow.models import IdGlowTransformer
 from idglow.models.config import LoraOptions
 from idglow.models.io import load_identity_branch, load_lora, save_identity_branch, save_lora
@@ -60,9 +59,9 @@ class SFTTrainer(Trainer):
         loss = cfg.identity_loss
         specs = (cfg.model.identity.gate.group, cfg.model.identity.gate.age) if loss.follow_gate else (loss.group, loss.age)
         self.loss_schedules = [schedule_function(s) for s in specs]
-        self.ref_inputs = self._reference_inputs(self.data)
+        self.ref_inputs, self.ref_targets = self._reference_inputs(self.data)
         held = SubjectScenes(cfg.diagnostics.manifests, progress=False, max_refs=cfg.model.identity.max_refs)
-        self.diagnostic = BindingDiagnostic(held, self._reference_inputs(held), self.rep, self.text, self.img_ids,
+        self.diagnostic = BindingDiagnostic(held, self._reference_inputs(held)[0], self.rep, self.text, self.img_ids,
                                             self.txt_ids, cfg.diagnostics, cfg.model.identity.max_refs, cfg.seed)
 
     def _load_data(self) -> SubjectScenes:
@@ -77,12 +76,12 @@ class SFTTrainer(Trainer):
         model.identity.requires_grad_(True)
         return model
 
-    def _reference_inputs(self, data: SubjectScenes) -> torch.Tensor:
-        """What the identity encoder reads per subject: frozen ``encoder`` embeddings [R, E] or crops [R, 3, h, w]."""
+    def _reference_inputs(self, data: SubjectScenes) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per subject of ``data``: what the identity encoder reads (frozen ``encoder`` embeddings [R, E], or
+        crops [R, 3, h, w] for ``conv``) and the identity loss's targets (the embeddings)."""
         crops = data.ref_crops(torch.arange(len(data.refs)))
-        if self.cfg.model.identity.encoder == "embedding":
-            return frozen_embeddings(self.embedder, crops)
-        return crops
+        embeddings = frozen_embeddings(self.embedder, crops)
+        return (embeddings if self.cfg.model.identity.encoder == "embedding" else crops), embeddings
 
     def _loss(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
         cfg, device = self.cfg, self.accelerator.device
@@ -98,7 +97,7 @@ class SFTTrainer(Trainer):
         flow = flow_matching_loss(velocity, velocity_target(latents, noise), sigma, cfg.flow.weighting)
         weight = identity_loss_weight(sigma, task, self.loss_schedules, cfg.identity_loss.weight,
                                       annealing(self.step, cfg.identity_loss.anneal, cfg.identity_loss.anneal_steps))
-        reference = self.embedder_reference(ids).to(device)
+        reference = self.ref_targets[ids].to(device)
         with torch.set_grad_enabled(bool((weight > 0).any())):
             images = self.rep.decode(latents_from_velocity(noisy, sigma, velocity.float()))
             faces = face_embeddings(images, self.data.boxes[ids].to(device), rows.to(device), self.embedder)
@@ -112,20 +111,13 @@ class SFTTrainer(Trainer):
                 "id_sim": 1.0 - identity.detach(), "id_sim_other": other, "id_weight": weight, "lambda": lam,
                 "sigma": sigma, "task": task}
 
-    def embedder_reference(self, ids: torch.Tensor) -> torch.Tensor:
-        """The frozen ``encoder`` embeddings [M, E] of subjects ``ids``' references (the identity loss's targets)."""
-        if self.cfg.model.identity.encoder == "embedding":
-            return self.ref_inputs[ids]
-        return frozen_embeddings(self.embedder, self.ref_inputs[ids])
-
     def _periodic(self, last: bool) -> dict:
         every = self.cfg.diagnostics.every
         if not self.accelerator.is_main_process or not ((every and self.step % every == 0) or last):
             return {}
         result = self.diagnostic(self.accelerator.unwrap_model(self.model))
-        if self.accelerator.is_main_process:
-            with open(self.out / "diagnostics.jsonl", "a") as f:
-                f.write(json.dumps({"step": self.step, **result}) + "\n")
+        with open(self.out / "diagnostics.jsonl", "a") as f:
+            f.write(json.dumps({"step": self.step, **result}) + "\n")
         return {k: v for k, v in result.items() if "_sigma_" not in k}
 
     def _save_final(self, model: IdGlowTransformer, folder: Path) -> None:
