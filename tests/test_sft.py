@@ -187,5 +187,9 @@ def test_true_renders_score_mu_real_and_the_judges_read_age_and_colour(cast):
 def test_sft_rejects_a_missing_base_and_a_missing_run(cast, tmp_path):
     done = _sft(cast, tmp_path / "nowhere", tmp_path / "run")
     assert done.returncode == 2 and "is not an exported base model" in done.stderr
-    done = _cli("train", "sft-eval", "--run", str(tmp_path / "nothing"))
+    done = _cli("train", "sft-eval", "--run", str(tmp_path / "nothing"), "--benchmark", str(cast / "synth-group.jsonl"))
     assert done.returncode == 2 and "not an SFT run folder" in done.stderr
+    (tmp_path / "unfinished").mkdir()
+    (tmp_path / "unfinished" / "config.json").write_text("{}")
+    done = _cli("train", "sft-eval", "--run", str(tmp_path / "unfinished"), "--benchmark", str(cast / "missing.jsonl"))
+    assert done.returncode == 2 and "no identity_branch.safetensors; finish (or resume) the run first" in done.stderr

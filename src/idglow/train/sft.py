@@ -137,15 +137,21 @@ class SFTTrainer(Trainer):
         return path
 
 
-def load_sft(run: str | Path, dtype: torch.dtype = torch.float32) -> tuple[IdGlowTransformer, SFTConfig]:
-    """The model (base backbone + trained identity branch and LoRA) and config of a finished SFT run."""
+def check_run(run: str | Path) -> None:
+    """Raise FileNotFoundError unless ``run`` is a finished SFT run folder (config.json, final identity branch)."""
     run = Path(run)
     if not (run / "config.json").is_file():
         raise FileNotFoundError(f"{run}: no config.json; not an SFT run folder")
+    if not (run / "final" / "identity_branch.safetensors").is_file():
+        raise FileNotFoundError(f"{run / 'final'}: no identity_branch.safetensors; finish (or resume) the run first")
+
+
+def load_sft(run: str | Path, dtype: torch.dtype = torch.float32) -> tuple[IdGlowTransformer, SFTConfig]:
+    """The model (base backbone + trained identity branch and LoRA) and config of a finished SFT run."""
+    run = Path(run)
+    check_run(run)
     cfg = from_dict(SFTConfig, json.loads((run / "config.json").read_text()))
     final = run / "final"
-    if not (final / "identity_branch.safetensors").is_file():
-        raise FileNotFoundError(f"{final}: no identity_branch.safetensors; finish (or resume) the run first")
     base, _ = load_base(cfg.base, dtype)
     # LoRA is added by load_lora from its own saved config; the backbone comes from the base folder.
     model = IdGlowTransformer(dataclasses.replace(cfg.model, lora=LoraOptions(), pretrained=None), backbone=base.flux)

@@ -21,6 +21,7 @@ from idglow.data.manifest import load_manifest
 from idglow.eval.cast_bench import read_mu_real, score_image, summarise
 from idglow.pipeline import IdGlowPipeline
 from idglow.train.diagnostics import reference_grid
+from idglow.train.sft import check_run
 from idglow.weights import atomic_write
 
 
@@ -82,6 +83,7 @@ def evaluate_targets(manifest: str | Path, judges: str | Path = "assets/judges",
 
 def evaluate_sft(run: str | Path, manifests: list[str], out: str | Path, **kwargs) -> dict[str, dict]:
     """:func:`evaluate_benchmark` on each manifest; writes ``out/<benchmark>.json`` and ``out/<benchmark>.png``."""
+    check_run(run)  # before any benchmark is read, so a wrong run is the error the user sees
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results = {}
