@@ -355,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    p = add("config", cmd_config, "print a resolved configuration and every key's help (model, train, synth or vae)")
+    p = add("config", cmd_config, "print a resolved configuration and every key's help (model, train, sft, synth or vae)")
     p.add_argument("--kind", choices=["model", "train", "sft", "synth", "vae"], default="model",
                    help="which configuration: model (default), train (`train base`), sft (`train sft`), "
                    "synth (`synth ...`), vae (`train vae`)")

@@ -51,10 +51,9 @@ class BindingDiagnostic:
         images, self.prompts = data.batch(self.index)
         self.latents = rep.encode(images)
         self.task = data.tasks[self.index]
-        ids, self.rows, self.slots = data.subjects(self.index)
-        self.ids = ids
+        self.ids, self.rows, self.slots = data.subjects(self.index)
         # A roll by max_refs over the flat subject list always lands in another scene (a scene has <= max_refs).
-        self.refs = {"true": ref_inputs[ids], "shuffled": ref_inputs[ids.roll(max_refs)]}
+        self.refs = {"true": ref_inputs[self.ids], "shuffled": ref_inputs[self.ids.roll(max_refs)]}
         self.noise = torch.randn(len(cfg.sigmas), *self.latents.shape, generator=g)
 
     def _identity_args(self, condition: str) -> dict:
