@@ -2,7 +2,8 @@
 
 Rows (issue 5): (a) the base model with the identity branch off, (b) constant gate and loss,
 (c)/(d) the default recipe (linear decay for `group`, window for `age`, in one run), (e) no identity
-loss, plus the conv-encoder variant and the true renders (the ceiling and the judges' own error).
+loss, plus the conv-encoder, low-sigma identity loss and LoRA variants, identity guidance on the
+default and LoRA runs, and the true renders (the ceiling and the judges' own error).
 Every training run resumes if re-run; finished runs are not retrained; finished evaluations are reused.
 
     python benchmarks/sft_ablations.py [--recipes synth-sft sft-constant ...] [--limit 200] [--out runs/sft-ablations]
@@ -31,7 +32,10 @@ RECIPES = {
     "sft-no-id-loss": "(e) no identity loss",
     "sft-conv": "conv encoder on crops (instead of frozen embedding)",
     "sft-idloss-late": "identity loss weighted toward low sigma (1 - sigma)",
+    "sft-lora": "(c)/(d) + LoRA rank 8 on the backbone, 40 minutes",
 }
+# Recipes also scored with identity guidance (sampler: v_none + g (v_id - v_none)); same weights.
+GUIDED = {"synth-sft": 2.0, "sft-lora": 2.0}
 BENCHMARKS = ("synth-group", "synth-age")
 COLUMNS = [("synth-group", "facesim_norm", "group FaceSim/mu"), ("synth-group", "count_accuracy", "group count acc"),
            ("synth-group", "leakage_rate", "group leakage"), ("synth-age", "facesim_norm", "age FaceSim/mu"),
@@ -91,15 +95,19 @@ def plot_binding(runs: dict[str, Path], path: Path) -> None:
     plt.close(fig)
 
 
-def binding_table(runs: dict[str, Path], steps=(150, 300, 450, 600, 900)) -> str:
-    """``binding_gap`` and ``reference_gain`` (x 1000) of each run at the diagnostic steps: how fast each binds."""
-    head = "| run | steps, train minutes | " + " | ".join(f"gap / gain @ {s}" for s in steps) + " |"
-    lines = [head, "|" + "---|" * (len(steps) + 2)]
+def binding_table(runs: dict[str, Path], steps=(150, 300, 600, 900)) -> str:
+    """``binding_gap`` and ``reference_gain`` (x 1000) of each run at the diagnostic steps and at its last: how fast each binds."""
+    head = "| run | steps, train minutes | " + " | ".join(f"gap / gain @ {s}" for s in steps) + " | gap / gain at the end |"
+    lines = [head, "|" + "---|" * (len(steps) + 3)]
+
+    def cell(d: dict | None) -> str:
+        return "–" if d is None else f"{1000 * d['binding_gap']:+.2f} / {1000 * d['reference_gain']:+.2f}"
+
     for name, run_dir in runs.items():
-        diagnostics = {json.loads(line)["step"]: json.loads(line) for line in (run_dir / "diagnostics.jsonl").read_text().splitlines()}
+        records = [json.loads(line) for line in (run_dir / "diagnostics.jsonl").read_text().splitlines()]
+        by_step = {d["step"]: d for d in records}
         last = json.loads((run_dir / "log.jsonl").read_text().splitlines()[-1])
-        cells = [f"{1000 * diagnostics[s]['binding_gap']:+.2f} / {1000 * diagnostics[s]['reference_gain']:+.2f}"
-                 if s in diagnostics else "–" for s in steps]
+        cells = [cell(by_step.get(s)) for s in steps] + [f"{cell(records[-1])} (step {records[-1]['step']})"]
         lines.append(f"| {name} | {last['step']}, {last['elapsed_seconds'] / 60:.0f} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -126,6 +134,10 @@ def main() -> None:
         if recipe == "synth-sft":
             rows["(a) identity off (base model, text only)"] = evaluate(run_dir, out / "base-text-only", args, "--no-identity")
         rows[RECIPES.get(recipe, recipe)] = evaluate(run_dir, out / recipe, args)
+        if recipe in GUIDED:
+            g = GUIDED[recipe]
+            rows[f"{RECIPES.get(recipe, recipe)}, identity guidance {g:g}"] = evaluate(
+                run_dir, out / f"{recipe}-g{g:g}", args, "--id-guidance", str(g))
         runs[recipe] = run_dir
     out.mkdir(parents=True, exist_ok=True)
     plot_binding(runs, out / "binding.png")

@@ -14,6 +14,11 @@ def test_yaml_and_overrides_reach_nested_fields(tmp_path):
     assert cfg.identity.gate.age.sigma_lo == 0.2 and cfg.identity.gate.age.sigma_hi == 0.5
     assert cfg.identity.blocks == [0, 1] and cfg.lora.rank == 4
     assert cfg.identity.gate.group.kind == "linear_decay"  # untouched defaults survive
+    # PyYAML reads `1e-4` (no dot) as a string; float fields take it as the number it is
+    path.write_text("lora:\n  alpha: 1e-1\n")
+    assert load_config(ModelConfig, path, ["--identity.gate.age.sigma_hi", "7E-1"]).lora.alpha == pytest.approx(0.1)
+    with pytest.raises(ConfigError, match="lora.alpha: expected float"):
+        load_config(ModelConfig, None, ["--lora.alpha", "1e"])
     assert load_config(ModelConfig, None, []).preset == "small"
 
 
@@ -41,6 +46,7 @@ def test_round_trip_through_dict(tmp_path):
         (["--presett", "tiny"], "unknown config key presett"),
         (["--identity.num_tokens", "2.5"], r"identity\.num_tokens: expected int"),
         (["--identity.text_tokens", "yes please"], r"identity\.text_tokens: expected bool"),
+        (["--num_layers", "0"], r"num_layers: must be >= 1"),
         (["--preset", "huge"], r"preset: expected one of"),
         (["--identity.gate.group.kind", "cosine"], r"identity\.gate\.group\.kind: expected one of"),
         (["--identity.gate.age.sigma_lo", "0.9"], r"identity\.gate\.age\.sigma_lo"),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import load_file
 
 from conftest import build_tiny_cast
@@ -193,3 +194,114 @@ def test_sft_rejects_a_missing_base_and_a_missing_run(cast, tmp_path):
     (tmp_path / "unfinished" / "config.json").write_text("{}")
     done = _cli("train", "sft-eval", "--run", str(tmp_path / "unfinished"), "--benchmark", str(cast / "missing.jsonl"))
     assert done.returncode == 2 and "no identity_branch.safetensors; finish (or resume) the run first" in done.stderr
+
+
+def test_sft_with_lora_trains_adapter_at_its_own_rate_and_pipeline_loads_it(cast, base, tmp_path):
+    done = _sft(cast, base, tmp_path / "run", "--model.lora.rank", "2", "--optim.lora_lr", "1e-4", "--optim.steps", "2",
+                "--diagnostics.every", "0")
+    assert done.returncode == 0, done.stderr
+    run = tmp_path / "run"
+    adapter = load_file(str(run / "final" / "lora.safetensors"))
+    assert adapter and any(v.abs().sum() > 0 for k, v in adapter.items() if "lora_B" in k)  # B starts at zero
+    checkpoint = next((run / "checkpoints").glob("step-*"))
+    scheduler = torch.load(checkpoint / "scheduler.pt", weights_only=True)
+    assert sorted(scheduler["base_lrs"]) == pytest.approx([1e-4, 1e-3])  # the branch at lr, LoRA at lora_lr
+    from idglow.pipeline import IdGlowPipeline
+
+    pipe = IdGlowPipeline.from_run(run)
+    assert any("lora_" in n for n, _ in pipe.model.named_parameters())
+
+
+@pytest.fixture(scope="module")
+def tiny_run(cast, base, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("sft") / "run"
+    done = _sft(cast, base, run, "--optim.steps", "2", "--diagnostics.every", "0")
+    assert done.returncode == 0, done.stderr
+    return run
+
+
+def test_generate_writes_reproducible_images_with_sidecars_and_resumes(cast, tiny_run, tmp_path):
+    bench = cast / "synth-group.jsonl"
+    out = tmp_path / "gen"
+    done = _cli("generate", "--run", str(tiny_run), "--benchmark", str(bench), "--out", str(out), "--steps", "2",
+                "--limit", "3", "--batch", "2", "--schedule", "group.lambda_min=0.2")
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in bench.read_text().splitlines()][:3]
+    sidecar = json.loads((out / f"{records[2]['id']}.json").read_text())
+    assert sidecar["prompt"] == records[2]["prompt"] and sidecar["seed"] == 2 and sidecar["steps"] == 2
+    assert sidecar["schedule"]["group"]["lambda_min"] == 0.2
+    first = (out / f"{records[0]['id']}.png").read_bytes()
+    # re-running skips what exists; generating more with another batch size gives the same first images
+    again = _cli("generate", "--run", str(tiny_run), "--benchmark", str(bench), "--out", str(out), "--steps", "2",
+                 "--limit", "4", "--batch", "3", "--schedule", "group.lambda_min=0.2")
+    assert again.returncode == 0 and "wrote 1 images" in again.stdout and "3 already there" in again.stdout
+    (out / f"{records[0]['id']}.png").unlink()
+    assert _cli("generate", "--run", str(tiny_run), "--benchmark", str(bench), "--out", str(out), "--steps", "2",
+                "--limit", "1", "--schedule", "group.lambda_min=0.2").returncode == 0
+    assert (out / f"{records[0]['id']}.png").read_bytes() == first  # seed per record, not per batch
+    # one image from files and a folder of references
+    refs = [str(cast / r) for r in records[2]["refs"]]
+    single = _cli("generate", "--run", str(tiny_run), "--prompt", "two people", "--refs", *refs, "--out", str(tmp_path / "one"),
+                  "--steps", "2", "--id-guidance", "2", "--name", "pair")
+    assert single.returncode == 0, single.stderr
+    meta = json.loads((tmp_path / "one" / "pair.json").read_text())
+    assert meta["id_guidance"] == 2.0 and len(meta["refs"]) == len(refs)
+    assert Image.open(tmp_path / "one" / "pair.png").size == (128, 64)
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--prompt", "x", "--refs", "EMPTY"], "holds no images"),
+        (["--prompt", "x", "--refs", "BAD"], "unreadable image"),
+        (["--prompt", "x", "--refs", "NOPE.png"], "does not exist"),
+        (["--prompt", "x"], "--prompt needs --refs"),
+        (["--benchmark", "B", "--schedule", "group.kind=learned"], "learned gate"),
+        (["--benchmark", "B", "--schedule", "group.kindconstant"], "KEY=VALUE"),
+    ],
+)
+def test_generate_rejects_bad_input(cast, tiny_run, tmp_path, argv, message):
+    (tmp_path / "EMPTY").mkdir()
+    (tmp_path / "BAD").mkdir()
+    (tmp_path / "BAD" / "face.png").write_bytes(b"not a png")
+    paths = {"EMPTY": tmp_path / "EMPTY", "BAD": tmp_path / "BAD", "NOPE.png": tmp_path / "nope.png", "B": cast / "synth-group.jsonl"}
+    argv = [str(paths.get(a, a)) for a in argv]
+    done = _cli("generate", "--run", str(tiny_run), "--out", str(tmp_path / "o"), "--steps", "1", *argv)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+
+
+def test_eval_scores_a_generation_folder_and_rejects_mismatches(cast, tmp_path):
+    bench = cast / "synth-group.jsonl"
+    records = [json.loads(line) for line in bench.read_text().splitlines()]
+    gens = tmp_path / "gens"
+    gens.mkdir()
+    for r in records:  # the true renders as "generations": FaceSim must come out as mu_real
+        (gens / f"{r['id']}.png").write_bytes((cast / r["expected"]["target"]).read_bytes())
+    done = _cli("eval", "--generations", str(gens), "--benchmark", str(bench))
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((gens / "eval" / "metrics.json").read_text())
+    mu_real = json.loads(bench.with_suffix(".mu_real.json").read_text())["mu_real"]
+    assert metrics["images"] == len(records) and metrics["facesim"] == pytest.approx(mu_real, abs=1e-4)
+    for key in ("id_conf", "count_accuracy", "swap_rate", "leakage_rate", "colour_accuracy", "frechet_judge", "artifact_score"):
+        assert metrics[key] is not None, key
+    assert len((gens / "eval" / "scores.jsonl").read_text().splitlines()) == len(records)
+    assert (gens / "eval" / "by_size.png").read_bytes()[:4] == b"\x89PNG"
+    # corrupt image: an error naming it, or a counted skip
+    (gens / f"{records[0]['id']}.png").write_bytes(b"garbage")
+    bad = _cli("eval", "--generations", str(gens), "--benchmark", str(bench))
+    assert bad.returncode == 2 and f"{records[0]['id']}.png" in bad.stderr
+    skipped = _cli("eval", "--generations", str(gens), "--benchmark", str(bench), "--skip-bad", "--out", str(tmp_path / "e2"))
+    assert skipped.returncode == 0 and "skipped 1 unreadable" in skipped.stderr
+    assert json.loads((tmp_path / "e2" / "metrics.json").read_text())["images"] == len(records) - 1
+    # missing image: an error, or a counted skip
+    (gens / f"{records[0]['id']}.png").unlink()
+    missing = _cli("eval", "--generations", str(gens), "--benchmark", str(bench))
+    assert missing.returncode == 2 and "1 of" in missing.stderr and "--skip-missing" in missing.stderr
+    # a sidecar from another benchmark
+    (gens / f"{records[1]['id']}.json").write_text(json.dumps({"prompt": "something else"}))
+    other = _cli("eval", "--generations", str(gens), "--benchmark", str(bench), "--skip-missing")
+    assert other.returncode == 2 and "differs from the manifest" in other.stderr
+    # --compare: one table over evaluations
+    compared = _cli("eval", "--compare", str(gens / "eval"), str(tmp_path / "e2"), "--out", str(tmp_path / "cmp"))
+    assert compared.returncode == 0, compared.stderr
+    assert (tmp_path / "cmp" / "compare.md").read_text().count("\n") == 4 and (tmp_path / "cmp" / "pareto.png").is_file()

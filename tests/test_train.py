@@ -159,18 +159,27 @@ def test_vae_then_latent_base_run(cast, tmp_path):
     assert (tmp_path / "run" / "samples" / "final.png").is_file()
 
 
-def test_work_that_overruns_the_time_budget_still_checkpoints_the_last_step_and_resume_drops_later_logs(cast, tmp_path):
+def test_work_that_overruns_the_time_budget_still_checkpoints_the_last_step_and_resume_drops_later_logs(
+        cast, tmp_path, monkeypatch):
+    import types
+
     from idglow.config import load_config
+    from idglow.train import loop
     from idglow.train.config import TrainConfig
     from idglow.train.loop import Trainer
 
+    # The trainer's clock runs 10 minutes ahead once step 3's periodic work is done, however slow the machine.
+    skipped = {"seconds": 0.0}
+    monkeypatch.setattr(loop, "time", types.SimpleNamespace(perf_counter=lambda: time.perf_counter() + skipped["seconds"]))
+
     class SlowPeriodic(Trainer):
         def _periodic(self, last):  # e.g. a diagnostic that ends after the deadline although `last` was False
-            time.sleep(3.5 if self.step == 3 else 0)
+            if self.step == 3:
+                skipped["seconds"] = 600.0
             return {}
 
     overrides = ["--out", str(tmp_path / "run"), "--data.manifests", f"[{cast / 'sft-group-train.jsonl'}]",
-                 "--optim.max_minutes", "0.05", "--log.checkpoint_every", "100", "--log.log_every", "100"]
+                 "--optim.max_minutes", "5", "--log.checkpoint_every", "100", "--log.log_every", "100"]
     cfg = load_config(TrainConfig, ROOT / "configs" / "tiny-base.yaml", overrides)
     record = SlowPeriodic(cfg).run()
     assert record["step"] == 3 and latest_checkpoint(tmp_path / "run" / "checkpoints").name == "step-0000003"

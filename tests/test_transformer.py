@@ -203,6 +203,24 @@ def test_cached_kv_sampling_equals_uncached(apply_to):
     torch.testing.assert_close(cached, uncached, rtol=0, atol=1e-6)
     plain = sample_packed(model, noise, **{**common, "identity": None})
     assert (cached - plain).abs().max() > 1e-3
+    # identity guidance: g = 0 is the base model, g = 1 the plain identity sampler
+    torch.testing.assert_close(sample_packed(model, noise, id_guidance=0.0, **common), plain, rtol=0, atol=1e-6)
+    torch.testing.assert_close(sample_packed(model, noise, id_guidance=1.0, **common), cached, rtol=0, atol=0)
+
+
+def test_identity_guidance_extrapolates_the_velocity_from_the_base_model():
+    model = _model()
+    randomize_identity_branch(model)
+    batch = TinyBatch(batch=2)
+    cond = model.cache_identity(model.encode_identity(batch.refs[:2]))
+    args = (batch.encoder_hidden_states, batch.pooled, batch.img_ids, batch.txt_ids)
+    noise = torch.randn_like(batch.hidden_states)
+    sigma = torch.ones(2)
+    v_id = model(noise, sigma, *args, identity=cond, task="group")
+    v_none = model(noise, sigma, *args, task="group")
+    one_step = sample_packed(model, noise, *args, identity=cond, task="group", num_steps=1, id_guidance=3.0)
+    # one Euler step from sigma 1 to 0: x0 = noise - v
+    torch.testing.assert_close(one_step, noise - (v_none + 3.0 * (v_id - v_none)), rtol=0, atol=1e-5)
 
 
 def test_processors_wrap_diffusers_and_only_chosen_blocks_inject():

@@ -23,7 +23,7 @@ Run `idglow config [--kind model|train|synth|vae]` to list every key with its ty
 
 
 # Commands without a configuration: a leftover --key value is a typo, not an override.
-NO_CONFIG_COMMANDS = ("train export", "train base-eval", "train sft-eval", "synth mu-real")
+NO_CONFIG_COMMANDS = ("train export", "train base-eval", "train sft-eval", "synth mu-real", "generate", "eval", "bench build")
 
 
 def _quiet_libraries() -> None:
@@ -116,9 +116,10 @@ def cmd_train_sft_eval(args: argparse.Namespace) -> int:
 
     from idglow.train.sft_eval import evaluate_sft
 
-    out = args.out or str(Path(args.run) / ("eval-no-identity" if args.no_identity else "eval"))
+    default = "eval-no-identity" if args.no_identity else "eval" if args.id_guidance == 1 else f"eval-g{args.id_guidance:g}"
+    out = args.out or str(Path(args.run) / default)
     results = evaluate_sft(args.run, args.benchmark, out, judges=args.judges, identity=not args.no_identity,
-                           limit=args.limit, steps=args.steps, seed=args.seed)
+                           limit=args.limit, steps=args.steps, seed=args.seed, id_guidance=args.id_guidance)
     keys = ("facesim", "facesim_norm", "count_accuracy", "child_rate", "mini_adult_rate", "leakage_rate", "colour_accuracy")
     print(json.dumps({name: {k: m[k] for k in keys if k in m} for name, m in results.items()}, indent=2))
     print(f"wrote {out}/<benchmark>.json and .png")
@@ -307,11 +308,13 @@ def _add_train_commands(sub) -> None:
     p.add_argument("--run", required=True, help="a finished run folder of `idglow train sft`")
     p.add_argument("--benchmark", action="append", help="benchmark manifests (repeatable; default: data/cast/synth-group.jsonl "
                    "and synth-age.jsonl)")
-    p.add_argument("--out", help="output folder (default: RUN/eval, or RUN/eval-no-identity)")
+    p.add_argument("--out", help="output folder (default: RUN/eval, RUN/eval-no-identity or RUN/eval-gG)")
     p.add_argument("--no-identity", action="store_true", help="sample with the identity branch off (text-only baseline)")
     p.add_argument("--judges", default="assets/judges", help="judges that score (default: assets/judges)")
     p.add_argument("--limit", type=int, help="score N records of each benchmark, evenly spread over it (all group sizes)")
     p.add_argument("--steps", type=int, default=20, help="Euler steps (default: 20)")
+    p.add_argument("--id-guidance", type=float, default=1.0,
+                   help="identity guidance scale g: v_none + g (v_id - v_none); 1 = off, >1 costs a second forward")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
     p.set_defaults(func=cmd_train_sft_eval, command="train sft-eval", benchmark=None)
 
@@ -371,6 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_train_commands(sub)
     _add_synth_commands(sub)
+    from idglow.cli_eval import add_eval_commands
+
+    add_eval_commands(sub, EPILOG)
     return parser
 
 
@@ -392,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_libraries()
     try:
         return args.func(args)
-    except (ConfigError, ValueError, FileNotFoundError) as err:  # ManifestError is a ValueError
+    except (ConfigError, ValueError, FileNotFoundError, ImportError) as err:  # ManifestError is a ValueError
         print(f"idglow {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -26,6 +26,7 @@ def sample_packed(
     mu: float | None = None,
     cache_kv: bool = True,
     guidance: torch.Tensor | None = None,
+    id_guidance: float = 1.0,
     progress: bool = False,
 ) -> torch.Tensor:
     """Integrate the model's velocity from ``noise`` (sigma = 1) to data (sigma = 0).
@@ -37,6 +38,9 @@ def sample_packed(
         task: per-sample task(s).
         num_steps, shift, mu: the sigma grid (:func:`idglow.flow.sigma_grid`).
         cache_kv: compute each block's identity K/V once for the whole run (C_ID does not depend on sigma).
+        id_guidance: identity guidance scale g: ``v = v_none + g * (v_id - v_none)``, where ``v_none``
+            is the same model without references (the base model, exactly). 1 = one forward per step;
+            any other value costs a second forward.
 
     Returns:
         packed latents [B, S, C].
@@ -44,10 +48,17 @@ def sample_packed(
     if identity is not None and cache_kv and identity.kv is None:
         identity = model.cache_identity(identity)
 
-    def velocity(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    def forward(x: torch.Tensor, sigma: torch.Tensor, condition: IdentityCondition | None) -> torch.Tensor:
         return model(
             x, sigma, encoder_hidden_states, pooled_projections, img_ids, txt_ids,
-            identity=identity, task=task, guidance=guidance,
+            identity=condition, task=task, guidance=guidance,
         )
+
+    def velocity(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        v_id = forward(x, sigma, identity)
+        if identity is None or id_guidance == 1.0:
+            return v_id
+        v_none = forward(x, sigma, None)
+        return v_none + id_guidance * (v_id - v_none)
 
     return euler_sample(velocity, noise, sigma_grid(num_steps, shift=shift, mu=mu).to(noise.device), progress=progress)

@@ -32,10 +32,13 @@ class IdGlowPipeline:
         model: the IdGlow transformer (eval mode).
         cfg: the run's ``SFTConfig`` (representation, prompt length, encoder kind, judges folder).
         height, width: output image size in pixels.
+        ref_size: side of the square reference crops the identity branch was trained on (the cast's
+            ``build.ref_size``); :mod:`idglow.generate` resizes user files to it.
     """
 
-    def __init__(self, model: IdGlowTransformer, cfg, height: int, width: int):
-        self.model, self.cfg = model.eval(), cfg
+    def __init__(self, model: IdGlowTransformer, cfg, height: int, width: int, ref_size: int = 32):
+        self.model, self.cfg, self.ref_size = model.eval(), cfg, ref_size
+        self.height, self.width = height, width
         self.rep = build_representation(cfg.representation, height, width)
         self.text = TextEncoder(cfg.data.max_tokens)
         self.mu = flux_shift_mu(self.rep.tokens) if cfg.flow.shift == "resolution" else None
@@ -58,6 +61,14 @@ class IdGlowPipeline:
         refs, mask = scatter_references(inputs, rows, slots, len(references), self.cfg.model.identity.max_refs)
         return self.model.cache_identity(self.model.encode_identity(refs, mask))
 
+    def _noise(self, batch: int, generator: torch.Generator | Sequence[torch.Generator] | None) -> torch.Tensor:
+        shape = (self.rep.tokens, self.rep.channels)
+        if isinstance(generator, Sequence):
+            if len(generator) != batch:
+                raise ValueError(f"generator: {len(generator)} generators for {batch} prompts")
+            return torch.stack([torch.randn(shape, generator=g) for g in generator])
+        return torch.randn(batch, *shape, generator=generator)
+
     @torch.no_grad()
     def __call__(
         self,
@@ -65,7 +76,8 @@ class IdGlowPipeline:
         references: Sequence[torch.Tensor] | None = None,
         tasks: Sequence[str] | str = "group",
         steps: int = 20,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | Sequence[torch.Generator] | None = None,
+        id_guidance: float = 1.0,
     ) -> torch.Tensor:
         """Images [B, 3, H, W] in [-1, 1].
 
@@ -73,14 +85,17 @@ class IdGlowPipeline:
             prompts: B prompts.
             references: B tensors [N_b, 3, h, w] of face crops (None: text only, identity branch off).
             tasks: ``group``/``age`` per prompt, or one for all.
-            steps: Euler steps; generator: source of the initial noise.
+            steps: Euler steps.
+            generator: source of the initial noise; a list of B generators gives each image its own (so an
+                image depends only on its seed, not on what else is in the batch).
+            id_guidance: identity guidance scale (1 = none; see :func:`idglow.inference.sample_packed`).
         """
         if references is not None and len(references) != len(prompts):
             raise ValueError(f"references: {len(references)} reference sets for {len(prompts)} prompts")
         states, pooled = self.text(list(prompts))
-        noise = torch.randn(len(prompts), self.rep.tokens, self.rep.channels, generator=generator)
+        noise = self._noise(len(prompts), generator)
         identity = self.encode_references(references) if references is not None else None
         task = [tasks] * len(prompts) if isinstance(tasks, str) else list(tasks)
         packed = sample_packed(self.model, noise, states, pooled, self.rep.image_ids(), text_ids(self.cfg.data.max_tokens),
-                               identity=identity, task=task, num_steps=steps, mu=self.mu)
+                               identity=identity, task=task, num_steps=steps, mu=self.mu, id_guidance=id_guidance)
         return self.rep.decode(packed).clamp(-1, 1)

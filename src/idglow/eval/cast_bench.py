@@ -95,3 +95,28 @@ def read_mu_real(manifest: str | Path) -> float:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no mu_real for this benchmark; run `idglow synth mu-real`")
     return float(json.loads(path.read_text())["mu_real"])
+
+
+@torch.no_grad()
+def cast_extras(generated: list[tuple[dict, torch.Tensor]], manifest: str | Path, judges: dict[str, torch.nn.Module]) -> dict:
+    """The cast-only metrics of generated images [3, H, W] paired with their benchmark records: child and
+    mini-adult rates (age task), leakage and colour accuracy, and the Fréchet distance in judge features
+    to the benchmark's true renders (``expected.target``) of the same records."""
+    from idglow.cast.crops import to_tensor
+    from idglow.data.images import read_rgb
+    from idglow.eval.cast_quality import cast_quality
+
+    manifest = Path(manifest)
+    scores = []
+    for record, image in generated:
+        refs = torch.stack([to_tensor(read_rgb(manifest.parent / r, f"{manifest}:{record['_line']}: refs")) for r in record["refs"]])
+        scores.append(score_image(image, refs, record, judges))
+    keys = ("leakage_rate", "colour_accuracy", "child_rate", "mini_adult_rate")
+    out = {k: v for k, v in summarise(scores, 1.0).items() if k in keys}
+    targets = [record["expected"].get("target") for record, _ in generated]
+    if all(targets) and len(generated) >= 2:
+        real = torch.stack([to_tensor(read_rgb(manifest.parent / t, f"{manifest}: target")) for t in targets])
+        quality = cast_quality(judges["detector"], torch.stack([image for _, image in generated]), real,
+                               [record["expected"]["count"] for record, _ in generated])
+        out["frechet_judge"] = quality["frechet_judge"]
+    return out

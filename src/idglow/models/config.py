@@ -126,6 +126,11 @@ class ModelConfig:
     text_dim: int | None = option(
         None, "width of the prompt token states and pooled vector (null = the preset's; 384 for MiniLM)"
     )
+    num_layers: int | None = option(None, "dual-stream blocks (null = the preset's); with the next two, for width/depth sweeps")
+    num_single_layers: int | None = option(None, "single-stream blocks (null = the preset's)")
+    num_attention_heads: int | None = option(
+        None, "attention heads; the width is heads x the preset's head dimension (null = the preset's)"
+    )
     pretrained: str | None = option(
         None, "local diffusers folder (or its `transformer` subfolder) with backbone weights; never downloaded"
     )
@@ -136,5 +141,6 @@ class ModelConfig:
         """Check the preset and nested sections."""
         if self.preset not in FLUX_PRESETS:
             raise ValueError(f"preset: unknown {self.preset!r}; choose one of {tuple(FLUX_PRESETS)}")
-        require_min(self, 1, "in_channels", "text_dim")
+        require_min(self, 1, "in_channels", "text_dim", "num_layers", "num_attention_heads")
+        require_min(self, 0, "num_single_layers")
         validate_sections(self, "identity", "lora")

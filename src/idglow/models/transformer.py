@@ -21,7 +21,9 @@ def build_backbone(config: ModelConfig, dtype: torch.dtype = torch.float32) -> F
     """A FLUX backbone of ``config.preset``: random weights, or ``config.pretrained`` loaded from disk only."""
     if config.pretrained is None:
         kwargs = flux_kwargs(config.preset, in_channels=config.in_channels, joint_attention_dim=config.text_dim,
-                             pooled_projection_dim=config.text_dim)
+                             pooled_projection_dim=config.text_dim, num_layers=config.num_layers,
+                             num_single_layers=config.num_single_layers,
+                             num_attention_heads=config.num_attention_heads)
         flux = FluxTransformer2DModel(**kwargs)
         return flux if dtype == torch.float32 else flux.to(dtype)
     path = Path(config.pretrained)

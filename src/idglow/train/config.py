@@ -55,6 +55,7 @@ class OptimConfig:
     batch_size: int = option(16, "images per process per micro-batch")
     grad_accum: int = option(1, "micro-batches per optimisation step")
     lr: float = option(3e-4, "peak learning rate (AdamW)")
+    lora_lr: float | None = option(None, "peak learning rate of LoRA parameters on the backbone (null = lr)")
     weight_decay: float = option(0.0, "AdamW weight decay")
     warmup_steps: int = option(100, "linear warm-up steps")
     schedule: Literal["constant", "cosine", "linear"] = option("cosine", "learning-rate schedule after warm-up")
@@ -64,8 +65,10 @@ class OptimConfig:
 
     def validate(self) -> None:
         require_min(self, 1, "steps", "batch_size", "grad_accum")
-        if self.lr <= 0:
-            raise ValueError(f"lr: must be positive, got {self.lr}")
+        for name in ("lr", "lora_lr"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name}: must be positive, got {value}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay: must lie in [0, 1), got {self.ema_decay}")
 

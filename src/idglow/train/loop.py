@@ -107,7 +107,7 @@ class Trainer:
         self.model = self._build_model()
         self.names = [n for n, q in self.model.named_parameters() if q.requires_grad]
         params = [q for q in self.model.parameters() if q.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+        optimizer = torch.optim.AdamW(self._param_groups(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
         scheduler = get_scheduler(cfg.optim.schedule if cfg.optim.schedule != "constant" else "constant_with_warmup",
                                   optimizer, num_warmup_steps=cfg.optim.warmup_steps, num_training_steps=cfg.optim.steps)
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(self.model, optimizer, scheduler)
@@ -122,6 +122,15 @@ class Trainer:
         self.step, self.elapsed_before = 0, 0.0
         self._process_start = time.perf_counter()
         self._resume()
+
+    def _param_groups(self) -> list[dict]:
+        """Trainable parameters for AdamW: LoRA weights get ``optim.lora_lr`` when it is set."""
+        named = [(n, q) for n, q in self.model.named_parameters() if q.requires_grad]
+        lora = [q for n, q in named if "lora_" in n]
+        if self.cfg.optim.lora_lr is None or not lora:
+            return [{"params": [q for _, q in named]}]
+        rest = [q for n, q in named if "lora_" not in n]
+        return [g for g in ({"params": rest}, {"params": lora, "lr": self.cfg.optim.lora_lr}) if g["params"]]
 
     def _load_data(self) -> CaptionedImages:
         """The training set (the base model needs images and prompts only)."""

@@ -39,11 +39,12 @@ def _records(manifest: Path, limit: int | None) -> tuple[list[dict], list[torch.
 @torch.no_grad()
 def evaluate_benchmark(run: str | Path, manifest: str | Path, judges: str | Path = "assets/judges", identity: bool = True,
                        limit: int | None = None, steps: int = 20, seed: int = 0, batch: int = 16,
-                       progress: bool = True) -> tuple[dict, np.ndarray]:
+                       id_guidance: float = 1.0, progress: bool = True) -> tuple[dict, np.ndarray]:
     """Generate every record of a benchmark manifest with the run's model and score it.
 
     Args:
         identity: False samples the same backbone with the identity branch off (text only).
+        id_guidance: identity guidance scale of the sampler (1 = none).
 
     Returns:
         ``(metrics, grid)``: :func:`idglow.eval.cast_bench.summarise` plus settings, and a uint8
@@ -59,13 +60,13 @@ def evaluate_benchmark(run: str | Path, manifest: str | Path, judges: str | Path
     for start in tqdm(range(0, len(records), batch), desc=f"{manifest.stem}", disable=not progress):
         chunk, chunk_refs = records[start : start + batch], refs[start : start + batch]
         images = pipe([r["prompt"] for r in chunk], chunk_refs if identity else None, [r["task"] for r in chunk],
-                      steps=steps, generator=g)
+                      steps=steps, generator=g, id_guidance=id_guidance)
         for image, record, crops in zip(images, chunk, chunk_refs):
             scores.append(score_image(image, crops, record, scorers))
             if len(rows) < 8:
                 rows.append(np.concatenate([reference_grid(crops, height), to_uint8(image)], axis=1))
     metrics = summarise(scores, read_mu_real(manifest))
-    metrics.update({"benchmark": str(manifest), "identity": identity, "steps": steps, "seed": seed, "run": str(run)})
+    metrics.update({"benchmark": str(manifest), "identity": identity, "id_guidance": id_guidance, "steps": steps, "seed": seed, "run": str(run)})
     return metrics, np.concatenate(rows, axis=0)
 
 

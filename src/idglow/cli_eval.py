@@ -1,0 +1,130 @@
+"""``idglow generate`` and ``idglow eval``: the generation and evaluation subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from idglow.faces import BACKENDS
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    """Images from a trained run: one prompt with reference files, or every record of a benchmark."""
+    from idglow.generate import SamplingOptions, generate_benchmark, generate_one, override_schedules, reference_files
+    from idglow.pipeline import IdGlowPipeline
+    from idglow.train.sft import check_run
+
+    if bool(args.benchmark) == bool(args.prompt):
+        raise ValueError("give either --benchmark MANIFEST or --prompt TEXT with --refs")
+    if args.prompt and not args.refs:
+        raise ValueError("refs: --prompt needs --refs (image files or a folder)")
+    files = reference_files(args.refs) if args.prompt else None  # bad input fails before the model loads
+    check_run(args.run)
+    pipe = IdGlowPipeline.from_run(args.run, args.height, args.width)
+    schedule = override_schedules(pipe, args.schedule or [])
+    options = SamplingOptions(seed=args.seed, steps=args.steps, id_guidance=args.id_guidance)
+    out = Path(args.out)
+    if args.benchmark:
+        counts = generate_benchmark(pipe, args.run, args.benchmark, options, out, schedule, limit=args.limit, batch=args.batch)
+        print(f"wrote {counts['generated']} images to {out} ({counts['skipped']} already there, skipped)")
+    else:
+        path = generate_one(pipe, args.run, args.prompt, files, args.task, options, out, args.name, schedule)
+        print(f"wrote {path} and {path.with_suffix('.json')}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Score a folder of generations against its benchmark, or compare earlier evaluations."""
+    from idglow.eval.report import compare, evaluate_generations
+
+    if args.compare:
+        print(compare(args.compare, args.out or "runs/compare"))
+        return 0
+    if not (args.generations and args.benchmark):
+        raise ValueError("give --generations DIR and --benchmark MANIFEST (or --compare EVAL_DIR ...)")
+    out = args.out or str(Path(args.generations) / "eval")
+    metrics = evaluate_generations(args.generations, args.benchmark, out, backend=args.backend, judges=args.judges,
+                                   model_dir=args.model_dir, mu_real=args.mu_real, skip_missing=args.skip_missing,
+                                   skip_bad=args.skip_bad)
+    print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, dict)}, indent=2))
+    print(f"wrote {out}/metrics.json, metrics.md, scores.jsonl, by_size.png")
+    return 0
+
+
+def cmd_bench_build(args: argparse.Namespace) -> int:
+    """Benchmark manifests from a folder of face photos."""
+    from idglow.bench_build import build_benchmarks
+    from idglow.faces import load_backend
+
+    summary = build_benchmarks(args.faces, args.out, load_backend(args.backend, judges=args.judges, model_dir=args.model_dir),
+                               sizes=tuple(args.sizes), per_size=args.per_size, expand=args.expand, size=args.size,
+                               seed=args.seed)
+    print(json.dumps({k: v for k, v in summary.items() if k != "rejected_files"}, indent=2))
+    for reason, files in summary["rejected_files"].items():
+        if files:
+            print(f"rejected ({reason}): {', '.join(files)}")
+    print(f"wrote {args.out}/group-fusion.jsonl, age-group.jsonl, refs/ and build.json")
+    return 0
+
+
+def add_eval_commands(sub, epilog: str) -> None:
+    """Register ``generate`` and ``eval`` on the top-level subparsers."""
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = sub.add_parser("generate", help="generate images with a trained SFT run (PNG + JSON sidecar each)",
+                       description="Generate with a trained run: one image from --prompt and --refs, or every record "
+                       "of a benchmark manifest (re-running skips images already written).", epilog=epilog,
+                       formatter_class=fmt)
+    p.add_argument("--run", required=True, help="a finished run folder of `idglow train sft`")
+    p.add_argument("--out", default="runs/generate", help="output folder (default: runs/generate)")
+    p.add_argument("--benchmark", help="benchmark manifest: generate every record as <id>.png")
+    p.add_argument("--limit", type=int, help="only the first N records of the benchmark")
+    p.add_argument("--prompt", help="one prompt (with --refs)")
+    p.add_argument("--refs", nargs="+", metavar="PATH", help="reference face images or folders of them, left to right")
+    p.add_argument("--task", choices=["group", "age"], default="group", help="group fusion or age transformation (default: group)")
+    p.add_argument("--name", default="image", help="file name (without .png) of a single image (default: image)")
+    p.add_argument("--seed", type=int, default=0, help="noise seed; benchmark record k uses seed + k (default: 0)")
+    p.add_argument("--steps", type=int, default=20, help="Euler steps (default: 20)")
+    p.add_argument("--id-guidance", type=float, default=1.0,
+                   help="identity guidance g: v_none + g (v_id - v_none); 1 = off (default: 1)")
+    p.add_argument("--schedule", action="append", metavar="KEY=VALUE",
+                   help="override the gate, e.g. group.kind=constant or age.sigma_lo=0.2 (repeatable; analytic gates only)")
+    p.add_argument("--height", type=int, default=64, help="image height in pixels (default: 64)")
+    p.add_argument("--width", type=int, default=128, help="image width in pixels (default: 128)")
+    p.add_argument("--batch", type=int, default=16, help="images per forward pass (default: 16)")
+    p.set_defaults(func=cmd_generate, command="generate")
+
+    p = sub.add_parser("eval", help="score generations against a benchmark (FaceSim, ID-Conf, count, swaps, ...)",
+                       description="Detect, embed and Hungarian-match faces of a folder of generations (<id>.png) "
+                       "against its benchmark manifest, and write metrics.json, metrics.md, scores.jsonl and plots. "
+                       "--compare makes one table and plots from earlier evaluations.", epilog=epilog, formatter_class=fmt)
+    p.add_argument("--generations", help="folder of <record id>.png images (as `idglow generate --benchmark` writes)")
+    p.add_argument("--benchmark", help="the benchmark manifest the images were generated from")
+    p.add_argument("--backend", choices=BACKENDS, default="synth",
+                   help="face backend: synth (cast judges), dlib (real photos, offline), insightface (--model-dir)")
+    p.add_argument("--judges", default="assets/judges", help="cast judges for the synth backend (default: assets/judges)")
+    p.add_argument("--model-dir", help="local insightface model folder (insightface backend)")
+    p.add_argument("--mu-real", type=float, help="FaceSim of true photos to normalise by (default: <benchmark>.mu_real.json)")
+    p.add_argument("--skip-missing", action="store_true", help="score the images present; count records without one")
+    p.add_argument("--skip-bad", action="store_true", help="count and skip unreadable images instead of stopping")
+    p.add_argument("--compare", nargs="+", metavar="EVAL", help="eval folders (or metrics.json files) to put in one table")
+    p.add_argument("--out", help="output folder (default: GENERATIONS/eval; with --compare: runs/compare)")
+    p.set_defaults(func=cmd_eval, command="eval")
+
+    bench = sub.add_parser("bench", help="benchmarks from your own face photos", description="Benchmarks from your own photos.")
+    bench_sub = bench.add_subparsers(dest="bench_command", metavar="BENCH_COMMAND", required=True)
+    p = bench_sub.add_parser("build", help="group-fusion and age-group manifests from a folder of face photos",
+                             description="Detect and crop the face of every photo in --faces (one person per photo; "
+                             "photos with zero or several faces are rejected, counted and listed), then sample identity "
+                             "sets of sizes 2-4 with left-to-right prompts.", epilog=epilog, formatter_class=fmt)
+    p.add_argument("--faces", required=True, help="folder of face photos, one person each (e.g. CelebA-HQ)")
+    p.add_argument("--out", default="data/bench", help="output folder (default: data/bench)")
+    p.add_argument("--backend", choices=BACKENDS, default="dlib", help="face detector (default: dlib)")
+    p.add_argument("--judges", default="assets/judges", help="cast judges for the synth backend")
+    p.add_argument("--model-dir", help="local insightface model folder (insightface backend)")
+    p.add_argument("--sizes", type=int, nargs="+", default=[2, 3, 4], choices=[2, 3, 4], help="group sizes (default: 2 3 4)")
+    p.add_argument("--per-size", type=int, default=50, help="identity sets per group size and benchmark (default: 50)")
+    p.add_argument("--expand", type=float, default=1.6, help="crop side as a multiple of the face box (default: 1.6)")
+    p.add_argument("--size", type=int, default=128, help="side of the saved reference crops in pixels (default: 128)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the set sampling (default: 0)")
+    p.set_defaults(func=cmd_bench_build, command="bench build")
