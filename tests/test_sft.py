@@ -305,3 +305,24 @@ def test_eval_scores_a_generation_folder_and_rejects_mismatches(cast, tmp_path):
     compared = _cli("eval", "--compare", str(gens / "eval"), str(tmp_path / "e2"), "--out", str(tmp_path / "cmp"))
     assert compared.returncode == 0, compared.stderr
     assert (tmp_path / "cmp" / "compare.md").read_text().count("\n") == 4 and (tmp_path / "cmp" / "pareto.png").is_file()
+
+
+def test_sft_runs_under_accelerate_ddp_with_two_cpu_processes_and_resumes(cast, base, tmp_path):
+    manifests = f"[{cast / 'sft-group-train.jsonl'},{cast / 'sft-age-train.jsonl'}]"
+
+    def launch(steps: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--cpu", "--num_machines", "1",
+             "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "idglow.cli", "train", "sft",
+             "--config", str(ROOT / "configs" / "tiny-sft.yaml"), "--out", str(tmp_path / "run"), "--base", str(base),
+             "--data.manifests", manifests, "--diagnostics.every", "0", "--optim.steps", steps],
+            env=ENV, capture_output=True, text=True, timeout=300)
+
+    first = launch("2")
+    assert first.returncode == 0, first.stderr
+    again = launch("3")
+    assert again.returncode == 0, again.stderr
+    assert "resumed from" in again.stdout + again.stderr
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [2, 3]  # one process writes the log
+    assert (tmp_path / "run" / "final" / "identity_branch.safetensors").is_file()
