@@ -326,3 +326,19 @@ def test_sft_runs_under_accelerate_ddp_with_two_cpu_processes_and_resumes(cast, 
     records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [2, 3]  # one process writes the log
     assert (tmp_path / "run" / "final" / "identity_branch.safetensors").is_file()
+
+
+def test_prompts_refine_round_writes_library_prompts_and_before_after_metrics(cast, tiny_run, tmp_path):
+    out = tmp_path / "refine"
+    done = _cli("prompts", "refine", "--run", str(tiny_run), "--benchmark", str(cast / "synth-group.jsonl"), "--out", str(out),
+                "--steps", "2", "--limit", "4")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["images"] == 4 and set(summary["before"]) == set(summary["after"])
+    library = [json.loads(line) for line in (out / "badcases.jsonl").read_text().splitlines()]
+    refined = [json.loads(line) for line in (out / "refined_prompts.jsonl").read_text().splitlines()]
+    # a 2-step tiny model fails somewhere; every failing record got a rewritten prompt, used in round 1
+    assert library and {e["id"] for e in library} == {r["id"] for r in refined} and summary["prompts_rewritten"] == len(refined)
+    for r in refined:
+        assert json.loads((out / "round1" / f"{r['id']}.json").read_text())["prompt"] == r["prompt"]
+    assert len(list((out / "round0").glob("*.png"))) == len(list((out / "round1").glob("*.png"))) == 4

@@ -23,7 +23,8 @@ Run `idglow config [--kind model|train|synth|vae]` to list every key with its ty
 
 
 # Commands without a configuration: a leftover --key value is a typo, not an override.
-NO_CONFIG_COMMANDS = ("train export", "train base-eval", "train sft-eval", "synth mu-real", "generate", "eval", "bench build")
+NO_CONFIG_COMMANDS = ("train export", "train base-eval", "train sft-eval", "synth mu-real", "generate", "eval", "bench build",
+                      "prompts refine")
 
 
 def _quiet_libraries() -> None:
@@ -377,6 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
     from idglow.cli_eval import add_eval_commands
 
     add_eval_commands(sub, EPILOG)
+    from idglow.cli_prompts import add_prompt_commands
+
+    add_prompt_commands(sub, EPILOG)
     return parser
 
 

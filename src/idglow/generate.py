@@ -128,21 +128,26 @@ def generate_one(pipe: IdGlowPipeline, run: str | Path, prompt: str, ref_files: 
 
 
 def generate_benchmark(pipe: IdGlowPipeline, run: str | Path, manifest: str | Path, options: SamplingOptions, out: Path,
-                       schedule: dict, limit: int | None = None, batch: int = 16, progress: bool = True) -> dict:
+                       schedule: dict, limit: int | None = None, batch: int = 16, progress: bool = True,
+                       prompts: dict[str, str] | None = None, ids: set[str] | None = None) -> dict:
     """Every record of a benchmark manifest -> ``out/<id>.png`` + sidecar; records already done are skipped.
 
     Record k uses seed ``options.seed + k`` (k = its line order), so images do not depend on batching.
+    ``prompts`` replaces the prompts of the records it names (by id), e.g. refined ones; ``ids``
+    restricts generation to those records (seeds still follow each record's line order).
 
     Returns:
         counts ``{"generated": G, "skipped": S}``.
     """
     manifest = Path(manifest)
     records = load_manifest(manifest, "benchmark")
+    keep = [(k, r) for k, r in enumerate(records) if ids is None or r["id"] in ids]
     if limit is not None:
-        records = records[:limit]
-    todo = [(k, r) for k, r in enumerate(records)
-            if not ((out / f"{r['id']}.png").is_file() and (out / f"{r['id']}.json").is_file())]
-    bar = tqdm(total=len(records), initial=len(records) - len(todo), desc=f"generate {manifest.stem}", disable=not progress)
+        keep = keep[:limit]
+    if prompts:
+        keep = [(k, {**r, "prompt": prompts.get(r["id"], r["prompt"])}) for k, r in keep]
+    todo = [(k, r) for k, r in keep if not ((out / f"{r['id']}.png").is_file() and (out / f"{r['id']}.json").is_file())]
+    bar = tqdm(total=len(keep), initial=len(keep) - len(todo), desc=f"generate {manifest.stem}", disable=not progress)
     for start in range(0, len(todo), batch):
         chunk = todo[start : start + batch]
         crops = [read_references([manifest.parent / p for p in r["refs"]], pipe.ref_size) for _, r in chunk]
@@ -155,4 +160,4 @@ def generate_benchmark(pipe: IdGlowPipeline, run: str | Path, manifest: str | Pa
                                                            schedule, pipe, id=record["id"], benchmark=str(manifest.resolve())))
         bar.update(len(chunk))
     bar.close()
-    return {"generated": len(todo), "skipped": len(records) - len(todo)}
+    return {"generated": len(todo), "skipped": len(keep) - len(todo)}

@@ -50,13 +50,19 @@ def score_image(image: torch.Tensor, refs: torch.Tensor, record: dict, judges: d
     result["child"] = float(child.sum()) / len(refs)
     result["adult"] = float((~child).sum()) / len(refs)
     own = [CLOTHING_NAMES.index(c) for c in expected["clothing"]]
-    wearing_own = leaked = 0
-    for slot, predicted in zip(torch.nonzero(matched).flatten().tolist(), colour.tolist()):
+    wearing_own, leaked_slots = 0, []
+    slots = torch.nonzero(matched).flatten().tolist()
+    for slot, predicted in zip(slots, colour.tolist()):
         others = {c for k, c in enumerate(own) if k != slot}
         wearing_own += predicted == own[slot]
-        leaked += predicted != own[slot] and predicted in others
+        if predicted != own[slot] and predicted in others:
+            leaked_slots.append(slot)
     result["matched"] = int(matched.sum())
-    result["own_colour"], result["leaked"] = wearing_own, leaked
+    result["own_colour"], result["leaked"] = wearing_own, len(leaked_slots)
+    # per reference, for the badcase library: who leaked, who was drawn as an adult, who is missing
+    result["leaked_slots"] = leaked_slots
+    result["adult_slots"] = [slot for slot, is_child in zip(slots, child.tolist()) if not is_child]
+    result["unmatched_slots"] = torch.nonzero(~matched).flatten().tolist()
     return result
 
 

@@ -27,7 +27,8 @@ def _mu_real(manifest: Path, given: float | None) -> float | None:
 
 def evaluate_generations(generations: str | Path, manifest: str | Path, out: str | Path, backend: str = "synth",
                          judges: str = "assets/judges", model_dir: str | None = None, mu_real: float | None = None,
-                         skip_missing: bool = False, skip_bad: bool = False, progress: bool = True) -> dict:
+                         skip_missing: bool = False, skip_bad: bool = False, progress: bool = True,
+                         check_prompts: bool = True) -> dict:
     """Score a folder of generations against its benchmark; write the outputs under ``out``.
 
     Args:
@@ -42,7 +43,7 @@ def evaluate_generations(generations: str | Path, manifest: str | Path, out: str
 
     generations, manifest, out = Path(generations), Path(manifest), Path(out)
     faces = load_backend(backend, judges=judges, model_dir=model_dir)
-    scores, images, skipped = score_folder(generations, manifest, faces, skip_missing, skip_bad, progress)
+    scores, images, skipped = score_folder(generations, manifest, faces, skip_missing, skip_bad, progress, check_prompts)
     for kind in ("missing", "unreadable"):
         if skipped[kind]:
             print(f"warning: eval skipped {skipped[kind]} {kind} generation(s) in {generations}", file=sys.stderr)

@@ -32,12 +32,14 @@ class GenerationsError(ValueError):
     """Generations that do not match their benchmark manifest."""
 
 
-def pair_generations(folder: Path, records: list[dict], skip_missing: bool) -> tuple[list[tuple[dict, Path]], list[str]]:
+def pair_generations(folder: Path, records: list[dict], skip_missing: bool,
+                     check_prompts: bool = True) -> tuple[list[tuple[dict, Path]], list[str]]:
     """``(record, image path)`` for each record; the ids without an image.
 
     Raises:
         GenerationsError: images missing (unless ``skip_missing``), or a sidecar whose prompt differs
-            from the record's (the folder was generated from another manifest).
+            from the record's (the folder was generated from another manifest; ``check_prompts=False``
+            when the prompts were rewritten on purpose, as ``idglow prompts refine`` does).
     """
     if not folder.is_dir():
         raise GenerationsError(f"generations: {folder} is not a folder")
@@ -48,7 +50,7 @@ def pair_generations(folder: Path, records: list[dict], skip_missing: bool) -> t
             missing.append(record["id"])
             continue
         sidecar = image.with_suffix(".json")
-        if sidecar.is_file():
+        if check_prompts and sidecar.is_file():
             prompt = json.loads(sidecar.read_text()).get("prompt")
             if prompt is not None and prompt != record["prompt"]:
                 raise GenerationsError(f"{sidecar}: prompt {prompt!r} differs from the manifest's "
@@ -75,6 +77,7 @@ def identity_scores(backend: FaceBackend, image: np.ndarray, references: np.ndar
         "facesim": float(matched.mean()), "facesim_per_ref": matched.round(4).tolist(),
         "id_conf": float(id_confusion(sim).mean()),
         "swaps": None if swaps is None else int(swaps.sum()),
+        "swapped_slots": [] if swaps is None else np.flatnonzero(swaps).tolist(),
         "_confidence": float(confidence.mean()) if len(confidence) else 0.0,
     }
 
@@ -119,10 +122,10 @@ def _reference_embeddings(backend: FaceBackend, manifest: Path, record: dict) ->
 
 
 def score_folder(folder: Path, manifest: Path, backend: FaceBackend, skip_missing: bool = False, skip_bad: bool = False,
-                 progress: bool = True) -> tuple[list[dict], list[torch.Tensor], dict]:
+                 progress: bool = True, check_prompts: bool = True) -> tuple[list[dict], list[torch.Tensor], dict]:
     """Scores of every generation; the generated images as tensors (for cast extras); skip counts."""
     records = load_manifest(manifest, "benchmark")
-    pairs, missing = pair_generations(folder, records, skip_missing)
+    pairs, missing = pair_generations(folder, records, skip_missing, check_prompts)
     scores, images, bad = [], [], []
     for record, path in tqdm(pairs, desc=f"eval {manifest.stem}", disable=not progress):
         try:

@@ -1,0 +1,65 @@
+"""``idglow prompts``: per-subject prompt synthesis and the badcase-driven refine loop."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def _synthesizer(args: argparse.Namespace):
+    """None for ``rules``; the VLM client for ``openai``."""
+    if args.backend == "rules":
+        return None
+    from idglow.prompts.vlm import VLMOptions, VLMPromptSynthesizer
+
+    return VLMPromptSynthesizer(VLMOptions(base_url=args.base_url, model=args.model, api_key_env=args.api_key_env,
+                                           timeout=args.timeout, max_retries=args.max_retries, concurrency=args.concurrency))
+
+
+def cmd_prompts_refine(args: argparse.Namespace) -> int:
+    """One badcase-driven refine round on a benchmark."""
+    from idglow.prompts.refine_loop import refine
+    from idglow.train.sft import check_run
+
+    check_run(args.run)
+    summary = refine(args.run, args.benchmark, args.out, _synthesizer(args), judges=args.judges, limit=args.limit,
+                     steps=args.steps, seed=args.seed, id_guidance=args.id_guidance, reorder=args.reorder)
+    print(json.dumps(summary, indent=2))
+    print(f"wrote {args.out}/summary.md, badcases.jsonl, refined_prompts.jsonl, round0/, round1/")
+    return 0
+
+
+def _add_backend_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=["rules", "openai"], default="rules",
+                   help="rules (offline, deterministic; default) or openai (any OpenAI-compatible chat endpoint)")
+    p.add_argument("--base-url", default="http://127.0.0.1:8000/v1", help="openai: endpoint base URL")
+    p.add_argument("--model", default="Qwen2.5-VL-7B-Instruct", help="openai: model name")
+    p.add_argument("--api-key-env", default="OPENAI_API_KEY", help="openai: environment variable holding the key")
+    p.add_argument("--timeout", type=float, default=30.0, help="openai: seconds per request (default: 30)")
+    p.add_argument("--max-retries", type=int, default=2, help="openai: retries with backoff on 429/5xx/connection errors")
+    p.add_argument("--concurrency", type=int, default=4, help="openai: requests in flight (default: 4)")
+
+
+def add_prompt_commands(sub, epilog: str) -> None:
+    """Register ``prompts refine``."""
+    prompts = sub.add_parser("prompts", help="per-subject prompts and the badcase refine loop",
+                             description="Per-subject prompt synthesis (rules or a VLM) and the badcase-driven refine loop.")
+    prompts_sub = prompts.add_subparsers(dest="prompts_command", metavar="PROMPTS_COMMAND", required=True)
+    p = prompts_sub.add_parser(
+        "refine", help="generate, find failures, record badcases, rewrite prompts, regenerate, re-measure",
+        description="One refine round: generate the benchmark with a trained run, detect failures with the cast "
+        "judges (leakage, swap, missing/extra person, failed age transform), record them in OUT/badcases.jsonl, "
+        "rewrite the failing prompts, regenerate with the same seeds and compare (OUT/summary.md).",
+        epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", required=True, help="a finished run folder of `idglow train sft`")
+    p.add_argument("--benchmark", default="data/cast/synth-group.jsonl", help="benchmark manifest (default: synth-group)")
+    p.add_argument("--out", default="runs/refine", help="output folder (default: runs/refine)")
+    p.add_argument("--judges", default="assets/judges", help="cast judges (default: assets/judges)")
+    p.add_argument("--limit", type=int, help="only the first N records")
+    p.add_argument("--steps", type=int, default=20, help="Euler steps (default: 20)")
+    p.add_argument("--seed", type=int, default=0, help="noise seed; record k uses seed + k (default: 0)")
+    p.add_argument("--id-guidance", type=float, default=1.0, help="identity guidance scale (default: 1 = off)")
+    p.add_argument("--reorder", action="store_true",
+                   help="rules: put the failing people's clauses first (default: keep them left to right)")
+    _add_backend_options(p)
+    p.set_defaults(func=cmd_prompts_refine, command="prompts refine")

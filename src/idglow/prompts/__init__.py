@@ -1,0 +1,8 @@
+"""Per-subject prompt synthesis (DESIGN §1, issue: badcase-driven VLM prompts).
+
+- :mod:`idglow.prompts.scene`: structured subject descriptions (position, age, hair, clothing,
+  expression) and the scene around them.
+- :mod:`idglow.prompts.rules`: the deterministic, offline synthesizer (the embedded default).
+- :mod:`idglow.prompts.vlm`: any OpenAI-compatible chat-completions endpoint, with timeouts,
+  bounded retries, schema-validated replies and a counted fallback to ``rules``.
+"""

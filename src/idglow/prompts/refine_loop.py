@@ -1,0 +1,119 @@
+"""``idglow prompts refine``: generate -> find failures -> record them -> rewrite prompts -> regenerate -> re-measure.
+
+Round 0 generates a benchmark with its own prompts; every image is scored with the cast judges and
+its failures go to the badcase library; the failing records get new prompts (``rules``: explicit
+binding, reordering and emphasis; ``openai``: a VLM with the library's cases as few-shot guidance);
+round 1 regenerates the benchmark with the same seeds and re-measures.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from idglow.cast.crops import to_tensor
+from idglow.cast.judge_training import load_judges
+from idglow.data.images import read_rgb
+from idglow.data.manifest import load_manifest
+from idglow.eval.cast_bench import score_image
+from idglow.eval.report import evaluate_generations
+from idglow.eval.suite import identity_scores
+from idglow.faces.synth import SynthFaces
+from idglow.prompts import rules
+from idglow.prompts.badcases import append_library, detect_failures, few_shot_guidance, library_entries
+from idglow.prompts.scene import SceneDescription
+from idglow.weights import atomic_write
+
+REPORT_KEYS = ("leakage_rate", "swap_rate", "count_accuracy", "facesim_norm", "colour_accuracy", "child_rate")
+
+
+def find_failures(folder: Path, manifest: Path, records: list[dict], judges: str, progress: bool = True) -> dict[str, dict]:
+    """Failures per record id (only records that have some) of the images ``folder/<id>.png``."""
+    faces = SynthFaces(judges)
+    found = {}
+    for record in tqdm(records, desc="find failures", disable=not progress):
+        image = read_rgb(folder / f"{record['id']}.png", f"{folder}: {record['id']}.png")
+        crops = [read_rgb(manifest.parent / r, f"{manifest}:{record['_line']}: refs") for r in record["refs"]]
+        refs = [faces.reference(c, "ref") for c in crops]
+        identity = identity_scores(faces, image, np.stack(refs), record["expected"].get("count", len(refs)))
+        cast = score_image(to_tensor(image), torch.stack([to_tensor(c) for c in crops]), record, faces.judges)
+        failures = detect_failures(record, identity, cast)
+        if failures:
+            found[record["id"]] = failures
+    return found
+
+
+def rewrite_prompts(records: list[dict], failures: dict[str, dict], synthesizer, library: list[dict],
+                    reorder: bool = False) -> dict[str, str]:
+    """New prompts for the failing records (id -> prompt)."""
+    failing = [r for r in records if r["id"] in failures]
+    if synthesizer is None:  # rules
+        return {r["id"]: rules.refine(SceneDescription.from_record(r), failures[r["id"]], reorder) for r in failing}
+    scenes = [SceneDescription.from_record(r) for r in failing]
+    prompts = synthesizer.synthesize_many(scenes, guidance=few_shot_guidance(library))
+    return {r["id"]: p for r, p in zip(failing, prompts)}
+
+
+def refine(run: str | Path, manifest: str | Path, out: str | Path, synthesizer=None, judges: str = "assets/judges",
+           limit: int | None = None, steps: int = 20, seed: int = 0, id_guidance: float = 1.0, batch: int = 16,
+           progress: bool = True, reorder: bool = False) -> dict:
+    """One refine round on a benchmark; writes under ``out``: ``round0/``, ``round1/`` (images + eval),
+    ``badcases.jsonl``, ``refined_prompts.jsonl`` and ``summary.json`` / ``summary.md``.
+
+    Args:
+        synthesizer: None for ``rules``, or a :class:`idglow.prompts.vlm.VLMPromptSynthesizer`.
+        reorder: ``rules`` puts the failing people's clauses first (else keeps left-to-right order).
+
+    Returns:
+        the summary: metrics before and after, failure counts, prompts rewritten.
+    """
+    from idglow.generate import SamplingOptions, generate_benchmark, override_schedules
+    from idglow.pipeline import IdGlowPipeline
+
+    manifest, out = Path(manifest), Path(out)
+    records = load_manifest(manifest, "benchmark")
+    if limit is not None and limit < len(records):  # evenly spread: benchmarks are ordered by group size
+        records = [records[i] for i in np.linspace(0, len(records) - 1, limit).round().astype(int)]
+    ids = {r["id"] for r in records}
+    pipe = IdGlowPipeline.from_run(run)
+    options = SamplingOptions(seed=seed, steps=steps, id_guidance=id_guidance)
+    schedule = override_schedules(pipe, [])
+    generate_benchmark(pipe, run, manifest, options, out / "round0", schedule, batch=batch, progress=progress, ids=ids)
+    before = evaluate_generations(out / "round0", manifest, out / "round0" / "eval", judges=judges, skip_missing=True,
+                                  progress=progress)
+    failures = find_failures(out / "round0", manifest, records, judges, progress)
+    entries = [e for r in records if r["id"] in failures
+               for e in library_entries(r, failures[r["id"]], str(out / "round0" / f"{r['id']}.png"), 0)]
+    library = out / "badcases.jsonl"
+    library.unlink(missing_ok=True)  # this round's library (a re-run rebuilds it from the same images)
+    append_library(library, entries)
+    prompts = rewrite_prompts(records, failures, synthesizer, entries, reorder)
+    lines = "".join(json.dumps({"id": k, "prompt": v, "failures": {str(s): sorted(f) for s, f in failures[k].items()}}) + "\n"
+                    for k, v in prompts.items())
+    atomic_write(out / "refined_prompts.jsonl", lambda p: p.write_text(lines))
+    generate_benchmark(pipe, run, manifest, options, out / "round1", schedule, batch=batch, progress=progress,
+                       prompts=prompts, ids=ids)
+    after = evaluate_generations(out / "round1", manifest, out / "round1" / "eval", judges=judges, skip_missing=True,
+                                 progress=progress, check_prompts=False)
+    return _summarise(out, before, after, entries, prompts, synthesizer)
+
+
+def _summarise(out: Path, before: dict, after: dict, entries: list[dict], prompts: dict, synthesizer) -> dict:
+    counts: dict[str, int] = {}
+    for e in entries:
+        counts[e["failure"]] = counts.get(e["failure"], 0) + 1
+    summary = {"before": {k: before.get(k) for k in REPORT_KEYS}, "after": {k: after.get(k) for k in REPORT_KEYS},
+               "images": before["images"], "failures": counts, "prompts_rewritten": len(prompts),
+               "backend": "rules" if synthesizer is None else "openai",
+               "vlm_stats": None if synthesizer is None else synthesizer.stats}
+    rows = ["| metric | before | after |", "|---|---|---|"]
+    for k in REPORT_KEYS:
+        b, a = summary["before"][k], summary["after"][k]
+        rows.append(f"| {k} | {'–' if b is None else f'{b:.3f}'} | {'–' if a is None else f'{a:.3f}'} |")
+    atomic_write(out / "summary.json", lambda p: p.write_text(json.dumps(summary, indent=2) + "\n"))
+    atomic_write(out / "summary.md", lambda p: p.write_text("\n".join(rows) + "\n"))
+    return summary

@@ -1,0 +1,177 @@
+"""Prompt synthesis: the rules backend on the cast, and the openai backend against a real loopback HTTP
+server speaking the chat-completions protocol (normal, slow, 500, 429, malformed, refused)."""
+
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from idglow.prompts.rules import refine, synthesize
+from idglow.prompts.scene import SceneDescription, SubjectDescription
+from idglow.prompts.vlm import VLMOptions, VLMPromptSynthesizer, validate_reply
+
+ROOT = Path(__file__).parents[1]
+SCENE = SceneDescription([SubjectDescription("on the left", clothing="red"), SubjectDescription("on the right", clothing="blue")],
+                         setting="in a park")
+GOOD = "a group photo of two people in a park: the person on the left wears red, the person on the right wears blue"
+
+
+def test_rules_reproduce_the_cast_captions_from_their_annotations():
+    assert synthesize(SCENE) == GOOD
+    one = SceneDescription([SubjectDescription("in the centre", age="child", clothing="green")], setting="on a beach", task="age")
+    assert synthesize(one) == "a photo of one child wearing green on a beach"
+    # records as `idglow synth build` writes them (benchmark and SFT formats)
+    bench = {"id": "b", "task": "age", "refs": ["r0.png", "r1.png", "r2.png"],
+             "prompt": "a group photo of three children on a city street: the child on the left wears red, "
+                       "the child in the middle wears white, the child on the right wears black",
+             "expected": {"count": 3, "age": "child", "clothing": ["red", "white", "black"],
+                          "positions": ["on the left", "in the middle", "on the right"]}}
+    assert synthesize(SceneDescription.from_record(bench)) == bench["prompt"]
+    sft = {"task": "group", "prompt": "a group photo of two people in a studio: the person on the left wears red, "
+                                      "the person on the right wears blue",
+           "subjects": [{"attributes": {"position": "on the left", "clothing": "red", "age": "adult"}},
+                        {"attributes": {"position": "on the right", "clothing": "blue", "age": "adult"}}]}
+    assert synthesize(SceneDescription.from_record(sft)) == sft["prompt"]
+
+
+def test_rules_refine_binds_reorders_and_stresses_failures():
+    text = refine(SCENE, {1: {"leakage"}, 0: {"swap"}})
+    assert text.index("on the left") < text.index("on the right")  # order kept by default
+    assert text.startswith("a group photo of exactly two people in a park, from left to right:")
+    assert "the person on the right wears blue and only blue" in text
+    only_right = refine(SCENE, {1: {"leakage"}}, reorder=True)
+    assert only_right.index("on the right") < only_right.index("on the left")  # the failing person first
+    with pytest.raises(ValueError, match="unknown kind"):
+        refine(SCENE, {0: {"blurry"}})
+    with pytest.raises(ValueError, match="at least one person"):
+        synthesize(SceneDescription([]))
+
+
+def test_reply_validation():
+    assert validate_reply(json.dumps({"prompt": GOOD}), SCENE) == GOOD
+    for bad, message in [("not json", "not JSON"), ('{"text": "x"}', '"prompt"'), ('{"prompt": "a red person"}', "drops attributes")]:
+        with pytest.raises(ValueError, match=message):
+            validate_reply(bad, SCENE)
+
+
+class Endpoint(BaseHTTPRequestHandler):
+    """Chat completions whose behaviour the request's model name picks."""
+
+    seen: list[dict] = []
+    failures_left: dict[str, int] = {}
+
+    def log_message(self, *args):  # keep pytest output clean
+        pass
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        Endpoint.seen.append({"body": body, "auth": self.headers.get("Authorization")})
+        mode = body["model"]
+        if mode in ("500", "429") and Endpoint.failures_left.get(mode, 0) > 0:
+            Endpoint.failures_left[mode] -= 1
+            return self._send(int(mode), {"error": {"message": "try later", "type": "server_error"}})
+        if mode == "slow":
+            time.sleep(2.0)
+        content = "{not json" if mode == "malformed" else json.dumps({"prompt": GOOD})
+        self._send(200, {"id": "x", "object": "chat.completion", "created": 0, "model": mode,
+                         "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}]})
+
+    def _send(self, status, payload):
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        if status == 429:
+            self.send_header("Retry-After", "0")
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture(scope="module")
+def endpoint():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Endpoint)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+
+
+def _synth(url, model, monkeypatch, **kw):
+    monkeypatch.setenv("IDGLOW_TEST_KEY", "sk-secret-123")
+    return VLMPromptSynthesizer(VLMOptions(base_url=url, model=model, api_key_env="IDGLOW_TEST_KEY", timeout=1.0, **kw))
+
+
+def test_normal_reply_with_image_inputs_and_the_key_from_the_environment(endpoint, monkeypatch, tmp_path):
+    image = tmp_path / "ref.png"
+    image.write_bytes(b"\x89PNG fake")
+    synth = _synth(endpoint, "ok", monkeypatch)
+    assert synth.synthesize(SCENE, [image, image]) == GOOD
+    request = Endpoint.seen[-1]
+    parts = request["body"]["messages"][1]["content"]
+    assert [p["type"] for p in parts] == ["text", "image_url", "image_url"]
+    assert parts[1]["image_url"]["url"].startswith("data:image/png;base64,")
+    assert request["auth"] == "Bearer sk-secret-123"
+    assert "sk-secret-123" not in repr(synth.options) and synth.stats["ok"] == 1
+
+
+def test_slow_replies_time_out_and_fall_back_to_rules(endpoint, monkeypatch):
+    synth = _synth(endpoint, "slow", monkeypatch, max_retries=0)
+    start = time.perf_counter()
+    assert synth.synthesize(SCENE) == synthesize(SCENE)
+    assert time.perf_counter() - start < 1.9 and synth.stats["api_errors"] == 1 and synth.stats["fallbacks"] == 1
+
+
+@pytest.mark.parametrize("status", ["500", "429"])
+def test_server_errors_are_retried_with_backoff_then_succeed(endpoint, monkeypatch, status):
+    Endpoint.failures_left[status] = 1
+    before = len(Endpoint.seen)
+    synth = _synth(endpoint, status, monkeypatch, max_retries=2)
+    assert synth.synthesize(SCENE) == GOOD
+    assert len(Endpoint.seen) - before == 2 and synth.stats["fallbacks"] == 0
+
+
+def test_persistent_errors_and_malformed_replies_fall_back_counted(endpoint, monkeypatch):
+    Endpoint.failures_left["500"] = 10
+    synth = _synth(endpoint, "500", monkeypatch, max_retries=1)
+    assert synth.synthesize(SCENE) == synthesize(SCENE) and synth.stats["api_errors"] == 1
+    malformed = _synth(endpoint, "malformed", monkeypatch, schema_retries=1)
+    assert malformed.synthesize(SCENE) == synthesize(SCENE)
+    assert malformed.stats == {"requests": 2, "ok": 0, "schema_errors": 2, "api_errors": 0, "fallbacks": 1}
+
+
+def test_connection_refused_never_aborts_and_concurrency_keeps_order(endpoint, monkeypatch):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    refused = _synth(f"http://127.0.0.1:{port}/v1", "ok", monkeypatch, max_retries=0)
+    scenes = [SCENE, SceneDescription([SubjectDescription("in the centre", clothing="green")])]
+    assert refused.synthesize_many(scenes) == [synthesize(s) for s in scenes]
+    assert refused.stats["fallbacks"] == 2
+    many = _synth(endpoint, "ok", monkeypatch, concurrency=3)
+    assert many.synthesize_many([SCENE] * 5) == [GOOD] * 5
+
+
+def test_failures_are_detected_per_subject_and_the_library_round_trips(tmp_path):
+    from idglow.prompts.badcases import append_library, detect_failures, few_shot_guidance, library_entries, read_library
+
+    record = {"id": "x", "task": "age", "prompt": "p", "refs": ["a", "b", "c"],
+              "expected": {"count": 3, "age": "child", "clothing": ["red", "blue", "green"],
+                           "positions": ["on the left", "in the middle", "on the right"]}}
+    identity = {"size": 3, "count_ok": 0.0, "swapped_slots": []}
+    cast = {"leaked_slots": [1], "adult_slots": [0], "unmatched_slots": [2]}
+    failures = detect_failures(record, identity, cast)
+    assert failures == {1: {"leakage"}, 0: {"age"}, 2: {"count"}}
+    entries = library_entries(record, failures, "img.png", 0)
+    assert sorted(e["failure"] for e in entries) == ["age", "count", "leakage"]
+    leak = next(e for e in entries if e["failure"] == "leakage")
+    assert leak["subjects"] == [1] and leak["attributes"][0]["clothing"] == "blue"
+    path = tmp_path / "badcases.jsonl"
+    append_library(path, entries)
+    assert read_library(path) == entries and "leakage of people [1]" in few_shot_guidance(entries)
+    path.write_text(path.read_text() + "{broken\n")
+    with pytest.raises(ValueError, match=r"badcases.jsonl:4: not JSON"):
+        read_library(path)
