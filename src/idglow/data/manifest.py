@@ -182,3 +182,14 @@ def load_manifest(path: str | Path, kind: str, check_files: bool = True, skip_in
     if skipped:
         warnings.warn(f"{path}: skipped {len(skipped)} invalid record(s); first: {skipped[0]}", stacklevel=2)
     return records
+
+
+def evenly_spread(records: list[dict], limit: int | None) -> list[dict]:
+    """``limit`` records spread evenly over the list (all of them when ``limit`` is None or larger).
+
+    Benchmarks are ordered by group size, so the first N records would all be single people.
+    """
+    if limit is None or limit >= len(records):
+        return records
+    step = (len(records) - 1) / max(limit - 1, 1)
+    return [records[round(i * step)] for i in range(limit)]

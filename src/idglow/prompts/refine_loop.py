@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from idglow.cast.crops import to_tensor
 from idglow.cast.judge_training import load_judges
 from idglow.data.images import read_rgb
-from idglow.data.manifest import load_manifest
+from idglow.data.manifest import evenly_spread, load_manifest
 from idglow.eval.cast_bench import score_image
 from idglow.eval.report import evaluate_generations
 from idglow.eval.suite import identity_scores
@@ -75,9 +75,7 @@ def refine(run: str | Path, manifest: str | Path, out: str | Path, synthesizer=N
     from idglow.pipeline import IdGlowPipeline
 
     manifest, out = Path(manifest), Path(out)
-    records = load_manifest(manifest, "benchmark")
-    if limit is not None and limit < len(records):  # evenly spread: benchmarks are ordered by group size
-        records = [records[i] for i in np.linspace(0, len(records) - 1, limit).round().astype(int)]
+    records = evenly_spread(load_manifest(manifest, "benchmark"), limit)
     ids = {r["id"] for r in records}
     pipe = IdGlowPipeline.from_run(run)
     options = SamplingOptions(seed=seed, steps=steps, id_guidance=id_guidance)

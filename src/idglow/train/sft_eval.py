@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from idglow.cast.crops import to_tensor, to_uint8
 from idglow.cast.judge_training import load_judges
 from idglow.data.images import read_rgb
-from idglow.data.manifest import load_manifest
+from idglow.data.manifest import evenly_spread, load_manifest
 from idglow.eval.cast_bench import read_mu_real, score_image, summarise
 from idglow.pipeline import IdGlowPipeline
 from idglow.train.diagnostics import reference_grid
@@ -29,8 +29,7 @@ def _records(manifest: Path, limit: int | None) -> tuple[list[dict], list[torch.
     """The manifest's records (``limit``: that many, evenly spread, since benchmarks are ordered by group size)
     and their reference crops."""
     records = load_manifest(manifest, "benchmark")
-    if limit is not None and limit < len(records):
-        records = [records[i] for i in np.linspace(0, len(records) - 1, limit).round().astype(int)]
+    records = evenly_spread(records, limit)
     refs = [torch.stack([to_tensor(read_rgb(manifest.parent / r, f"{manifest}:{rec['_line']}: refs")) for r in rec["refs"]])
             for rec in records]
     return records, refs
