@@ -315,7 +315,7 @@ def test_sft_runs_under_accelerate_ddp_with_two_cpu_processes_and_resumes(cast, 
             [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--cpu", "--num_machines", "1",
              "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "idglow.cli", "train", "sft",
              "--config", str(ROOT / "configs" / "tiny-sft.yaml"), "--out", str(tmp_path / "run"), "--base", str(base),
-             "--data.manifests", manifests, "--diagnostics.every", "0", "--optim.steps", steps],
+             "--data.manifests", manifests, "--diagnostics.manifests", manifests, "--optim.steps", steps],
             env=ENV, capture_output=True, text=True, timeout=300)
 
     first = launch("2")
