@@ -175,3 +175,42 @@ def test_failures_are_detected_per_subject_and_the_library_round_trips(tmp_path)
     path.write_text(path.read_text() + "{broken\n")
     with pytest.raises(ValueError, match=r"badcases.jsonl:4: not JSON"):
         read_library(path)
+
+
+def _sft_manifest(folder: Path, n: int = 5) -> Path:
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(folder / "r.png")
+    Image.new("RGB", (16, 8)).save(folder / "i.png")
+    lines = []
+    for k in range(n):
+        subjects = [{"ref": "r.png", "box": [0, 0, 4, 4], "attributes": {"position": p, "clothing": c, "age": "adult"}}
+                    for p, c in (("on the left", "red"), ("on the right", "blue"))]
+        lines.append(json.dumps({"id": f"s{k}", "image": "i.png", "prompt": "old caption", "task": "group", "subjects": subjects}))
+    path = folder / "train.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_caption_writes_a_manifest_and_an_interrupted_run_continues_from_its_cache(tmp_path, monkeypatch, endpoint):
+    from idglow.data.manifest import load_manifest
+    from idglow.prompts.caption import caption_manifest
+
+    manifest = _sft_manifest(tmp_path)
+    out = tmp_path / "train.captioned.jsonl"
+    cache = tmp_path / "train.captioned.jsonl.cache"
+    # as if killed after two captions, mid-way through writing a third line
+    cache.write_text(json.dumps({"id": "s0", "key": "rules", "prompt": "cached 0"}) + "\n"
+                     + json.dumps({"id": "s1", "key": "rules", "prompt": "cached 1"}) + "\n" + '{"id": "s2", "ke')
+    result = caption_manifest(manifest, progress=False)
+    assert result == {"records": 5, "captioned": 3, "from_cache": 2, "out": str(out)}
+    records = load_manifest(out, "sft")  # a valid manifest whose paths still resolve
+    assert [r["prompt"] for r in records[:3]] == ["cached 0", "cached 1", GOOD.replace(" in a park", "")]
+    assert records[0]["subjects"] == json.loads(manifest.read_text().splitlines()[0])["subjects"]
+    # a VLM backend keys its own cache entries: nothing of the rules captions is reused
+    synth = _synth(endpoint, "ok", monkeypatch)
+    before = len(Endpoint.seen)
+    assert caption_manifest(manifest, synthesizer=synth, progress=False)["captioned"] == 5
+    assert len(Endpoint.seen) - before == 5 and Endpoint.seen[-1]["body"]["messages"][1]["content"][1]["type"] == "image_url"
+    with pytest.raises(ValueError, match="must be in the manifest's folder"):
+        caption_manifest(manifest, out=tmp_path / "elsewhere" / "x.jsonl", progress=False)

@@ -24,7 +24,7 @@ Run `idglow config [--kind model|train|synth|vae]` to list every key with its ty
 
 # Commands without a configuration: a leftover --key value is a typo, not an override.
 NO_CONFIG_COMMANDS = ("train export", "train base-eval", "train sft-eval", "synth mu-real", "generate", "eval", "bench build",
-                      "prompts refine")
+                      "prompts refine", "prompts caption")
 
 
 def _quiet_libraries() -> None:

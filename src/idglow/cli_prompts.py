@@ -29,6 +29,18 @@ def cmd_prompts_refine(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prompts_caption(args: argparse.Namespace) -> int:
+    """Caption every record of a manifest (cached; re-running continues)."""
+    from idglow.prompts.caption import caption_manifest
+
+    synthesizer = _synthesizer(args)
+    result = caption_manifest(args.manifest, args.out, synthesizer, cache=args.cache)
+    if synthesizer is not None:
+        result["vlm_stats"] = synthesizer.stats
+    print(json.dumps(result, indent=2))
+    return 0
+
+
 def _add_backend_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=["rules", "openai"], default="rules",
                    help="rules (offline, deterministic; default) or openai (any OpenAI-compatible chat endpoint)")
@@ -41,7 +53,7 @@ def _add_backend_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_prompt_commands(sub, epilog: str) -> None:
-    """Register ``prompts refine``."""
+    """Register ``prompts refine`` and ``prompts caption``."""
     prompts = sub.add_parser("prompts", help="per-subject prompts and the badcase refine loop",
                              description="Per-subject prompt synthesis (rules or a VLM) and the badcase-driven refine loop.")
     prompts_sub = prompts.add_subparsers(dest="prompts_command", metavar="PROMPTS_COMMAND", required=True)
@@ -63,3 +75,14 @@ def add_prompt_commands(sub, epilog: str) -> None:
                    help="rules: put the failing people's clauses first (default: keep them left to right)")
     _add_backend_options(p)
     p.set_defaults(func=cmd_prompts_refine, command="prompts refine")
+
+    p = prompts_sub.add_parser(
+        "caption", help="per-subject prompts for every record of a manifest (cached, resumable)",
+        description="Write a per-subject prompt for every record of an SFT or benchmark manifest from its annotations "
+        "(rules) or a VLM (openai, with the reference images). Each caption is cached as soon as it exists, so an "
+        "interrupted run continues where it stopped.", epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--manifest", required=True, help="SFT or benchmark manifest (JSONL)")
+    p.add_argument("--out", help="captioned manifest, in the same folder (default: <manifest>.captioned.jsonl)")
+    p.add_argument("--cache", help="JSONL cache of finished captions (default: <out>.cache)")
+    _add_backend_options(p)
+    p.set_defaults(func=cmd_prompts_caption, command="prompts caption")
