@@ -214,3 +214,18 @@ def test_caption_writes_a_manifest_and_an_interrupted_run_continues_from_its_cac
     assert len(Endpoint.seen) - before == 5 and Endpoint.seen[-1]["body"]["messages"][1]["content"][1]["type"] == "image_url"
     with pytest.raises(ValueError, match="must be in the manifest's folder"):
         caption_manifest(manifest, out=tmp_path / "elsewhere" / "x.jsonl", progress=False)
+
+
+def test_refine_rewrites_failing_records_with_rules_or_a_vlm_given_the_library(endpoint, monkeypatch):
+    from idglow.prompts.refine_loop import rewrite_prompts
+
+    record = {"id": "x", "task": "group", "prompt": GOOD, "refs": ["a", "b"],
+              "expected": {"count": 2, "clothing": ["red", "blue"], "positions": ["on the left", "on the right"]}}
+    fine = {**record, "id": "y"}
+    library = [{"failure": "leakage", "subjects": [1], "prompt": GOOD}]
+    by_rules = rewrite_prompts([record, fine], {"x": {1: {"leakage"}}}, None, library)
+    assert list(by_rules) == ["x"] and "blue and only blue" in by_rules["x"]
+    synth = _synth(endpoint, "ok", monkeypatch)
+    assert rewrite_prompts([record, fine], {"x": {1: {"leakage"}}}, synth, library) == {"x": GOOD}
+    sent = Endpoint.seen[-1]["body"]["messages"][1]["content"][0]["text"]
+    assert "Known failures to avoid" in sent and "leakage of people [1]" in sent  # the library as few-shot guidance
