@@ -163,7 +163,7 @@ def test_failures_are_detected_per_subject_and_the_library_round_trips(tmp_path)
                            "positions": ["on the left", "in the middle", "on the right"]}}
     identity = {"size": 3, "count_ok": 0.0, "swapped_slots": []}
     cast = {"leaked_slots": [1], "adult_slots": [0], "unmatched_slots": [2]}
-    failures = detect_failures(record, identity, cast)
+    failures = detect_failures(record, {**identity, **cast})
     assert failures == {1: {"leakage"}, 0: {"age"}, 2: {"count"}}
     entries = library_entries(record, failures, "img.png", 0)
     assert sorted(e["failure"] for e in entries) == ["age", "count", "leakage"]

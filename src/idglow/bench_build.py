@@ -17,12 +17,11 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from idglow.data.images import read_rgb
+from idglow.data.images import IMAGE_SUFFIXES, read_rgb
 from idglow.data.manifest import ManifestError
 from idglow.faces import FaceBackend
 from idglow.weights import atomic_write
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 POSITIONS = {2: ["on the left", "on the right"], 3: ["on the left", "in the middle", "on the right"],
              4: ["on the far left", "left of centre", "right of centre", "on the far right"]}
 NUMBERS = {2: "two", 3: "three", 4: "four"}

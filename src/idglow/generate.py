@@ -20,15 +20,12 @@ from tqdm.auto import tqdm
 
 from idglow.cast.crops import to_tensor, to_uint8
 from idglow.config import from_dict, parse_overrides, to_dict
-from idglow.data.images import read_rgb
+from idglow.data.images import IMAGE_SUFFIXES, read_rgb
 from idglow.data.manifest import load_manifest
 from idglow.models.config import GateConfig
 from idglow.models.gate import DynamicsAwareGate
 from idglow.pipeline import IdGlowPipeline
 from idglow.weights import atomic_write
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-
 
 @dataclasses.dataclass
 class SamplingOptions:

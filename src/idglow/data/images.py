@@ -12,6 +12,9 @@ from tqdm.auto import tqdm
 from idglow.data.manifest import ManifestError, load_manifest
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")  # what folders of user images are searched for
+
+
 def read_rgb(path: Path, where: str) -> np.ndarray:
     """uint8 [H, W, 3] of the image at ``path``; ManifestError prefixed by ``where`` (file:line: field) if unreadable."""
     try:

@@ -104,10 +104,12 @@ def read_mu_real(manifest: str | Path) -> float:
 
 
 @torch.no_grad()
-def cast_extras(generated: list[tuple[dict, torch.Tensor]], manifest: str | Path, judges: dict[str, torch.nn.Module]) -> dict:
+def cast_extras(generated: list[tuple[dict, torch.Tensor]], manifest: str | Path,
+                judges: dict[str, torch.nn.Module]) -> tuple[dict, list[dict]]:
     """The cast-only metrics of generated images [3, H, W] paired with their benchmark records: child and
     mini-adult rates (age task), leakage and colour accuracy, and the Fréchet distance in judge features
-    to the benchmark's true renders (``expected.target``) of the same records."""
+    to the benchmark's true renders (``expected.target``) of the same records; and the
+    :func:`score_image` result of each image."""
     from idglow.cast.crops import to_tensor
     from idglow.data.images import read_rgb
     from idglow.eval.cast_quality import cast_quality
@@ -125,4 +127,4 @@ def cast_extras(generated: list[tuple[dict, torch.Tensor]], manifest: str | Path
         quality = cast_quality(judges["detector"], torch.stack([image for _, image in generated]), real,
                                [record["expected"]["count"] for record, _ in generated])
         out["frechet_judge"] = quality["frechet_judge"]
-    return out
+    return out, scores

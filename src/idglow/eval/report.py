@@ -49,7 +49,10 @@ def evaluate_generations(generations: str | Path, manifest: str | Path, out: str
             print(f"warning: eval skipped {skipped[kind]} {kind} generation(s) in {generations}", file=sys.stderr)
     metrics = summarise_identity(scores, _mu_real(manifest, mu_real))
     if backend == "synth":
-        metrics.update(cast_extras(images, manifest, faces.judges))
+        extras, cast_scores = cast_extras(images, manifest, faces.judges)
+        metrics.update(extras)
+        for score, cast in zip(scores, cast_scores):  # per subject, for the badcase library
+            score.update({k: cast[k] for k in ("leaked_slots", "adult_slots", "unmatched_slots")})
     metrics.update({"backend": backend, "benchmark": str(manifest), "generations": str(generations), "skipped": skipped})
     write_outputs(out, metrics, scores)
     return metrics

@@ -16,23 +16,23 @@ from pathlib import Path
 from idglow.prompts.scene import SceneDescription
 
 
-def detect_failures(record: dict, identity: dict, cast: dict) -> dict[int, set[str]]:
+def detect_failures(record: dict, score: dict) -> dict[int, set[str]]:
     """Failing kinds per subject index of one generated image.
 
     Args:
-        identity: :func:`idglow.eval.suite.identity_scores` of the image.
-        cast: :func:`idglow.eval.cast_bench.score_image` of the image.
+        score: the image's line of ``scores.jsonl`` from ``idglow eval --backend synth``
+            (:func:`idglow.eval.suite.identity_scores` plus the cast judges' per-subject fields).
     """
     failures: dict[int, set[str]] = defaultdict(set)
-    for slot in cast["leaked_slots"]:
+    for slot in score["leaked_slots"]:
         failures[slot].add("leakage")
-    for slot in identity["swapped_slots"]:
+    for slot in score["swapped_slots"]:
         failures[slot].add("swap")
-    if not identity["count_ok"]:
-        for slot in cast["unmatched_slots"] or range(identity["size"]):
+    if not score["count_ok"]:
+        for slot in score["unmatched_slots"] or range(score["size"]):
             failures[slot].add("count")
     if record["task"] == "age":
-        for slot in cast["adult_slots"]:
+        for slot in score["adult_slots"]:
             failures[slot].add("age")
     return dict(failures)
 

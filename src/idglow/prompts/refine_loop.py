@@ -11,18 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-import torch
-from tqdm.auto import tqdm
-
-from idglow.cast.crops import to_tensor
-from idglow.cast.judge_training import load_judges
-from idglow.data.images import read_rgb
 from idglow.data.manifest import evenly_spread, load_manifest
-from idglow.eval.cast_bench import score_image
 from idglow.eval.report import evaluate_generations
-from idglow.eval.suite import identity_scores
-from idglow.faces.synth import SynthFaces
 from idglow.prompts import rules
 from idglow.prompts.badcases import append_library, detect_failures, few_shot_guidance, library_entries
 from idglow.prompts.scene import SceneDescription
@@ -31,17 +21,13 @@ from idglow.weights import atomic_write
 REPORT_KEYS = ("leakage_rate", "swap_rate", "count_accuracy", "facesim_norm", "colour_accuracy", "child_rate")
 
 
-def find_failures(folder: Path, manifest: Path, records: list[dict], judges: str, progress: bool = True) -> dict[str, dict]:
-    """Failures per record id (only records that have some) of the images ``folder/<id>.png``."""
-    faces = SynthFaces(judges)
+def find_failures(eval_dir: Path, records: list[dict]) -> dict[str, dict]:
+    """Failures per record id (only records that have some), from the per-image scores that
+    ``idglow eval`` (synth backend) wrote to ``eval_dir/scores.jsonl``."""
+    scores = {s["id"]: s for s in map(json.loads, (eval_dir / "scores.jsonl").read_text().splitlines())}
     found = {}
-    for record in tqdm(records, desc="find failures", disable=not progress):
-        image = read_rgb(folder / f"{record['id']}.png", f"{folder}: {record['id']}.png")
-        crops = [read_rgb(manifest.parent / r, f"{manifest}:{record['_line']}: refs") for r in record["refs"]]
-        refs = [faces.reference(c, "ref") for c in crops]
-        identity = identity_scores(faces, image, np.stack(refs), record["expected"].get("count", len(refs)))
-        cast = score_image(to_tensor(image), torch.stack([to_tensor(c) for c in crops]), record, faces.judges)
-        failures = detect_failures(record, identity, cast)
+    for record in records:
+        failures = detect_failures(record, scores[record["id"]])
         if failures:
             found[record["id"]] = failures
     return found
@@ -83,7 +69,7 @@ def refine(run: str | Path, manifest: str | Path, out: str | Path, synthesizer=N
     generate_benchmark(pipe, run, manifest, options, out / "round0", schedule, batch=batch, progress=progress, ids=ids)
     before = evaluate_generations(out / "round0", manifest, out / "round0" / "eval", judges=judges, skip_missing=True,
                                   progress=progress)
-    failures = find_failures(out / "round0", manifest, records, judges, progress)
+    failures = find_failures(out / "round0" / "eval", records)
     entries = [e for r in records if r["id"] in failures
                for e in library_entries(r, failures[r["id"]], str(out / "round0" / f"{r['id']}.png"), 0)]
     library = out / "badcases.jsonl"
