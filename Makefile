@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench reproduce clean
 
 $(BIN)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
@@ -26,6 +26,28 @@ test: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/identity_overhead.py
+
+# Everything from noise, the base model included: hours on 2 CPU cores. Regenerates the README's tables
+# (each command writes the results file its table is read from). It overwrites assets/ and data/cast.
+reproduce: $(BIN)/.installed
+	$(BIN)/idglow synth build --out data/cast
+	$(BIN)/idglow synth train-judges --out assets/judges
+	$(BIN)/idglow synth mu-real --data data/cast
+	$(BIN)/python benchmarks/cast_resolution.py
+	$(BIN)/idglow train vae --config configs/synth-vae.yaml
+	$(BIN)/idglow train base --config configs/synth-base.yaml
+	$(BIN)/idglow train base --config configs/synth-base.yaml
+	$(BIN)/idglow train export --run runs/synth-base --out assets/base
+	$(BIN)/idglow train base-eval --run runs/synth-base
+	$(BIN)/python benchmarks/base_sweep.py
+	$(BIN)/python benchmarks/sft_ablations.py --limit 100
+	$(BIN)/idglow prompts refine --run runs/synth-sft --limit 100 --out runs/refine
+	$(BIN)/idglow pairs build --run runs/sft-lora --items 400 --candidates 4 --out data/pairs
+	$(BIN)/python benchmarks/dpo_variants.py
+	$(BIN)/python benchmarks/dpo_memory.py
+	$(BIN)/python benchmarks/sampling_speed.py
+	$(BIN)/python benchmarks/identity_overhead.py
+	$(BIN)/idglow demo --out runs/demo --force
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

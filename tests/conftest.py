@@ -1,6 +1,9 @@
 """Shared fixtures: offline, small thread count, tiny models."""
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -84,3 +87,45 @@ def build_tiny_cast(out, sft_group: int = 8, sft_age: int = 0, bench_per_size: i
         "--world.train_identities", "20", "--world.heldout_identities", str(heldout_identities)])
     build(out, cfg, progress=False)
     return out
+
+
+# --- the post-training stages end to end: a tiny cast, a tiny exported base model (shared by the session) ---
+
+ROOT = Path(__file__).parents[1]
+JUDGES = ROOT / "assets" / "judges"
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+
+
+def run_cli(*argv: str) -> subprocess.CompletedProcess:
+    """``idglow ARGV`` in a subprocess (offline, one thread)."""
+    return subprocess.run([sys.executable, "-m", "idglow.cli", *argv], env=ENV, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="session")
+def cast(tmp_path_factory) -> Path:
+    """8 group and 4 age training scenes, 2 benchmark records per group size (held-out identities), mu_real."""
+    from idglow.cast.judge_training import load_judges
+    from idglow.cast.mu_real import write_mu_real
+
+    out = build_tiny_cast(tmp_path_factory.mktemp("cast"), sft_age=4, bench_per_size=2, heldout_identities=8)
+    write_mu_real(out, load_judges(JUDGES))
+    return out
+
+
+@pytest.fixture(scope="session")
+def base(cast, tmp_path_factory) -> Path:
+    """A tiny base model trained for 4 steps and exported like assets/base."""
+    root = tmp_path_factory.mktemp("base")
+    done = run_cli("train", "base", "--config", str(ROOT / "configs" / "tiny-base.yaml"), "--out", str(root / "run"),
+                   "--data.manifests", f"[{cast / 'sft-group-train.jsonl'}]", "--optim.steps", "4")
+    assert done.returncode == 0, done.stderr
+    done = run_cli("train", "export", "--run", str(root / "run"), "--out", str(root / "export"))
+    assert done.returncode == 0, done.stderr
+    return root / "export"
+
+
+def run_sft(cast: Path, base: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    """``idglow train sft`` with configs/tiny-sft.yaml on the tiny cast and base."""
+    manifests = f"[{cast / 'sft-group-train.jsonl'},{cast / 'sft-age-train.jsonl'}]"
+    return run_cli("train", "sft", "--config", str(ROOT / "configs" / "tiny-sft.yaml"), "--out", str(out), "--base", str(base),
+                   "--data.manifests", manifests, "--diagnostics.manifests", manifests, *extra)

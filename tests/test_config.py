@@ -95,10 +95,11 @@ def test_every_shipped_recipe_loads():
     from pathlib import Path
 
     from idglow.train.config import TrainConfig
+    from idglow.train.dpo_config import DPOConfig
     from idglow.train.sft_config import SFTConfig
     from idglow.train.vae import VaeConfig
 
-    kinds = {"sft": SFTConfig, "base": TrainConfig, "vae": VaeConfig, "model": ModelConfig}
+    kinds = {"dpo": DPOConfig, "sft": SFTConfig, "base": TrainConfig, "vae": VaeConfig, "model": ModelConfig}
     recipes = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
     assert len(recipes) >= 8
     for recipe in recipes:

@@ -1,7 +1,6 @@
 """Stage 1 SFT: identity-loss maths, subject data, the trainer end to end, the benchmark scorer."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,50 +10,17 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from conftest import build_tiny_cast
+from conftest import ENV, JUDGES, ROOT
+from conftest import run_cli as _cli
+from conftest import run_sft as _sft
 
 from idglow.cast.crops import face_crops
 from idglow.cast.judge_training import load_judges
-from idglow.cast.mu_real import write_mu_real
 from idglow.data.manifest import ManifestError
 from idglow.data.subjects import SubjectScenes
 from idglow.identity_loss import annealing, identity_loss_weight, per_sample_mean, subject_similarity
 from idglow.references import scatter_references
 from idglow.schedules import ScheduleConfig, schedule_function
-
-ROOT = Path(__file__).parents[1]
-JUDGES = ROOT / "assets" / "judges"
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-
-
-@pytest.fixture(scope="module")
-def cast(tmp_path_factory) -> Path:
-    out = build_tiny_cast(tmp_path_factory.mktemp("cast"), sft_age=4, bench_per_size=2, heldout_identities=8)
-    write_mu_real(out, load_judges(JUDGES))
-    return out
-
-
-def _cli(*argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "idglow.cli", *argv], env=ENV, capture_output=True, text=True, timeout=300)
-
-
-@pytest.fixture(scope="module")
-def base(cast, tmp_path_factory) -> Path:
-    """A tiny base model trained for 4 steps and exported like assets/base."""
-    root = tmp_path_factory.mktemp("base")
-    done = _cli("train", "base", "--config", str(ROOT / "configs" / "tiny-base.yaml"), "--out", str(root / "run"),
-                "--data.manifests", f"[{cast / 'sft-group-train.jsonl'}]", "--optim.steps", "4")
-    assert done.returncode == 0, done.stderr
-    done = _cli("train", "export", "--run", str(root / "run"), "--out", str(root / "export"))
-    assert done.returncode == 0, done.stderr
-    return root / "export"
-
-
-def _sft(cast: Path, base: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
-    manifests = f"[{cast / 'sft-group-train.jsonl'},{cast / 'sft-age-train.jsonl'}]"
-    return _cli("train", "sft", "--config", str(ROOT / "configs" / "tiny-sft.yaml"), "--out", str(out), "--base", str(base),
-                "--data.manifests", manifests, "--diagnostics.manifests", manifests, *extra)
-
 
 # --- pure maths -------------------------------------------------------------------------------------------------
 
@@ -189,7 +155,7 @@ def test_sft_rejects_a_missing_base_and_a_missing_run(cast, tmp_path):
     done = _sft(cast, tmp_path / "nowhere", tmp_path / "run")
     assert done.returncode == 2 and "is not an exported base model" in done.stderr
     done = _cli("train", "sft-eval", "--run", str(tmp_path / "nothing"), "--benchmark", str(cast / "synth-group.jsonl"))
-    assert done.returncode == 2 and "not an SFT run folder" in done.stderr
+    assert done.returncode == 2 and "no config.json; not a run folder of `idglow train sft` or `train dpo`" in done.stderr
     (tmp_path / "unfinished").mkdir()
     (tmp_path / "unfinished" / "config.json").write_text("{}")
     done = _cli("train", "sft-eval", "--run", str(tmp_path / "unfinished"), "--benchmark", str(cast / "missing.jsonl"))

@@ -23,7 +23,7 @@ Run `idglow config [--kind model|train|synth|vae]` to list every key with its ty
 
 
 # Commands without a configuration: a leftover --key value is a typo, not an override.
-NO_CONFIG_COMMANDS = ("train export", "train base-eval", "train sft-eval", "synth mu-real", "generate", "eval", "bench build",
+NO_CONFIG_COMMANDS = ("demo", "train export", "train base-eval", "train sft-eval", "synth mu-real", "generate", "eval", "bench build",
                       "prompts refine", "prompts caption")
 
 
@@ -192,6 +192,14 @@ def _config_class(kind: str):
         from idglow.train.sft_config import SFTConfig
 
         return SFTConfig
+    if kind == "dpo":
+        from idglow.train.dpo_config import DPOConfig
+
+        return DPOConfig
+    if kind == "pairs":
+        from idglow.pairs.scoring import PairScoring
+
+        return PairScoring
     if kind == "synth":
         from idglow.cast.config import SynthConfig
 
@@ -252,19 +260,15 @@ def _load_gate(directory: Path):
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Run the foundation-stage demo and write its report."""
-    from idglow.demo import NOTICE, run_demo
+    """The whole method on the synthetic cast, ending in report.html."""
+    from idglow.demo import run_demo
 
-    print(NOTICE)
-    base = Path(args.base) if args.base and (Path(args.base) / "transformer").is_dir() else None
-    report = run_demo(Path(args.out), _model_config(args), steps=args.steps, seed=args.seed, base=base)
-    print((Path(args.out) / "report.md").read_text())
-    print(f"wrote {args.out}/report.md, report.json, schedules.png" + (", base_samples.png" if base else ""))
-    return 0 if report["zero_init_max_abs_diff"] <= 1e-5 else 1
+    run_demo(args.out, preset=args.preset, force=args.force, base=args.base, judges=args.judges)
+    return 0
 
 
 def _add_train_commands(sub) -> None:
-    """``idglow train base | base-eval | export | vae | sft | sft-eval``."""
+    """``idglow train base | base-eval | export | vae | sft | sft-eval | dpo``."""
     train = sub.add_parser("train", help="training stages", description="Training stages. Configuration: --config "
                            "FILE.yaml and --dotted.key overrides (e.g. --optim.steps 100); re-running resumes.")
     train_sub = train.add_subparsers(dest="train_command", metavar="STAGE", required=True)
@@ -306,7 +310,7 @@ def _add_train_commands(sub) -> None:
                              description="Generate every record of the cast benchmarks with a finished SFT run and report "
                              "FaceSim (raw and / mu_real), count accuracy, child and mini-adult rates (age task), "
                              "leakage rate and colour accuracy.")
-    p.add_argument("--run", required=True, help="a finished run folder of `idglow train sft`")
+    p.add_argument("--run", required=True, help="a finished run folder of `idglow train sft` or `train dpo`")
     p.add_argument("--benchmark", action="append", help="benchmark manifests (repeatable; default: data/cast/synth-group.jsonl "
                    "and synth-age.jsonl)")
     p.add_argument("--out", help="output folder (default: RUN/eval, RUN/eval-no-identity or RUN/eval-gG)")
@@ -318,6 +322,9 @@ def _add_train_commands(sub) -> None:
                    help="identity guidance scale g: v_none + g (v_id - v_none); 1 = off, >1 costs a second forward")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
     p.set_defaults(func=cmd_train_sft_eval, command="train sft-eval", benchmark=None)
+    from idglow.cli_dpo import add_dpo_train_command
+
+    add_dpo_train_command(train_sub)
 
 
 def _add_synth_commands(sub) -> None:
@@ -360,18 +367,24 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = add("config", cmd_config, "print a resolved configuration and every key's help (model, train, sft, synth or vae)")
-    p.add_argument("--kind", choices=["model", "train", "sft", "synth", "vae"], default="model",
-                   help="which configuration: model (default), train (`train base`), sft (`train sft`), "
-                   "synth (`synth ...`), vae (`train vae`)")
+    p.add_argument("--kind", choices=["model", "train", "sft", "dpo", "pairs", "synth", "vae"], default="model",
+                   help="which configuration: model (default), train (`train base`), sft (`train sft`), dpo (`train dpo`), "
+                   "pairs (scoring of `pairs build`), synth (`synth ...`), vae (`train vae`)")
     p.add_argument("--quiet", action="store_true", help="print only the resolved YAML")
     p = add("schedules", cmd_schedules, "tabulate and plot the gate's lambda(sigma) for every task")
     p.add_argument("--plot", metavar="PNG", help="write the figure here")
     p.add_argument("--identity-branch", metavar="DIR", help="use the gate of a saved identity branch (learned gates)")
-    p = add("demo", cmd_demo, "run the main demo (interim: base-model samples and the untrained identity path, measured)")
+    p = sub.add_parser("demo", help="the whole method on the synthetic cast, ending in a report (report.html)",
+                       description="Build the cast, train the judges and the autoencoder, run SFT from the shipped base "
+                       "model, build DPO pairs, run DPO, one prompt-refine round, evaluate both held-out benchmarks, and "
+                       "write OUT/report.html. Re-running reuses finished stages; --force redoes them. Preset default: "
+                       "about 30 minutes on 2 CPU cores; quick: a few minutes (a smoke run, barely trained models).")
+    p.add_argument("--preset", choices=["default", "quick"], default="default", help="sizes and budgets (default: default)")
     p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
-    p.add_argument("--steps", type=int, default=8, help="sampling steps (default: 8)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--base", default="assets/base", help="shipped base model to sample (default: assets/base; skipped if absent)")
+    p.add_argument("--force", action="store_true", help="redo every stage instead of reusing finished ones")
+    p.add_argument("--base", default="assets/base", help="the shipped base model (default: assets/base)")
+    p.add_argument("--judges", default="assets/judges", help="shipped judges, used when the preset does not train them")
+    p.set_defaults(func=cmd_demo, command="demo")
 
     _add_train_commands(sub)
     _add_synth_commands(sub)
@@ -381,6 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
     from idglow.cli_prompts import add_prompt_commands
 
     add_prompt_commands(sub, EPILOG)
+    from idglow.cli_dpo import add_pairs_commands
+
+    add_pairs_commands(sub, EPILOG)
     return parser
 
 

@@ -13,7 +13,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     """Images from a trained run: one prompt with reference files, or every record of a benchmark."""
     from idglow.generate import SamplingOptions, generate_benchmark, generate_one, override_schedules, reference_files
     from idglow.pipeline import IdGlowPipeline
-    from idglow.train.sft import check_run
+    from idglow.train.runs import check_run
 
     if bool(args.benchmark) == bool(args.prompt):
         raise ValueError("give either --benchmark MANIFEST or --prompt TEXT with --refs")
@@ -43,13 +43,37 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return 0
     if not (args.generations and args.benchmark):
         raise ValueError("give --generations DIR and --benchmark MANIFEST (or --compare EVAL_DIR ...)")
+    if args.against and args.backend != "synth":
+        raise ValueError("against: the group-level score uses the cast judges; it needs --backend synth")
     out = args.out or str(Path(args.generations) / "eval")
     metrics = evaluate_generations(args.generations, args.benchmark, out, backend=args.backend, judges=args.judges,
                                    model_dir=args.model_dir, mu_real=args.mu_real, skip_missing=args.skip_missing,
                                    skip_bad=args.skip_bad)
     print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, dict)}, indent=2))
     print(f"wrote {out}/metrics.json, metrics.md, scores.jsonl, by_size.png")
+    if args.against:
+        print(json.dumps(_win_rate(args, out), indent=2))
+        print(f"wrote {out}/win_rate.json")
     return 0
+
+
+def _win_rate(args: argparse.Namespace, out: str) -> dict:
+    """Group-level scores of --generations and --against (same records, same seeds) and the win rate."""
+    from idglow.cast.judge_training import load_judges
+    from idglow.eval.preference import benchmark_group_scores, win_rate
+    from idglow.weights import atomic_write
+
+    judges = load_judges(args.judges)
+    mine = benchmark_group_scores(args.generations, args.benchmark, judges, ids=_generated_ids(args.generations))
+    theirs = benchmark_group_scores(args.against, args.benchmark, judges, ids=set(mine))
+    result = {"generations": args.generations, "against": args.against, **win_rate(mine, theirs),
+              "group_score": sum(mine.values()) / len(mine), "group_score_against": sum(theirs.values()) / len(theirs)}
+    atomic_write(Path(out) / "win_rate.json", lambda p: p.write_text(json.dumps(result, indent=2) + "\n"))
+    return result
+
+
+def _generated_ids(folder: str) -> set[str]:
+    return {p.stem for p in Path(folder).glob("*.png") if p.with_suffix(".json").is_file()}
 
 
 def cmd_bench_build(args: argparse.Namespace) -> int:
@@ -71,11 +95,11 @@ def cmd_bench_build(args: argparse.Namespace) -> int:
 def add_eval_commands(sub, epilog: str) -> None:
     """Register ``generate`` and ``eval`` on the top-level subparsers."""
     fmt = argparse.RawDescriptionHelpFormatter
-    p = sub.add_parser("generate", help="generate images with a trained SFT run (PNG + JSON sidecar each)",
+    p = sub.add_parser("generate", help="generate images with a trained SFT or DPO run (PNG + JSON sidecar each)",
                        description="Generate with a trained run: one image from --prompt and --refs, or every record "
                        "of a benchmark manifest (re-running skips images already written).", epilog=epilog,
                        formatter_class=fmt)
-    p.add_argument("--run", required=True, help="a finished run folder of `idglow train sft`")
+    p.add_argument("--run", required=True, help="a finished run folder of `idglow train sft` or `train dpo`")
     p.add_argument("--out", default="runs/generate", help="output folder (default: runs/generate)")
     p.add_argument("--benchmark", help="benchmark manifest: generate every record as <id>.png")
     p.add_argument("--limit", type=int, help="only the first N records of the benchmark")
@@ -107,6 +131,8 @@ def add_eval_commands(sub, epilog: str) -> None:
     p.add_argument("--mu-real", type=float, help="FaceSim of true photos to normalise by (default: <benchmark>.mu_real.json)")
     p.add_argument("--skip-missing", action="store_true", help="score the images present; count records without one")
     p.add_argument("--skip-bad", action="store_true", help="count and skip unreadable images instead of stopping")
+    p.add_argument("--against", metavar="GENERATIONS", help="another folder of the same records and seeds (e.g. the SFT "
+                   "model's): also write the group-level score of both and the win rate with a 95%% bootstrap interval")
     p.add_argument("--compare", nargs="+", metavar="EVAL", help="eval folders (or metrics.json files) to put in one table")
     p.add_argument("--out", help="output folder (default: GENERATIONS/eval; with --compare: runs/compare)")
     p.set_defaults(func=cmd_eval, command="eval")

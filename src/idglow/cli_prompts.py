@@ -19,7 +19,7 @@ def _synthesizer(args: argparse.Namespace):
 def cmd_prompts_refine(args: argparse.Namespace) -> int:
     """One badcase-driven refine round on a benchmark."""
     from idglow.prompts.refine_loop import refine
-    from idglow.train.sft import check_run
+    from idglow.train.runs import check_run
 
     check_run(args.run)
     summary = refine(args.run, args.benchmark, args.out, _synthesizer(args), judges=args.judges, limit=args.limit,
@@ -63,7 +63,7 @@ def add_prompt_commands(sub, epilog: str) -> None:
         "judges (leakage, swap, missing/extra person, failed age transform), record them in OUT/badcases.jsonl, "
         "rewrite the failing prompts, regenerate with the same seeds and compare (OUT/summary.md).",
         epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", required=True, help="a finished run folder of `idglow train sft`")
+    p.add_argument("--run", required=True, help="a finished run folder of `idglow train sft` or `train dpo`")
     p.add_argument("--benchmark", default="data/cast/synth-group.jsonl", help="benchmark manifest (default: synth-group)")
     p.add_argument("--out", default="runs/refine", help="output folder (default: runs/refine)")
     p.add_argument("--judges", default="assets/judges", help="cast judges (default: assets/judges)")

@@ -22,7 +22,7 @@ from idglow.models.packing import text_ids
 from idglow.references import frozen_embeddings, scatter_references
 from idglow.representation import build_representation
 from idglow.text import TextEncoder
-from idglow.train.sft import load_sft
+from idglow.train.runs import load_run
 
 
 class IdGlowPipeline:
@@ -48,8 +48,8 @@ class IdGlowPipeline:
 
     @classmethod
     def from_run(cls, run: str | Path, height: int = 64, width: int = 128) -> IdGlowPipeline:
-        """The pipeline of a finished ``idglow train sft`` run folder."""
-        model, cfg = load_sft(run)
+        """The pipeline of a finished ``idglow train sft`` or ``train dpo`` run folder."""
+        model, cfg = load_run(run)
         return cls(model, cfg, height, width)
 
     def encode_references(self, references: Sequence[torch.Tensor]) -> IdentityCondition:

@@ -11,6 +11,18 @@ from idglow.data.images import CaptionedImages, read_same_size
 from idglow.data.manifest import TASKS, ManifestError
 
 
+def scene_subjects(first: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Subjects of scenes ``index`` [B] when scene i owns subjects ``first[i]:first[i+1]``: ``(subject ids [M],
+    owning batch row [M], slot [M] = position of the subject within its scene)``."""
+    rows, ids, slots = [], [], []
+    for row, i in enumerate(index.tolist()):
+        start, stop = int(first[i]), int(first[i + 1])
+        ids.append(torch.arange(start, stop))
+        rows.append(torch.full((stop - start,), row))
+        slots.append(torch.arange(stop - start))
+    return torch.cat(ids), torch.cat(rows), torch.cat(slots)
+
+
 class SubjectScenes(CaptionedImages):
     """:class:`CaptionedImages` plus, per scene, its task and subjects (reference crop, face box).
 
@@ -42,13 +54,7 @@ class SubjectScenes(CaptionedImages):
     def subjects(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Subjects of scenes ``index`` [B], flattened: ``(subject ids [M] into refs/boxes, owning batch row [M],
         slot [M] = position of the subject within its scene)``."""
-        rows, ids, slots = [], [], []
-        for row, i in enumerate(index.tolist()):
-            start, stop = int(self.first[i]), int(self.first[i + 1])
-            ids.append(torch.arange(start, stop))
-            rows.append(torch.full((stop - start,), row))
-            slots.append(torch.arange(stop - start))
-        return torch.cat(ids), torch.cat(rows), torch.cat(slots)
+        return scene_subjects(self.first, index)
 
     def ref_crops(self, ids: torch.Tensor) -> torch.Tensor:
         """Reference crops [M, 3, h, w] in [-1, 1] of subjects ``ids``."""

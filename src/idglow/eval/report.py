@@ -28,12 +28,13 @@ def _mu_real(manifest: Path, given: float | None) -> float | None:
 def evaluate_generations(generations: str | Path, manifest: str | Path, out: str | Path, backend: str = "synth",
                          judges: str = "assets/judges", model_dir: str | None = None, mu_real: float | None = None,
                          skip_missing: bool = False, skip_bad: bool = False, progress: bool = True,
-                         check_prompts: bool = True) -> dict:
+                         check_prompts: bool = True, ids: set[str] | None = None) -> dict:
     """Score a folder of generations against its benchmark; write the outputs under ``out``.
 
     Args:
         backend: ``synth | dlib | insightface`` (:func:`idglow.faces.load_backend`).
         mu_real: FaceSim of true photos to normalise by (default: ``<manifest>.mu_real.json`` if present).
+        ids: score only these records (a subset generated on purpose; others are not "missing").
 
     Returns:
         the metrics written to ``out/metrics.json``.
@@ -43,7 +44,7 @@ def evaluate_generations(generations: str | Path, manifest: str | Path, out: str
 
     generations, manifest, out = Path(generations), Path(manifest), Path(out)
     faces = load_backend(backend, judges=judges, model_dir=model_dir)
-    scores, images, skipped = score_folder(generations, manifest, faces, skip_missing, skip_bad, progress, check_prompts)
+    scores, images, skipped = score_folder(generations, manifest, faces, skip_missing, skip_bad, progress, check_prompts, ids)
     for kind in ("missing", "unreadable"):
         if skipped[kind]:
             print(f"warning: eval skipped {skipped[kind]} {kind} generation(s) in {generations}", file=sys.stderr)
@@ -89,7 +90,7 @@ def _plot_by_size(rows: dict[str, dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for name, r in rows.items():
         sizes = sorted(r["facesim_by_size"], key=int)
-        ax.plot([int(s) for s in sizes], [r["facesim_by_size"][s] for s in sizes], marker="o", label=name)
+        ax.plot([int(s) for s in sizes], [r["facesim_by_size"][s] for s in sizes], marker="o", label=short_label(name))
     ax.set_xlabel("people in the image (N)")
     ax.set_ylabel("FaceSim")
     ax.set_title("FaceSim by group size")
@@ -119,6 +120,14 @@ def compare(runs: list[str | Path], out: str | Path) -> str:
     return table
 
 
+def short_label(run: str) -> str:
+    """``runs/demo/eval/sft/synth-group/eval`` -> ``sft/synth-group``: the two names above the eval folder."""
+    parts = [p for p in Path(run).parts if p not in ("metrics.json",)]
+    while parts and parts[-1] == "eval":
+        parts.pop()
+    return "/".join(parts[-2:]) or run
+
+
 def _plot_pareto(rows: dict[str, dict], path: Path) -> None:
     """FaceSim (x) against quality (y: judge Fréchet distance on the cast, else the artifact score; lower is better)."""
     import matplotlib
@@ -130,7 +139,7 @@ def _plot_pareto(rows: dict[str, dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5, 4))
     for name, r in rows.items():
         ax.scatter(r["facesim"], r[quality])
-        ax.annotate(Path(name).name or name, (r["facesim"], r[quality]), fontsize=7)
+        ax.annotate(short_label(name), (r["facesim"], r[quality]), fontsize=7)
     ax.set_xlabel("FaceSim (higher is better)")
     ax.set_ylabel(f"{quality} (lower is better)")
     ax.set_title("identity vs quality")

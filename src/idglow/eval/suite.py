@@ -122,9 +122,11 @@ def _reference_embeddings(backend: FaceBackend, manifest: Path, record: dict) ->
 
 
 def score_folder(folder: Path, manifest: Path, backend: FaceBackend, skip_missing: bool = False, skip_bad: bool = False,
-                 progress: bool = True, check_prompts: bool = True) -> tuple[list[dict], list[torch.Tensor], dict]:
-    """Scores of every generation; the generated images as tensors (for cast extras); skip counts."""
-    records = load_manifest(manifest, "benchmark")
+                 progress: bool = True, check_prompts: bool = True,
+                 ids: set[str] | None = None) -> tuple[list[dict], list[torch.Tensor], dict]:
+    """Scores of every generation (of the records named in ``ids``, when given); the generated images as
+    tensors (for cast extras); skip counts."""
+    records = [r for r in load_manifest(manifest, "benchmark") if ids is None or r["id"] in ids]
     pairs, missing = pair_generations(folder, records, skip_missing, check_prompts)
     scores, images, bad = [], [], []
     for record, path in tqdm(pairs, desc=f"eval {manifest.stem}", disable=not progress):

@@ -21,7 +21,7 @@ from idglow.data.manifest import evenly_spread, load_manifest
 from idglow.eval.cast_bench import read_mu_real, score_image, summarise
 from idglow.pipeline import IdGlowPipeline
 from idglow.train.diagnostics import reference_grid
-from idglow.train.sft import check_run
+from idglow.train.runs import check_run
 from idglow.weights import atomic_write
 
 

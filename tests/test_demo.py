@@ -1,0 +1,81 @@
+"""`idglow demo --preset quick` end to end: every stage, the report, reuse on re-run, the headless-browser render."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ENV, JUDGES, ROOT
+
+from idglow.demo import STAGES
+from idglow.demo.browser import check_images, find_browser
+
+
+def _demo(out: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "idglow.cli", "demo", "--preset", "quick", "--out", str(out),
+                           "--base", str(ROOT / "assets" / "base"), "--judges", str(JUDGES), *extra],
+                          env=ENV, capture_output=True, text=True, timeout=600, cwd=ROOT)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("demo") / "demo"
+    done = _demo(out)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out, done.stdout
+
+
+def test_quick_demo_runs_every_stage_and_writes_the_report(demo):
+    out, stdout = demo
+    for number, (name, _, _) in enumerate(STAGES, start=1):
+        summary = json.loads((out / name / "stage.json").read_text())
+        assert summary["seconds"] >= 0 and summary["summary"]
+        assert re.search(rf"^\[{number}/{len(STAGES)}\] {name}: .+\(\d+ s\)$", stdout, re.M), stdout
+    assert re.search(r"^demo finished in [\d.]+ min \(0 of 8 stages reused\)", stdout, re.M)
+    results = json.loads((out / "eval" / "results.json").read_text())
+    assert set(results["models"]) == {"identity off", "SFT", "SFT, identity guidance 2", "DPO"}
+    assert results["win_rate"]["records"] == 16  # 8 records of each benchmark, same seeds for SFT and DPO
+    assert (out / "dpo" / "run" / "final" / "lora.safetensors").is_file()
+    assert len((out / "pairs" / "scored.jsonl").read_text().splitlines()) == 8
+    page = (out / "report.html").read_text()
+    sources = re.findall(r'<img [^>]*src="([^"]+)"', page)
+    assert len(sources) >= 20 and all((out / s).is_file() for s in sources)
+    for heading in ("Group photos", "Adults rendered as children", "Metrics and ablation", "Gate schedules",
+                    "Failures from the badcase library", "Stages"):
+        assert heading in page
+
+
+def test_rerun_reuses_every_stage_and_a_different_preset_is_refused(demo):
+    out, _ = demo
+    before = {name: (out / name / "stage.json").stat().st_mtime_ns for name, _, _ in STAGES}
+    done = _demo(out)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count(": reused (") == len(STAGES) and "(8 of 8 stages reused)" in done.stdout
+    assert {name: (out / name / "stage.json").stat().st_mtime_ns for name, _, _ in STAGES} == before
+    refused = subprocess.run([sys.executable, "-m", "idglow.cli", "demo", "--preset", "default", "--out", str(out)],
+                             env=ENV, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert refused.returncode == 2 and "holds a demo of preset 'quick'; use --force" in refused.stderr
+
+
+def test_demo_refuses_a_missing_base_model(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "idglow.cli", "demo", "--preset", "quick", "--out", str(tmp_path / "d"),
+                           "--base", str(tmp_path / "nothing")], env=ENV, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "never pretrains from noise" in done.stderr
+
+
+def test_report_renders_in_headless_chromium_with_every_image_loaded(demo):
+    if find_browser() is None:
+        if os.environ.get("IDGLOW_REQUIRE_BROWSER") == "1":  # CI installs Debian's chromium and sets this
+            pytest.fail("IDGLOW_REQUIRE_BROWSER=1 but no chromium on PATH")
+        pytest.skip("no chromium on PATH (apt-get install chromium)")
+    out, _ = demo
+    counts = check_images(out / "report.html")
+    assert counts["total"] >= 20 and counts["loaded"] == counts["total"]
+    broken = out / "broken.html"
+    broken.write_text((out / "report.html").read_text().replace('src="eval/', 'src="missing/', 1))
+    counts = check_images(broken)
+    assert counts["loaded"] == counts["total"] - 1  # the check sees a broken image

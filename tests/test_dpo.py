@@ -1,0 +1,275 @@
+"""Stage 2 DPO: the loss maths, pair scoring, `idglow pairs build`, the adapter reference, and `idglow train dpo`."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import JUDGES, ROOT
+from conftest import run_cli as _cli
+from conftest import run_sft as _sft
+
+from idglow.config import load_config
+from idglow.data.manifest import ManifestError, load_manifest
+from idglow.flow.dpo import DPO_LOSSES, dpo_terms
+from idglow.models.lora import adapters_disabled
+from idglow.pairs.build import manifest_identities, select_pairs, training_items
+from idglow.pairs.scoring import PairScoring, group_score, worst_weights
+from idglow.train.dpo_config import DPOConfig
+
+# --- pure maths -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", sorted(DPO_LOSSES))
+def test_every_loss_variant_is_ln2_when_policy_equals_reference_without_margin(kind):
+    mse = torch.tensor([0.3, 0.1, 0.7])
+    terms = dpo_terms(mse, mse.flip(0), mse, mse.flip(0), beta=500.0, kind=kind)
+    assert torch.allclose(terms["loss"], torch.full((3,), math.log(2.0)), atol=1e-7)
+    assert terms["implicit_acc"].sum() == 0 and terms["reward_margin"].abs().max() == 0
+
+
+def test_loss_falls_as_a_hand_built_policy_moves_toward_the_winner():
+    """Policy v = theta * x on one winner/loser pair: a few gradient steps on the DPO loss lower it, lower the
+    winner's error relative to the reference, and the margin variant asks for more separation than sigmoid."""
+    winner_target, loser_target, x = torch.tensor([1.0, 2.0]), torch.tensor([-1.0, 0.5]), torch.tensor([1.0, 1.0])
+    theta = torch.zeros(2, requires_grad=True)
+    reference = torch.zeros(2)
+    errors = lambda p: (((p * x - winner_target) ** 2).mean(), ((p * x - loser_target) ** 2).mean())  # noqa: E731
+    ref_w, ref_l = errors(reference)
+    losses, relative = [], []
+    for _ in range(5):
+        pol_w, pol_l = errors(theta)
+        loss = dpo_terms(pol_w[None], pol_l[None], ref_w[None], ref_l[None], beta=2.0)["loss"].sum()
+        losses.append(loss.item())
+        relative.append((pol_w - ref_w).item())
+        theta.grad = None
+        loss.backward()
+        with torch.no_grad():
+            theta -= 0.05 * theta.grad
+    assert all(b < a for a, b in zip(losses, losses[1:])) and losses[0] == pytest.approx(math.log(2.0))
+    assert relative[-1] < 0  # the winner is now fitted better than by the reference
+    z = torch.tensor([0.5])
+    assert DPO_LOSSES["margin"](z, torch.ones(1), torch.ones(1)) > DPO_LOSSES["sigmoid"](z, torch.ones(1), torch.zeros(1))
+    assert DPO_LOSSES["weighted"](z, torch.full((1,), 2.0), torch.zeros(1)) == pytest.approx(
+        2 * float(DPO_LOSSES["sigmoid"](z, torch.ones(1), torch.zeros(1))))
+
+
+def test_dpo_terms_reject_an_unknown_variant_and_mismatched_shapes():
+    with pytest.raises(ValueError, match="unknown variant 'hinge'"):
+        dpo_terms(torch.ones(2), torch.ones(2), torch.ones(2), torch.ones(2), 1.0, kind="hinge")
+    with pytest.raises(ValueError, match="four per-pair errors"):
+        dpo_terms(torch.ones(2), torch.ones(3), torch.ones(2), torch.ones(2), 1.0)
+
+
+def test_group_score_weights_the_worst_subject_most_and_penalises_face_count():
+    cfg = PairScoring(temperature=0.1)
+    even = {"artifact": [0.6, 0.6], "harmony": [0.6, 0.6], "identity": [0.6, 0.6], "faces": 2}
+    uneven = {"artifact": [1.0, 0.2], "harmony": [1.0, 0.2], "identity": [1.0, 0.2], "faces": 2}  # same mean, one bad
+    assert group_score(uneven, cfg) < group_score(even, cfg)
+    assert worst_weights(torch.tensor([0.9, 0.1]), 0.1)[1] > 0.99
+    assert group_score({**even, "faces": 3}, cfg) == pytest.approx(group_score(even, cfg) - 0.5 * 1 / 2)
+
+
+def test_select_pairs_keeps_best_vs_worst_above_the_gap_with_unit_mean_weight():
+    cfg = PairScoring(min_gap=0.1, margin_scale=4.0)
+
+    def candidate(name, value):
+        return {"image": name, "artifact": [value], "harmony": [value], "identity": [value], "faces": 1}
+
+    scored = [{"id": f"s{i}", "source": f"m:{i}", "prompt": "p", "task": "group", "refs": ["r.png"], "identities": [i],
+               "candidates": [candidate(f"{i}a", 0.5), candidate(f"{i}b", 0.5 + gap), candidate(f"{i}c", 0.55)]}
+              for i, gap in enumerate([0.4, 0.2, 0.05])]
+    pairs, stats = select_pairs(scored, cfg)
+    assert stats == {"scenes": 3, "pairs": 2, "dropped_small_gap": 1, "mean_gap": pytest.approx(0.3)}
+    assert [(p["winner"], p["loser"]) for p in pairs] == [("0b", "0a"), ("1b", "1a")]
+    assert [p["weight"] for p in pairs] == pytest.approx([4 / 3, 2 / 3])
+    assert [p["margin"] for p in pairs] == pytest.approx([1.6, 0.8])
+
+
+def test_win_rate_counts_ties_half_and_brackets_it_with_a_bootstrap_interval():
+    from idglow.eval.preference import win_rate
+
+    dpo = {"a": 1.0, "b": 0.0, "c": 0.5, "d": 0.9}
+    sft = {"a": 0.0, "b": 1.0, "c": 0.5, "d": 0.1, "e": 0.3}  # e: not generated by both, not counted
+    result = win_rate(dpo, sft)
+    assert (result["wins"], result["ties"], result["losses"], result["records"]) == (2, 1, 1, 4)
+    assert result["win_rate"] == pytest.approx(2.5 / 4) and result["low"] <= 0.625 <= result["high"]
+    with pytest.raises(ValueError, match="at least 2 records"):
+        win_rate({"a": 1.0}, {"a": 0.0})
+
+
+# --- pairs build and the DPO trainer, end to end on the tiny cast ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sft_lora(cast, base, tmp_path_factory) -> Path:
+    """A tiny SFT run with a LoRA (so DPO must merge it before adding its own adapter)."""
+    run = tmp_path_factory.mktemp("sft-lora") / "run"
+    done = _sft(cast, base, run, "--model.lora.rank", "2", "--optim.steps", "2", "--diagnostics.every", "0")
+    assert done.returncode == 0, done.stderr
+    return run
+
+
+def _pairs_build(cast: Path, run: Path, out: Path, *extra: str):
+    return _cli("pairs", "build", "--run", str(run), "--out", str(out), "--judges", str(JUDGES),
+                "--manifest", str(cast / "sft-group-train.jsonl"), str(cast / "sft-age-train.jsonl"),
+                "--heldout", str(cast / "synth-group.jsonl"), str(cast / "synth-age.jsonl"),
+                "--items", "4", "--candidates", "2", "--steps", "2", "--batch", "3", *extra)
+
+
+@pytest.fixture(scope="module")
+def pairs(cast, sft_lora, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("pairs") / "pairs"
+    done = _pairs_build(cast, sft_lora, out, "--min_gap", "0")
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def test_pairs_build_writes_a_valid_resumable_preference_manifest_of_training_identities(cast, sft_lora, pairs):
+    records = load_manifest(pairs / "pairs.jsonl", "preference")  # validates fields and that every file exists
+    assert len(records) == 4 and len((pairs / "scored.jsonl").read_text().splitlines()) == 4
+    assert sorted(p.name for p in (pairs / "candidates").iterdir()) == sorted(
+        f"{e['id']}_c{j}.png" for e in map(json.loads, (pairs / "scored.jsonl").read_text().splitlines()) for j in range(2))
+    assert {r["task"] for r in records} == {"group", "age"}
+    for r in records:
+        assert r["scores"]["winner"] >= r["scores"]["loser"] and r["margin"] == pytest.approx(2.0 * r["scores"]["gap"])
+    assert sum(r["weight"] for r in records) / len(records) == pytest.approx(1.0)
+    heldout = manifest_identities(cast / "synth-group.jsonl") | manifest_identities(cast / "synth-age.jsonl")
+    used = {i for r in records for i in r["scores"]["identities"]}
+    assert heldout and used and not used & heldout
+    before = {p: p.stat().st_mtime_ns for p in (pairs / "candidates").iterdir()}
+    first = (pairs / "pairs.jsonl").read_text()
+    done = _pairs_build(cast, sft_lora, pairs, "--min_gap", "0")  # everything scored: nothing is sampled again
+    assert done.returncode == 0, done.stderr
+    assert {p: p.stat().st_mtime_ns for p in (pairs / "candidates").iterdir()} == before
+    assert (pairs / "pairs.jsonl").read_text() == first
+
+
+def test_pairs_build_refuses_scenes_with_heldout_identities(cast, sft_lora, tmp_path):
+    record = json.loads((cast / "sft-group-train.jsonl").read_text().splitlines()[0])
+    bench = json.loads((cast / "synth-group.jsonl").read_text().splitlines()[0])
+    record["subjects"][0]["attributes"]["identity"] = bench["expected"]["identities"][0]
+    leaky = cast / "leaky.jsonl"
+    leaky.write_text((cast / "sft-group-train.jsonl").read_text().splitlines()[1] + "\n" + json.dumps(record) + "\n")
+    with pytest.raises(ManifestError, match=r"leaky.jsonl:2: subjects\[0\].attributes.identity: .* held out"):
+        training_items([leaky], [cast / "synth-group.jsonl"], None)
+    with pytest.warns(UserWarning, match="skipped 1 scene"):
+        items, counts = training_items([leaky], [cast / "synth-group.jsonl"], None, skip_heldout=True)
+    assert len(items) == 1 and counts["heldout_skipped"] == 1
+    done = _cli("pairs", "build", "--run", str(sft_lora), "--manifest", str(leaky), "--heldout", str(cast / "synth-group.jsonl"),
+                "--out", str(tmp_path / "p"))
+    assert done.returncode == 2 and "held out for evaluation" in done.stderr
+
+
+def _dpo_config(sft_run: Path, pairs: Path, out: Path, *extra: str) -> DPOConfig:
+    return load_config(DPOConfig, ROOT / "configs" / "tiny-dpo.yaml",
+                       ["--sft", str(sft_run), "--data.manifests", f"[{pairs / 'pairs.jsonl'}]", "--out", str(out), *extra])
+
+
+def _randomize_lora_b(model, seed: int = 0) -> None:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in sorted(model.named_parameters()):
+            if "lora_B" in name:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+
+
+def test_dpo_loss_is_ln2_at_initialisation_and_the_disabled_adapter_is_the_sft_model(sft_lora, pairs, tmp_path):
+    from idglow.train.dpo import DPOTrainer
+    from idglow.train.runs import load_run
+
+    trainer = DPOTrainer(_dpo_config(sft_lora, pairs, tmp_path / "dpo"))
+    terms = trainer._loss(torch.arange(4))
+    assert torch.allclose(terms["loss"], torch.full((4,), math.log(2.0)), atol=1e-6)
+    assert all(n.startswith("flux.") and "lora_" in n for n in trainer.names)  # only the new adapter trains
+    model = trainer.accelerator.unwrap_model(trainer.model).eval()
+    _randomize_lora_b(model)
+    sft_model, _ = load_run(sft_lora)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, trainer.tokens, trainer.rep.channels, generator=g)
+    states, pooled = trainer.text(trainer.data.prompts[:2])
+    ids, rows, slots = trainer.data.subjects(torch.arange(2))
+    from idglow.references import scatter_references
+
+    refs, mask = scatter_references(trainer.ref_inputs[ids], rows, slots, 2, 4)
+    args = (x, torch.tensor([0.3, 0.8]), states, pooled, trainer.img_ids, trainer.txt_ids)
+    kwargs = dict(task=trainer.data.tasks[:2], refs=refs, ref_mask=mask)
+    with torch.no_grad():
+        with adapters_disabled(model.flux):
+            reference = model(*args, **kwargs)
+        policy = model(*args, **kwargs)
+        sft = sft_model(*args, **kwargs)
+    assert torch.allclose(reference, sft, atol=1e-5)  # SFT LoRA merged: equal up to rounding
+    assert (policy - sft).abs().max() > 1e-3
+
+
+def _accumulated_gradient(sft_run: Path, pairs: Path, out: Path, batch: int, accum: int) -> dict[str, torch.Tensor]:
+    from idglow.train.dpo import DPOTrainer
+    from idglow.train.loop import TermStats
+
+    trainer = DPOTrainer(_dpo_config(sft_run, pairs, out, "--optim.batch_size", str(batch), "--optim.grad_accum", str(accum),
+                                     "--optim.grad_clip", "0"))
+    _randomize_lora_b(trainer.accelerator.unwrap_model(trainer.model))  # so LoRA-A gets a gradient too
+    grads, inner = {}, trainer.optimizer.optimizer
+    inner.step = lambda *a, **k: grads.update({n: p.grad.clone() for n, p in trainer._trainable().items()})
+    trainer._train_step(TermStats())
+    return grads
+
+
+def test_gradient_accumulation_1x4_equals_4x1(sft_lora, pairs, tmp_path):
+    one = _accumulated_gradient(sft_lora, pairs, tmp_path / "a", batch=4, accum=1)
+    four = _accumulated_gradient(sft_lora, pairs, tmp_path / "b", batch=1, accum=4)
+    assert one.keys() == four.keys() and one
+    assert max(float(g.abs().max()) for g in one.values()) > 0
+    for name in one:  # float32 sums in another order: agreement to 1e-3 of each tensor's largest entry
+        scale = float(one[name].abs().max())
+        torch.testing.assert_close(four[name], one[name], rtol=1e-3, atol=1e-3 * scale)
+    with pytest.raises(AssertionError):  # and the check is sharp enough to see a doubled step (mean vs sum)
+        name = max(one, key=lambda n: float(one[n].abs().max()))
+        torch.testing.assert_close(2 * four[name], one[name], rtol=1e-3, atol=1e-3 * float(one[name].abs().max()))
+
+
+def test_train_dpo_logs_the_terms_resumes_and_generates(cast, sft_lora, pairs, tmp_path):
+    run = tmp_path / "dpo"
+    argv = ["train", "dpo", "--config", str(ROOT / "configs" / "tiny-dpo.yaml"), "--sft", str(sft_lora),
+            "--data.manifests", f"[{pairs / 'pairs.jsonl'}]", "--out", str(run), "--dpo.loss", "margin"]
+    done = _cli(*argv)
+    assert done.returncode == 0, done.stderr
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    for key in ("loss", "implicit_acc", "reward_margin", "mse_winner", "mse_loser", "ref_mse_winner", "ref_mse_loser"):
+        assert key in log[0]
+    assert log[0]["mse_winner"] == pytest.approx(log[0]["ref_mse_winner"])  # step 1 starts from the SFT model
+    adapter = load_file(str(run / "final" / "lora.safetensors"))
+    assert any(v.abs().sum() > 0 for k, v in adapter.items() if "lora_B" in k)
+    assert (run / "samples" / "final.png").is_file()
+    done = _cli(*argv, "--optim.steps", "3")
+    assert done.returncode == 0 and "resumed from" in done.stdout + done.stderr, done.stderr
+    assert [r["step"] for r in map(json.loads, (run / "log.jsonl").read_text().splitlines())] == [1, 2, 3]
+    done = _cli("generate", "--run", str(run), "--benchmark", str(cast / "synth-group.jsonl"), "--limit", "2",
+                "--steps", "2", "--out", str(tmp_path / "gen"))
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "gen" / "synth-group-000000.json").read_text())["run"] == str(run)
+    done = _cli("generate", "--run", str(sft_lora), "--benchmark", str(cast / "synth-group.jsonl"), "--limit", "2",
+                "--steps", "2", "--out", str(tmp_path / "gen-sft"))
+    assert done.returncode == 0, done.stderr
+    done = _cli("eval", "--generations", str(tmp_path / "gen"), "--benchmark", str(cast / "synth-group.jsonl"),
+                "--skip-missing", "--against", str(tmp_path / "gen-sft"), "--judges", str(JUDGES))
+    assert done.returncode == 0, done.stderr
+    win = json.loads((tmp_path / "gen" / "eval" / "win_rate.json").read_text())
+    assert win["records"] == 2 and win["wins"] + win["ties"] + win["losses"] == 2 and 0 <= win["low"] <= win["high"] <= 1
+
+
+def test_train_dpo_names_a_bad_pair_field_and_a_missing_sft_run(sft_lora, pairs, tmp_path):
+    lines = (pairs / "pairs.jsonl").read_text().splitlines()
+    bad = json.loads(lines[0])
+    bad["weight"] = -1
+    (pairs / "bad.jsonl").write_text(lines[1] + "\n" + json.dumps(bad) + "\n")
+    done = _cli("train", "dpo", "--config", str(ROOT / "configs" / "tiny-dpo.yaml"), "--sft", str(sft_lora),
+                "--data.manifests", f"[{pairs / 'bad.jsonl'}]", "--out", str(tmp_path / "d"))
+    assert done.returncode == 2 and "bad.jsonl:2: weight: must be >= 0" in done.stderr
+    done = _cli("train", "dpo", "--config", str(ROOT / "configs" / "tiny-dpo.yaml"), "--sft", str(tmp_path / "nope"),
+                "--out", str(tmp_path / "d"))
+    assert done.returncode == 2 and "no config.json" in done.stderr
