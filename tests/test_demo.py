@@ -44,8 +44,8 @@ def test_quick_demo_runs_every_stage_and_writes_the_report(demo):
     page = (out / "report.html").read_text()
     sources = re.findall(r'<img [^>]*src="([^"]+)"', page)
     assert len(sources) >= 20 and all((out / s).is_file() for s in sources)
-    for heading in ("Group photos", "Adults rendered as children", "Metrics and ablation", "Gate schedules",
-                    "Failures from the badcase library", "Stages"):
+    for heading in ("Group photos", "Adults rendered as children", "Metrics: DPO against SFT", "Ablation: what each part adds",
+                    "Gate schedules", "Failures from the badcase library", "Stages"):
         assert heading in page
 
 

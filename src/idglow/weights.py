@@ -1,7 +1,8 @@
 """Weights on disk: safetensors with their JSON config in the metadata and beside the file.
 
 Writes are atomic (temporary file in the same folder, then rename), so a killed process never
-leaves a half-written file under the final name. Nothing here unpickles anything.
+leaves a half-written file under the final name; append-only JSONL logs are read tolerating a torn
+last line. Nothing here unpickles anything.
 """
 
 from __future__ import annotations
@@ -51,3 +52,16 @@ def load_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     if "config" not in meta:
         raise ValueError(f"{path}: safetensors metadata has no 'config' entry")
     return tensors, json.loads(meta["config"])
+
+
+def read_append_log(path: str | Path) -> list[dict]:
+    """Records of an append-only JSON Lines log (a cache, a resumable job's progress); a line that is not
+    JSON, such as a last line torn by a kill mid-write, is skipped (its work is simply redone)."""
+    records = []
+    if Path(path).is_file():
+        for line in Path(path).read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return records

@@ -16,8 +16,8 @@ from idglow.weights import atomic_write
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1180px;margin:2em auto;padding:0 1em;color:#222}
 h1{margin-bottom:.2em} .lead{color:#555} table{border-collapse:collapse;margin:1em 0;font-size:.92em}
-td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right} th:first-child,td:first-child{text-align:left}
-img.px{image-rendering:pixelated;height:128px} img.ref{image-rendering:pixelated;height:64px;margin-right:2px}
+td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right;white-space:nowrap} th:first-child,td:first-child{text-align:left}
+img.px{image-rendering:pixelated;height:96px} img.ref{image-rendering:pixelated;height:48px;margin-right:2px}
 .row{display:flex;gap:10px;align-items:flex-end;margin:.6em 0;flex-wrap:wrap} .cap{font-size:.8em;color:#555}
 figure{margin:0} .prompt{font-size:.85em;color:#333;max-width:1100px} code{background:#f4f4f4;padding:0 .2em}"""
 
@@ -56,11 +56,26 @@ def _examples(ctx: DemoContext, bench: str) -> str:
     return "\n".join(parts)
 
 
-def _metrics_table(results: dict, bench: str) -> str:
+ABLATION = [("synth-group", "facesim_norm", "group FaceSim/mu"), ("synth-group", "count_accuracy", "group count acc"),
+            ("synth-group", "leakage_rate", "group leakage"), ("synth-group", "frechet_judge", "group Fréchet"),
+            ("synth-age", "facesim_norm", "age FaceSim/mu"), ("synth-age", "child_rate", "age child rate"),
+            ("synth-age", "mini_adult_rate", "age mini-adult rate"), ("synth-age", "frechet_judge", "age Fréchet")]
+
+
+def _ablation_table(results: dict) -> str:
+    """One row per model, the key column of each task: what each added part changes."""
+    head = "<tr><th>model</th>" + "".join(f"<th>{html.escape(title)}</th>" for _, _, title in ABLATION) + "</tr>"
+    rows = [f"<tr><td>{html.escape(label)}</td>" + "".join(f"<td>{_fmt(by_bench[b].get(k), '{:.3f}')}</td>"
+                                                          for b, k, _ in ABLATION) + "</tr>"
+            for label, by_bench in results["models"].items()]
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
+def _metrics_table(results: dict, bench: str, models: tuple[str, ...] = ("SFT", "DPO")) -> str:
     head = "<tr><th>model</th>" + "".join(f"<th>{html.escape(title)}</th>" for _, title, _ in METRICS) + "</tr>"
     rows = []
-    for label, by_bench in results["models"].items():
-        m = by_bench[bench]
+    for label in models:
+        m = results["models"][label][bench]
         rows.append(f"<tr><td>{html.escape(label)}</td>" + "".join(f"<td>{_fmt(m.get(k), f)}</td>" for k, _, f in METRICS) + "</tr>")
     return f"<table>{head}{''.join(rows)}</table>"
 
@@ -108,13 +123,14 @@ never seen in training, {ctx.preset.sample_steps} Euler steps, the same seeds fo
 <span id="image-check">images not checked (scripts off)</span></p>
 <h2>Group photos (synth-group)</h2>{_examples(ctx, "synth-group")}
 <h2>Adults rendered as children (synth-age)</h2>{_examples(ctx, "synth-age")}
-<h2>Metrics and ablation: what each part adds</h2>
-<p>Rows are ablations of the same pipeline: identity off is the shipped base model (identity guidance 0 gives exactly
-its velocity); SFT adds the identity branch and LoRA; guidance 2 samples the SFT weights with
-<code>v_none + 2 (v_id - v_none)</code>; DPO adds the preference adapter on the SFT model.
-DPO against SFT on the group-level score (both benchmarks pooled, ties half): win rate <b>{win['win_rate']:.3f}</b>
-(95% bootstrap interval {win['low']:.3f}-{win['high']:.3f}; {win['wins']} wins, {win['ties']} ties, {win['losses']} losses
-over {win['records']} records).</p>{tables}
+<h2>Metrics: DPO against SFT</h2>
+<p>Group-level score (the DPO pairs' ranking, here with the evaluation judge and mu_real), both benchmarks pooled,
+ties half: DPO wins <b>{win['win_rate']:.3f}</b> of the records (95% bootstrap interval {win['low']:.3f}-{win['high']:.3f};
+{win['wins']} wins, {win['ties']} ties, {win['losses']} losses over {win['records']} records).</p>{tables}
+<h2>Ablation: what each part adds</h2>
+<p>Identity off is the shipped base model (identity guidance 0 gives exactly its velocity); SFT adds the identity
+branch and LoRA; guidance 2 samples the SFT weights with <code>v_none + 2 (v_id - v_none)</code>; DPO adds the
+preference adapter on the SFT model.</p>{_ablation_table(results)}
 <figure>{_img(ctx, ctx.out / "eval" / "compare" / "pareto.png", "plot", "Pareto plot")}<figcaption class="cap">FaceSim against
 quality, every model and benchmark</figcaption></figure>
 <figure>{_img(ctx, ctx.out / "eval" / "compare" / "by_size.png", "plot", "FaceSim by group size")}</figure>

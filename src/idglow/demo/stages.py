@@ -78,7 +78,8 @@ def stage_vae(ctx: DemoContext) -> str:
         return "skipped by this preset (the base model works on pixels; `idglow train vae` trains one)"
     from idglow.train.vae import VaeConfig, train_vae
 
-    cfg = VaeConfig(out=str(ctx.out / "vae"), manifests=[str(m) for m in ctx.train_manifests()], steps=ctx.preset.vae_steps)
+    cfg = VaeConfig(out=str(ctx.out / "vae"), manifests=[str(m) for m in ctx.train_manifests()], steps=ctx.preset.vae_steps,
+                    max_minutes=ctx.preset.vae_minutes)
     stats = train_vae(cfg, progress=ctx.progress)
     return f"{stats['steps']} steps, reconstruction PSNR {stats['psnr_db_first_256']:.1f} dB (not used by the pixel base model)"
 

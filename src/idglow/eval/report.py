@@ -139,7 +139,7 @@ def _plot_pareto(rows: dict[str, dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5, 4))
     for name, r in rows.items():
         ax.scatter(r["facesim"], r[quality])
-        ax.annotate(short_label(name), (r["facesim"], r[quality]), fontsize=7)
+        ax.annotate(short_label(name), (r["facesim"], r[quality]), xytext=(4, 3), textcoords="offset points", fontsize=7)
     ax.set_xlabel("FaceSim (higher is better)")
     ax.set_ylabel(f"{quality} (lower is better)")
     ax.set_title("identity vs quality")

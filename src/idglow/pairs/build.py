@@ -29,7 +29,7 @@ from idglow.data.images import read_rgb
 from idglow.data.manifest import ManifestError, evenly_spread, load_manifest
 from idglow.identity_loss import face_embeddings
 from idglow.pairs.scoring import PairScoring, component_gaps, group_score, subject_scores
-from idglow.weights import atomic_write
+from idglow.weights import atomic_write, read_append_log
 
 CAST_HELDOUT = ["data/cast/sft-group-heldout.jsonl", "data/cast/sft-age-heldout.jsonl",
                 "data/cast/synth-group.jsonl", "data/cast/synth-age.jsonl"]
@@ -125,15 +125,7 @@ def calibration(items: list[dict], encoder: torch.nn.Module) -> dict[str, float]
 
 def _done(scored: Path) -> dict[str, dict]:
     """Finished scenes of an earlier run (a torn last line, from a kill mid-write, is ignored)."""
-    done = {}
-    if scored.is_file():
-        for line in scored.read_text().splitlines():
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            done[entry["id"]] = entry
-    return done
+    return {entry["id"]: entry for entry in read_append_log(scored)}
 
 
 def _copy_refs(item: dict, out: Path) -> list[str]:

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from idglow.data.manifest import load_manifest
 from idglow.prompts import rules
 from idglow.prompts.scene import SceneDescription
-from idglow.weights import atomic_write
+from idglow.weights import atomic_write, read_append_log
 
 
 def _id(record: dict) -> str:
@@ -36,16 +36,7 @@ def _kind(manifest: Path) -> str:
 
 def read_cache(path: Path, key: str) -> dict[str, str]:
     """Cached prompts of ``key`` by record id; a torn last line (killed mid-write) is ignored."""
-    cached = {}
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if entry.get("key") == key:
-                cached[entry["id"]] = entry["prompt"]
-    return cached
+    return {entry["id"]: entry["prompt"] for entry in read_append_log(path) if entry.get("key") == key}
 
 
 def caption_manifest(manifest: str | Path, out: str | Path | None = None, synthesizer=None, cache: str | Path | None = None,
