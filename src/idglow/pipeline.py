@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from idglow.cast.judge_training import load_judges
+from idglow.recognizer import load_recognizer
 from idglow.flow import flux_shift_mu
 from idglow.inference import sample_packed
 from idglow.models import IdGlowTransformer
@@ -21,7 +21,7 @@ from idglow.models.id_attention import IdentityCondition
 from idglow.models.packing import text_ids
 from idglow.references import frozen_embeddings, scatter_references
 from idglow.representation import build_representation
-from idglow.text import TextEncoder
+from idglow.text import build_text_encoder
 from idglow.train.runs import load_run
 
 
@@ -40,11 +40,11 @@ class IdGlowPipeline:
         self.model, self.cfg, self.ref_size = model.eval(), cfg, ref_size
         self.height, self.width = height, width
         self.rep = build_representation(cfg.representation, height, width)
-        self.text = TextEncoder(cfg.data.max_tokens)
+        self.text = build_text_encoder(cfg.text, cfg.data.max_tokens, cache_dir=cfg.data.cache_dir)
         self.mu = flux_shift_mu(self.rep.tokens) if cfg.flow.shift == "resolution" else None
         self.embedder = None
         if cfg.model.identity.encoder == "embedding":
-            self.embedder = load_judges(cfg.identity_loss.judges)["encoder"]
+            self.embedder = load_recognizer(cfg.identity_loss)
 
     @classmethod
     def from_run(cls, run: str | Path, height: int = 64, width: int = 128) -> IdGlowPipeline:

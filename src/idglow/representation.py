@@ -24,6 +24,10 @@ class PixelSpace:
         self.height, self.width, self.patch = height, width, patch
         self.channels = 3 * patch * patch
         self.tokens = (height // patch) * (width // patch)
+        self.name = f"pixels:{patch}"
+
+    def to(self, device) -> PixelSpace:
+        return self
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         return patchify(images, self.patch)
@@ -50,16 +54,25 @@ class LatentSpace:
         self.scale, self.shift = self.vae.config.scaling_factor, self.vae.config.shift_factor or 0.0
         self.channels = 4 * self.vae.config.latent_channels
         self.tokens = (self.height // 2) * (self.width // 2)
+        self.name = f"vae:{path.resolve()}:{width}x{height}"
+
+    def to(self, device) -> LatentSpace:
+        """Run the autoencoder on ``device`` (inputs are moved there; outputs stay there)."""
+        self.vae.to(device)
+        return self
 
     @torch.no_grad()
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        latents = self.vae.encode(images).latent_dist.mode()
-        return patchify((latents - self.shift) * self.scale, 2)
+        """Images [B, 3, H, W] in [-1, 1] -> packed latent tokens [B, S, C] on the CPU (float32)."""
+        param = next(self.vae.parameters())
+        latents = self.vae.encode(images.to(param.device, param.dtype)).latent_dist.mode().float()
+        return patchify((latents - self.shift) * self.scale, 2).cpu()
 
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:
         # Differentiable (the identity loss decodes x0_hat); callers that sample wrap it in no_grad.
+        param = next(self.vae.parameters())
         latents = unpatchify(tokens, self.height, self.width, 2) / self.scale + self.shift
-        return self.vae.decode(latents).sample
+        return self.vae.decode(latents.to(param.device, param.dtype)).sample.to(tokens.device).float()
 
     def image_ids(self, device="cpu") -> torch.Tensor:
         return image_ids(self.height, self.width, device, patch=2)

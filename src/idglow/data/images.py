@@ -57,6 +57,15 @@ class CaptionedImages:
     def __len__(self) -> int:
         return len(self.prompts)
 
+    def cache_keys(self, prefix: str) -> list[str]:
+        """One disk-cache key per image: ``prefix`` (the encoder), the file's resolved path, size and mtime."""
+        keys = []
+        for manifest, record in self.records:
+            path = (manifest.parent / record["image"]).resolve()
+            stat = path.stat()
+            keys.append(f"{prefix}|{path}|{stat.st_size}|{stat.st_mtime_ns}")
+        return keys
+
     @property
     def size(self) -> tuple[int, int]:
         """``(height, width)`` of every image."""

@@ -134,6 +134,8 @@ class ModelConfig:
     pretrained: str | None = option(
         None, "local diffusers folder (or its `transformer` subfolder) with backbone weights; never downloaded"
     )
+    guidance: float = option(
+        3.5, "guidance scale given to a guidance-distilled backbone (FLUX.1-dev) when the caller passes none")
     identity: IdentityConfig = option(help="identity branch", factory=IdentityConfig)
     lora: LoraOptions = option(help="LoRA on the backbone", factory=LoraOptions)
 

@@ -55,10 +55,10 @@ class MultiIDCrossAttention(nn.Module):
         hidden_states: torch.Tensor,
         keys: torch.Tensor,
         values: torch.Tensor,
-        attn_mask: torch.Tensor,
+        attn_mask: torch.Tensor | None,
         rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """hidden_states [B, S, dim], keys/values [B, heads, L, head_dim], attn_mask [B, 1, 1, L] bool,
+        """hidden_states [B, S, dim], keys/values [B, heads, L, head_dim], attn_mask [B, 1, 1, L] bool (None: every key is real),
         rotary: the image tokens' (cos, sin) [S, head_dim] (used with ``rotate_queries``) -> [B, S, dim]."""
         q = self.to_q(hidden_states).unflatten(-1, (self.heads, self.head_dim)).transpose(1, 2)
         if self.rotate_queries:
@@ -96,7 +96,8 @@ class IdentityCondition:
     kv: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
 
     def __post_init__(self) -> None:
-        self.attn_mask = attention_mask(self.key_mask)
+        # Without padding no mask is passed: SDPA may then use its fastest (flash) kernel.
+        self.attn_mask = None if bool(self.key_mask.all()) else attention_mask(self.key_mask)
 
     @property
     def batch_size(self) -> int:

@@ -109,7 +109,7 @@ class IdGlowTransformer(nn.Module):
             img_ids, txt_ids: rotary position ids [S, 3] and [T, 3].
             identity: from :meth:`encode_identity` (None: text-only, the bare backbone).
             task: ``group``/``age`` per sample (names or indices), or one name for the batch.
-            guidance: FLUX-dev guidance scale [B] (guidance-distilled backbones only).
+            guidance: FLUX-dev guidance scale [B] (guidance-distilled backbones only; default ``config.guidance``).
             lam: override the gate with these strengths [B] in [0, 1].
             refs, ref_mask: raw references to encode inside this call (instead of ``identity``), so that a
                 training step is one forward of the wrapped module (what DDP expects).
@@ -134,6 +134,8 @@ class IdGlowTransformer(nn.Module):
             elif lam.shape != sigma.shape or lam.min() < 0 or lam.max() > 1:
                 raise ValueError(f"lam: expected shape {tuple(sigma.shape)} with values in [0, 1]")
             kwargs = {"idglow": IdentityInjection(identity, lam, self.config.identity.gate.apply_to)}
+        if guidance is None and self.flux.config.guidance_embeds:
+            guidance = sigma.new_full(sigma.shape, self.config.guidance)
         return self.flux(
             hidden_states=hidden_states,
             encoder_hidden_states=encoder_hidden_states,

@@ -16,18 +16,21 @@ from idglow.data.images import CaptionedImages
 from idglow.data.manifest import load_manifest
 from idglow.eval.cast_quality import cast_quality
 from idglow.flow import flux_shift_mu
+from idglow.flux_folder import check_pipeline_folder, is_pipeline_folder
 from idglow.inference import sample_packed
 from idglow.models import IdGlowTransformer
 from idglow.models.packing import text_ids
 from idglow.representation import build_representation
-from idglow.text import TextEncoder
-from idglow.train.config import TrainConfig
+from idglow.text import build_text_encoder
+from idglow.train.config import RepresentationConfig, TextConfig, TrainConfig
 
 
 def load_base(run: str | Path, dtype: torch.dtype = torch.float32) -> tuple[IdGlowTransformer, TrainConfig]:
     """The model and training config of a finished base run (``run/final/transformer``, ``run/config.json``)
     or of an exported one (``transformer``, ``train_config.json``, as shipped in ``assets/base``)."""
     run = Path(run)
+    if is_pipeline_folder(run):
+        return load_flux_folder(run, dtype)
     exported = (run / "train_config.json").is_file()
     cfg = from_dict(TrainConfig, json.loads((run / ("train_config.json" if exported else "config.json")).read_text()))
     folder = run / "transformer" if exported else run / "final" / "transformer"
@@ -39,12 +42,22 @@ def load_base(run: str | Path, dtype: torch.dtype = torch.float32) -> tuple[IdGl
     return IdGlowTransformer(cfg.model, backbone=backbone.float()).eval(), cfg
 
 
+def load_flux_folder(folder: Path, dtype: torch.dtype = torch.float32) -> tuple[IdGlowTransformer, TrainConfig]:
+    """The transformer of a diffusers FLUX folder, with the config that reads its VAE and text encoders."""
+    check_pipeline_folder(folder)
+    cfg = TrainConfig(representation=RepresentationConfig(kind="latents", vae=str(folder / "vae")),
+                      text=TextConfig(kind="flux", folder=str(folder)))
+    cfg.model.preset, cfg.model.pretrained = "flux-dev", str(folder / "transformer")
+    backbone = FluxTransformer2DModel.from_pretrained(folder / "transformer", torch_dtype=dtype, local_files_only=True)
+    return IdGlowTransformer(cfg.model, backbone=backbone).eval(), cfg
+
+
 @torch.no_grad()
 def sample_captions(model: IdGlowTransformer, cfg: TrainConfig, prompts: list[str], height: int, width: int,
                     steps: int = 24, seed: int = 0, batch: int = 16) -> torch.Tensor:
     """Images [N, 3, H, W] in [-1, 1] for ``prompts``, noise from ``seed``."""
     rep = build_representation(cfg.representation, height, width)
-    text = TextEncoder(cfg.data.max_tokens)
+    text = build_text_encoder(cfg.text, cfg.data.max_tokens)
     mu = flux_shift_mu(rep.tokens) if cfg.flow.shift == "resolution" else None
     g = torch.Generator().manual_seed(seed)
     out = []

@@ -22,7 +22,10 @@ class DataConfig:
         help="SFT manifests (images + prompts); the base model uses only the images and prompts",
         factory=lambda: ["data/cast/sft-group-train.jsonl", "data/cast/sft-age-train.jsonl"],
     )
-    max_tokens: int = option(64, "prompt length in MiniLM tokens (padded or truncated)")
+    max_tokens: int = option(64, "prompt length in tokens (MiniLM; T5 for FLUX, whose dev model uses 512), padded or truncated")
+    cache_dir: str | None = option(
+        None, "disk cache of prompt embeddings and image latents, shared by runs (`idglow cache build` fills it; "
+        "null = in memory only)")
 
     def validate(self) -> None:
         if not self.manifests:
@@ -47,6 +50,20 @@ class RepresentationConfig:
 
 
 @dataclasses.dataclass
+class TextConfig:
+    """The prompt encoder."""
+
+    kind: Literal["minilm", "flux"] = option(
+        "minilm", "minilm: the offline 384-d encoder of the cast; flux: CLIP-L pooled + T5 states of a FLUX folder")
+    folder: str | None = option(None, "flux only: the diffusers FLUX folder (SFT sets it from a FLUX `base`)")
+    offload: bool = option(False, "flux on CUDA: keep CLIP and T5 on the CPU, moving each to the GPU only while it runs")
+
+    def validate(self) -> None:
+        if self.kind == "flux" and not self.folder:
+            raise ValueError("folder: the flux text encoder needs a diffusers FLUX folder")
+
+
+@dataclasses.dataclass
 class OptimConfig:
     """Optimisation."""
 
@@ -61,7 +78,15 @@ class OptimConfig:
     schedule: Literal["constant", "cosine", "linear"] = option("cosine", "learning-rate schedule after warm-up")
     grad_clip: float = option(1.0, "clip the gradient norm to this (0 = off)")
     ema_decay: float = option(0.0, "EMA decay of the trained weights (0 = no EMA)")
-    mixed_precision: Literal["no", "bf16"] = option("no", "autocast precision (weights and optimiser stay fp32)")
+    mixed_precision: Literal["no", "bf16"] = option("no", "autocast precision of the forward and backward passes")
+    weights_dtype: Literal["fp32", "bf16"] = option(
+        "fp32", "storage of the frozen weights (bf16 halves a 12 B backbone to 24 GB); trained ones stay fp32")
+    gradient_checkpointing: bool = option(False, "recompute each backbone block in the backward pass (less memory, ~1.5x time)")
+    optimizer: Literal["adamw", "adamw8bit"] = option(
+        "adamw", "adamw (torch) or adamw8bit (bitsandbytes, `pip install idglow[gpu]`: 8-bit optimiser states)")
+    cudnn_attention: bool = option(
+        False, "let PyTorch's SDPA use cuDNN attention on CUDA (off: flash / memory-efficient kernels; see README, "
+        "cuDNN's backward failed on an H200 with torch 2.11)")
 
     def validate(self) -> None:
         require_min(self, 1, "steps", "batch_size", "grad_accum")
@@ -71,6 +96,8 @@ class OptimConfig:
                 raise ValueError(f"{name}: must be positive, got {value}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay: must lie in [0, 1), got {self.ema_decay}")
+        if self.weights_dtype == "bf16" and self.mixed_precision != "bf16":
+            raise ValueError("weights_dtype: bf16 weights need mixed_precision: bf16 (inputs are autocast to them)")
 
 
 @dataclasses.dataclass
@@ -113,9 +140,10 @@ class TrainConfig:
     model: ModelConfig = option(help="the model (the base model trains the backbone only)", factory=_base_model)
     data: DataConfig = option(help="training data", factory=DataConfig)
     representation: RepresentationConfig = option(help="pixels or latents", factory=RepresentationConfig)
+    text: TextConfig = option(help="prompt encoder", factory=TextConfig)
     flow: FlowConfig = option(help="flow-matching objective", factory=FlowConfig)
     optim: OptimConfig = option(help="optimisation", factory=OptimConfig)
     log: LogConfig = option(help="logging, checkpoints and samples", factory=LogConfig)
 
     def validate(self) -> None:
-        validate_sections(self, "model", "data", "representation", "optim", "log")
+        validate_sections(self, "model", "data", "representation", "text", "optim", "log")

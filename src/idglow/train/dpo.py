@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from idglow.cast.crops import to_uint8
-from idglow.cast.judge_training import load_judges
+from idglow.recognizer import load_recognizer
 from idglow.config import from_dict
 from idglow.data.pairs import PreferencePairs
 from idglow.flow import add_noise, flow_matching_loss, sample_sigmas, velocity_target
@@ -44,6 +44,7 @@ def adopt_sft(cfg: DPOConfig) -> SFTConfig:
     sft_cfg = from_dict(SFTConfig, json.loads((Path(cfg.sft) / "config.json").read_text()))
     cfg.model = dataclasses.replace(sft_cfg.model, pretrained=None)
     cfg.representation = sft_cfg.representation
+    cfg.text = sft_cfg.text
     cfg.data.max_tokens = sft_cfg.data.max_tokens
     cfg.flow.shift = sft_cfg.flow.shift
     return sft_cfg
@@ -56,7 +57,7 @@ class DPOTrainer(Trainer):
         cfg.validate()
         self.sft_cfg = adopt_sft(cfg)
         identity = self.sft_cfg.model.identity
-        self.embedder = load_judges(self.sft_cfg.identity_loss.judges)["encoder"] if identity.encoder == "embedding" else None
+        self.embedder = load_recognizer(self.sft_cfg.identity_loss) if identity.encoder == "embedding" else None
         super().__init__(cfg)
         crops = self.data.ref_crops(torch.arange(len(self.data.refs)))
         self.ref_inputs = frozen_embeddings(self.embedder, crops) if self.embedder is not None else crops
@@ -147,9 +148,10 @@ class DPOTrainer(Trainer):
             seeds = [torch.Generator().manual_seed(1234 + int(i)) for i in index]
             return pipe(prompts, refs, tasks, steps=self.cfg.log.sample_steps, generator=seeds)
 
-        with adapters_disabled(model.flux):
+        with adapters_disabled(model.flux), self.accelerator.autocast():
             before = generate()
-        after = generate()
+        with self.accelerator.autocast():
+            after = generate()
         model.train()
         rows = []
         for i in range(len(index)):

@@ -26,7 +26,9 @@ from idglow.models import IdGlowTransformer
 from idglow.models.config import TASKS
 from idglow.models.packing import text_ids
 from idglow.representation import build_representation
-from idglow.text import TextEncoder
+from idglow.cache import TensorCache
+from idglow.text import build_text_encoder
+from idglow.train.memory import apply_memory_options, make_optimizer
 from idglow.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from idglow.train.config import TrainConfig
 from idglow.weights import atomic_write
@@ -100,14 +102,17 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.data = self._load_data()
         self.height, self.width = self.data.size
-        self.rep = build_representation(cfg.representation, self.height, self.width)
+        self.rep = build_representation(cfg.representation, self.height, self.width).to(self.accelerator.device)
         self.cached_tokens = self._encode_dataset() if cfg.representation.kind == "latents" else None
-        self.text = TextEncoder(cfg.data.max_tokens, self.accelerator.device)
-        cfg.model.in_channels, cfg.model.text_dim = self.rep.channels, 384
+        self.text = build_text_encoder(cfg.text, cfg.data.max_tokens, self.accelerator.device, cfg.data.cache_dir)
+        cfg.model.in_channels = self.rep.channels
+        if cfg.text.kind == "minilm":
+            cfg.model.text_dim = self.text.dim
         self.model = self._build_model()
+        apply_memory_options(self.model, cfg.optim, self.accelerator.device)
         self.names = [n for n, q in self.model.named_parameters() if q.requires_grad]
         params = [q for q in self.model.parameters() if q.requires_grad]
-        optimizer = torch.optim.AdamW(self._param_groups(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+        optimizer = make_optimizer(self._param_groups(), cfg.optim)
         scheduler = get_scheduler(cfg.optim.schedule if cfg.optim.schedule != "constant" else "constant_with_warmup",
                                   optimizer, num_warmup_steps=cfg.optim.warmup_steps, num_training_steps=cfg.optim.steps)
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(self.model, optimizer, scheduler)
@@ -143,12 +148,25 @@ class Trainer:
         return model
 
     def _encode_dataset(self) -> torch.Tensor:
-        """Every training image's latent tokens, encoded once (the autoencoder is frozen)."""
-        chunks = []
-        for start in tqdm(range(0, len(self.data), 256), desc="encoding latents", disable=not self.cfg.log.progress):
-            images, _ = self.data.batch(torch.arange(start, min(start + 256, len(self.data))))
-            chunks.append(self.rep.encode(images))
-        return torch.cat(chunks)
+        """Every training image's latent tokens, encoded once (the autoencoder is frozen); with ``data.cache_dir``,
+        read from and written to the disk cache, so a later run encodes nothing again."""
+        disk = TensorCache(self.cfg.data.cache_dir, "latents") if self.cfg.data.cache_dir else None
+        keys = self.data.cache_keys(self.rep.name) if disk is not None else None
+        tokens: list[torch.Tensor | None] = [None] * len(self.data)
+        if disk is not None:
+            for i, key in enumerate(keys):
+                hit = disk.get(key)
+                tokens[i] = hit["tokens"] if hit is not None else None
+        missing = [i for i, t in enumerate(tokens) if t is None]
+        chunks = range(0, len(missing), 64)
+        for start in tqdm(chunks, desc="encoding latents", disable=not self.cfg.log.progress or not missing):
+            index = torch.tensor(missing[start : start + 64])
+            images, _ = self.data.batch(index)
+            for i, t in zip(index.tolist(), self.rep.encode(images)):
+                tokens[i] = t
+                if disk is not None:
+                    disk.put(keys[i], {"tokens": t})
+        return torch.stack(tokens)
 
     def _batch(self, index: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
         """Clean tokens [B, S, C] and prompts of dataset items ``index``."""
@@ -264,8 +282,9 @@ class Trainer:
         prompts = self.data.prompts[:n]
         states, pooled = self.text(prompts)
         noise = torch.randn(n, self.tokens, self.rep.channels, generator=torch.Generator().manual_seed(1234)).to(states.device)
-        tokens = sample_packed(model, noise, states, pooled, self.img_ids, self.txt_ids,
-                               num_steps=self.cfg.log.sample_steps, mu=self.mu)
+        with self.accelerator.autocast():
+            tokens = sample_packed(model, noise, states, pooled, self.img_ids, self.txt_ids,
+                                   num_steps=self.cfg.log.sample_steps, mu=self.mu)
         images = self.rep.decode(tokens.float().cpu()).clamp(-1, 1).add(1).mul(127.5).byte()
         if self.ema is not None:
             self.ema.restore(self._params())

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from idglow.cast.judge_training import load_judges
+from idglow.flux_folder import check_pipeline_folder, is_pipeline_folder
 from idglow.config import from_dict
 from idglow.data.subjects import SubjectScenes
 from idglow.flow import flow_matching_loss, latents_from_velocity, velocity_target
@@ -24,10 +24,11 @@ from idglow.identity_loss import annealing, face_embeddings, identity_loss_weigh
 from idglow.models import IdGlowTransformer
 from idglow.models.config import LoraOptions
 from idglow.models.io import load_identity_branch, load_lora, save_identity_branch, save_lora
+from idglow.recognizer import check_recognizer_for_photos, load_recognizer
 from idglow.references import frozen_embeddings, scatter_references
 from idglow.schedules import schedule_function
 from idglow.train.base_eval import load_base
-from idglow.train.config import TrainConfig
+from idglow.train.config import RepresentationConfig, TextConfig, TrainConfig
 from idglow.train.diagnostics import BindingDiagnostic
 from idglow.train.loop import Trainer
 from idglow.train.sft_config import SFTConfig
@@ -35,8 +36,20 @@ from idglow.weights import atomic_write
 
 
 def adopt_base(cfg: SFTConfig) -> None:
-    """Point ``cfg`` at its base model: backbone weights, representation, prompt length and preset come from there."""
+    """Point ``cfg`` at its base model: backbone weights, representation, prompt length and preset come from there.
+
+    ``base`` is an exported cast base model, or a diffusers FLUX folder (FLUX.1-dev, Kontext-dev): then the
+    transformer, VAE and CLIP/T5 come from that folder, and the prompt length and flow shift stay as configured.
+    """
     base = Path(cfg.base)
+    if is_pipeline_folder(base):
+        check_pipeline_folder(base)
+        cfg.model.pretrained = str(base / "transformer")
+        cfg.model.preset = "flux-dev"
+        cfg.representation = RepresentationConfig(kind="latents", vae=str(base / "vae"))
+        cfg.text = TextConfig(kind="flux", folder=str(base), offload=cfg.text.offload)
+        check_recognizer_for_photos(cfg)
+        return
     if not (base / "train_config.json").is_file() or not (base / "transformer" / "config.json").is_file():
         raise FileNotFoundError(f"base: {base} is not an exported base model (transformer/ + train_config.json); "
                                 "see `idglow train export`")
@@ -54,7 +67,7 @@ class SFTTrainer(Trainer):
     def __init__(self, cfg: SFTConfig):
         cfg.validate()
         adopt_base(cfg)
-        self.embedder = load_judges(cfg.identity_loss.judges)["encoder"].requires_grad_(False)
+        self.embedder = load_recognizer(cfg.identity_loss)
         super().__init__(cfg)
         loss = cfg.identity_loss
         specs = (cfg.model.identity.gate.group, cfg.model.identity.gate.age) if loss.follow_gate else (loss.group, loss.age)
@@ -115,7 +128,8 @@ class SFTTrainer(Trainer):
         every = self.cfg.diagnostics.every
         if not self.accelerator.is_main_process or not ((every and self.step % every == 0) or last):
             return {}
-        result = self.diagnostic(self.accelerator.unwrap_model(self.model))
+        with self.accelerator.autocast():
+            result = self.diagnostic(self.accelerator.unwrap_model(self.model))
         with open(self.out / "diagnostics.jsonl", "a") as f:
             f.write(json.dumps({"step": self.step, **result}) + "\n")
         return {k: v for k, v in result.items() if "_sigma_" not in k}
@@ -130,7 +144,8 @@ class SFTTrainer(Trainer):
     def sample_grid(self, path: Path) -> Path:
         """Held-out scenes, one row each: reference crops | true scene | with references | without."""
         model = self.accelerator.unwrap_model(self.model).eval()
-        rows = self.diagnostic.sample_rows(model, self.cfg.log.num_samples, self.cfg.log.sample_steps, self.mu)
+        with self.accelerator.autocast():
+            rows = self.diagnostic.sample_rows(model, self.cfg.log.num_samples, self.cfg.log.sample_steps, self.mu)
         model.train()
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, lambda tmp: Image.fromarray(np.concatenate(rows, axis=0)).save(tmp, format="PNG"))

@@ -36,12 +36,18 @@ class IdentityLossConfig:
     anneal: Literal["none", "warmup", "decay"] = option("none", f"a(step): {ANNEALING} (linear over anneal_steps)")
     anneal_steps: int = option(0, "steps of the warm-up or decay of a(step)")
     judges: str = option("assets/judges", "folder of the cast judges; its frozen `encoder` embeds faces and references")
+    recognizer: Literal["cast", "arcface"] = option(
+        "cast", "frozen differentiable face embedder of the loss and of the references: `cast` (the judges' `encoder`, "
+        "synthetic faces only) or `arcface` (an insightface IResNet from `arcface`, for real photos)")
+    arcface: str | None = option(None, "arcface only: the IResNet weights as a .safetensors file (never downloaded)")
 
     def validate(self) -> None:
         if self.weight < 0:
             raise ValueError(f"weight: must be >= 0, got {self.weight}")
         if self.anneal_steps < 0:
             raise ValueError(f"anneal_steps: must be >= 0, got {self.anneal_steps}")
+        if self.recognizer == "arcface" and not self.arcface:
+            raise ValueError("arcface: recognizer `arcface` needs the IResNet weights (a .safetensors file)")
         validate_sections(self, "group", "age")
 
 

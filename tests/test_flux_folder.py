@@ -1,0 +1,217 @@
+"""FLUX.1 at real scale, tested small: a tiny random FLUX folder in diffusers format goes through exactly the code
+path of FLUX.1-dev (transformer, VAE, CLIP + T5, ArcFace recognizer, caches, memory switches)."""
+
+import json
+
+import pytest
+import torch
+from conftest import ROOT, run_cli
+from safetensors.torch import save_file
+
+from idglow.cache import TensorCache
+from idglow.flux_folder import FluxPromptEncoder, check_pipeline_folder
+from idglow.flux_tiny import save_tiny_flux_folder
+from idglow.models import IdGlowTransformer, ModelConfig
+from idglow.models.iresnet import IResNet, load_arcface
+from idglow.text import CachedPrompts
+from idglow.train.config import OptimConfig
+from idglow.train.memory import apply_memory_options
+
+
+@pytest.fixture(scope="module")
+def flux(tmp_path_factory):
+    return save_tiny_flux_folder(tmp_path_factory.mktemp("flux") / "FLUX.1-tiny")
+
+
+@pytest.fixture(scope="module")
+def arcface(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("arcface") / "iresnet.safetensors"
+    save_file(IResNet((1, 1, 1, 1)).eval().state_dict(), str(path))
+    return path
+
+
+def _sft(cast, flux, out, *extra):
+    manifests = f"[{cast / 'sft-group-train.jsonl'},{cast / 'sft-age-train.jsonl'}]"
+    return run_cli("train", "sft", "--config", str(ROOT / "configs" / "tiny-sft.yaml"), "--out", str(out),
+                   "--base", str(flux), "--data.manifests", manifests, "--diagnostics.manifests", manifests,
+                   "--data.max_tokens", "16", "--model.identity.embedding_dim", "512", *extra)
+
+
+def test_sft_on_a_flux_folder_trains_caches_and_samples(cast, flux, arcface, tmp_path):
+    cache = tmp_path / "cache"
+    args = ("--identity_loss.recognizer", "arcface", "--identity_loss.arcface", str(arcface), "--data.cache_dir", str(cache),
+            "--optim.steps", "2", "--optim.gradient_checkpointing", "true", "--optim.weights_dtype", "bf16",
+            "--optim.mixed_precision", "bf16")
+    done = _sft(cast, flux, tmp_path / "run", *args)
+    assert done.returncode == 0, done.stderr
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert cfg["text"] == {"kind": "flux", "folder": str(flux), "offload": False}
+    assert cfg["representation"]["vae"] == str(flux / "vae")
+    assert cfg["model"]["pretrained"] == str(flux / "transformer")
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == 2 and all(torch.isfinite(torch.tensor(r["loss"])) for r in log)
+    assert (tmp_path / "run" / "final" / "identity_branch.safetensors").is_file()
+    # Every training image's latents and every prompt's embeddings were cached once on disk ...
+    latents = sorted((cache / "latents").rglob("*.safetensors"))
+    texts = sorted((cache / "text").rglob("*.safetensors"))
+    assert len(latents) == 12 and texts
+    stamps = {p: p.stat().st_mtime_ns for p in latents + texts}
+    # ... and a second run reuses them without writing any again.
+    done = _sft(cast, flux, tmp_path / "again", *args)
+    assert done.returncode == 0, done.stderr
+    assert {p: p.stat().st_mtime_ns for p in latents} == {p: stamps[p] for p in latents}
+    assert all(stamps[p] == p.stat().st_mtime_ns for p in texts)
+
+    done = run_cli("generate", "--run", str(tmp_path / "run"), "--benchmark", str(cast / "synth-group.jsonl"), "--limit", "1",
+                   "--steps", "2", "--out", str(tmp_path / "gen"))
+    assert done.returncode == 0, done.stderr
+    from PIL import Image
+
+    image = Image.open(next((tmp_path / "gen").glob("*.png")))
+    assert image.size == (128, 64)
+
+
+def test_flux_base_without_a_photo_recognizer_is_refused(cast, flux, tmp_path):
+    done = _sft(cast, flux, tmp_path / "run", "--optim.steps", "1")
+    assert done.returncode != 0
+    assert "identity_loss.recognizer" in done.stderr and "arcface" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_incomplete_flux_folder_names_the_missing_parts(flux, tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "model_index.json").write_text((flux / "model_index.json").read_text())
+    (broken / "transformer").mkdir()
+    with pytest.raises(FileNotFoundError, match="lacks vae, text_encoder, tokenizer, text_encoder_2, tokenizer_2"):
+        check_pipeline_folder(broken)
+
+
+def test_latents_follow_the_flux_pipeline_conventions(flux):
+    """Scaling, shift and 2x2 packing equal diffusers' FluxPipeline; decoding inverts them through the same VAE."""
+    from diffusers import AutoencoderKL, FluxPipeline
+
+    from idglow.representation import LatentSpace
+
+    rep = LatentSpace(16, 24, flux / "vae")
+    images = torch.rand(2, 3, 16, 24) * 2 - 1
+    vae = AutoencoderKL.from_pretrained(flux / "vae", local_files_only=True)
+    with torch.no_grad():
+        latents = (vae.encode(images).latent_dist.mode() - vae.config.shift_factor) * vae.config.scaling_factor
+        expected = FluxPipeline._pack_latents(latents, 2, 4, 8, 12)
+        torch.testing.assert_close(rep.encode(images), expected)
+        unpacked = FluxPipeline._unpack_latents(expected, 16, 24, 2) / vae.config.scaling_factor + vae.config.shift_factor
+        torch.testing.assert_close(rep.decode(expected), vae.decode(unpacked).sample)
+
+
+def test_prompt_embeddings_are_the_pipelines_and_cached_on_disk(flux, tmp_path):
+    from diffusers import FluxPipeline
+
+    prompts = ["a group photo of two people", "a child on the left wears red"]
+    encoder = FluxPromptEncoder(flux, 16)
+    pipe = FluxPipeline.from_pretrained(flux, local_files_only=True)
+    states, pooled, _ = pipe.encode_prompt(prompts, device="cpu", max_sequence_length=16)
+    cached = CachedPrompts(encoder, tmp_path)
+    got = cached(prompts)
+    torch.testing.assert_close(got[0], states)
+    torch.testing.assert_close(got[1], pooled)
+
+    calls = []
+    encoder.encode = lambda batch: calls.append(batch)  # a second process: everything must come from disk
+    again = CachedPrompts(encoder, tmp_path)(prompts[::-1])
+    assert calls == []
+    torch.testing.assert_close(again[0], states.flip(0))
+
+
+def test_torn_cache_file_is_a_miss(tmp_path):
+    cache = TensorCache(tmp_path, "latents")
+    cache.put("a", {"tokens": torch.ones(3)})
+    path = next(tmp_path.rglob("*.safetensors"))
+    path.write_bytes(path.read_bytes()[:20])
+    assert cache.get("a") is None and cache.misses == 1
+
+
+def test_arcface_loader(arcface, tmp_path):
+    recognizer = load_arcface(arcface)
+    crops = (torch.rand(3, 3, 40, 40) * 2 - 1).requires_grad_()
+    emb = recognizer(crops)
+    assert emb.shape == (3, 512)
+    torch.testing.assert_close(emb.norm(dim=-1), torch.ones(3))
+    emb.sum().backward()
+    assert crops.grad.abs().sum() > 0 and not any(p.requires_grad for p in recognizer.parameters())
+    recognizer.train()
+    assert not recognizer.net.training  # batch-norm statistics never move
+    pickled = tmp_path / "backbone.pth"
+    pickled.write_bytes(arcface.read_bytes())
+    with pytest.raises(ValueError, match="not a .safetensors file"):
+        load_arcface(pickled)
+    bad = tmp_path / "bad.safetensors"
+    save_file({"conv1.weight": torch.zeros(64, 3, 3, 3)}, str(bad))
+    with pytest.raises(ValueError, match="not an insightface IResNet"):
+        load_arcface(bad)
+    with pytest.raises(FileNotFoundError, match="identity_loss.arcface"):
+        load_arcface(tmp_path / "missing.safetensors")
+
+
+def _tiny_flux_model(**lora):
+    cfg = ModelConfig(preset="tiny")
+    cfg.identity.encoder, cfg.identity.embedding_dim = "embedding", 8
+    cfg.lora.rank = 2
+    torch.manual_seed(0)
+    model = IdGlowTransformer(cfg)
+    model.requires_grad_(False)
+    for name, p in model.named_parameters():
+        p.requires_grad_("lora_" in name or name.startswith("identity."))
+    return model
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(batch):
+    grads = []
+    for checkpointing in (False, True):
+        model = _tiny_flux_model().train()
+        with torch.no_grad():
+            for p in model.identity.parameters():
+                p.add_(0.1 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+        apply_memory_options(model, OptimConfig(gradient_checkpointing=checkpointing), torch.device("cpu"))
+        out = model(*batch.args(), refs=torch.randn(3, 2, 8, generator=torch.Generator().manual_seed(5)))
+        out.square().mean().backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad})
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        torch.testing.assert_close(grads[1][name], grads[0][name], rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_bf16_weights_keep_trained_parameters_in_fp32():
+    model = _tiny_flux_model()
+    apply_memory_options(model, OptimConfig(weights_dtype="bf16"), torch.device("cpu"))
+    dtypes = {p.requires_grad: set() for p in model.parameters()}
+    for p in model.parameters():
+        dtypes[p.requires_grad].add(p.dtype)
+    assert dtypes == {True: {torch.float32}, False: {torch.bfloat16}}
+
+
+def test_guidance_distilled_backbone_gets_the_configured_guidance(batch):
+    cfg = ModelConfig(preset="tiny")
+    torch.manual_seed(0)
+    from diffusers import FluxTransformer2DModel
+
+    from idglow.models.presets import flux_kwargs
+
+    flux = FluxTransformer2DModel(**flux_kwargs("tiny", guidance_embeds=True))
+    model = IdGlowTransformer(cfg, backbone=flux).eval()
+    default = model(*batch.args())
+    torch.testing.assert_close(default, model(*batch.args(), guidance=torch.full((3,), cfg.guidance)))
+    assert not torch.allclose(default, model(*batch.args(), guidance=torch.full((3,), 1.0)))
+
+
+def test_adamw8bit_without_bitsandbytes_says_how_to_install():
+    try:
+        import bitsandbytes  # noqa: F401
+        pytest.skip("bitsandbytes is installed")
+    except ImportError:
+        pass
+    from idglow.train.memory import make_optimizer
+
+    with pytest.raises(ImportError, match=r"idglow\[gpu\]"):
+        make_optimizer([{"params": [torch.nn.Parameter(torch.zeros(2))]}], OptimConfig(optimizer="adamw8bit"))
