@@ -38,38 +38,62 @@ def _sft(cast, flux, out, *extra):
                    "--data.max_tokens", "16", "--model.identity.embedding_dim", "512", *extra)
 
 
-def test_sft_on_a_flux_folder_trains_caches_and_samples(cast, flux, arcface, tmp_path):
-    cache = tmp_path / "cache"
-    args = ("--identity_loss.recognizer", "arcface", "--identity_loss.arcface", str(arcface), "--data.cache_dir", str(cache),
-            "--optim.steps", "2", "--optim.gradient_checkpointing", "true", "--optim.weights_dtype", "bf16",
-            "--optim.mixed_precision", "bf16")
-    done = _sft(cast, flux, tmp_path / "run", *args)
+SFT_ARGS = ("--identity_loss.recognizer", "arcface", "--model.lora.rank", "2", "--optim.steps", "2", "--optim.gradient_checkpointing", "true",
+            "--optim.weights_dtype", "bf16", "--optim.mixed_precision", "bf16")
+
+
+@pytest.fixture(scope="module")
+def flux_run(cast, flux, arcface, tmp_path_factory):
+    """An SFT run on the tiny FLUX folder (2 steps, bf16 weights, checkpointing, ArcFace loss, disk cache)."""
+    root = tmp_path_factory.mktemp("flux-run")
+    done = _sft(cast, flux, root / "run", *SFT_ARGS, "--identity_loss.arcface", str(arcface),
+                "--data.cache_dir", str(root / "cache"))
     assert done.returncode == 0, done.stderr
-    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    return root
+
+
+def test_sft_on_a_flux_folder_trains_caches_and_samples(cast, flux, arcface, flux_run, tmp_path):
+    run, cache = flux_run / "run", flux_run / "cache"
+    cfg = json.loads((run / "config.json").read_text())
     assert cfg["text"] == {"kind": "flux", "folder": str(flux), "offload": False}
     assert cfg["representation"]["vae"] == str(flux / "vae")
     assert cfg["model"]["pretrained"] == str(flux / "transformer")
-    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 2 and all(torch.isfinite(torch.tensor(r["loss"])) for r in log)
-    assert (tmp_path / "run" / "final" / "identity_branch.safetensors").is_file()
+    assert (run / "final" / "identity_branch.safetensors").is_file() and (run / "final" / "lora.safetensors").is_file()
     # Every training image's latents and every prompt's embeddings were cached once on disk ...
     latents = sorted((cache / "latents").rglob("*.safetensors"))
     texts = sorted((cache / "text").rglob("*.safetensors"))
     assert len(latents) == 12 and texts
     stamps = {p: p.stat().st_mtime_ns for p in latents + texts}
     # ... and a second run reuses them without writing any again.
-    done = _sft(cast, flux, tmp_path / "again", *args)
+    done = _sft(cast, flux, tmp_path / "again", *SFT_ARGS, "--identity_loss.arcface", str(arcface),
+                "--data.cache_dir", str(cache), "--optim.steps", "1")
     assert done.returncode == 0, done.stderr
-    assert {p: p.stat().st_mtime_ns for p in latents} == {p: stamps[p] for p in latents}
-    assert all(stamps[p] == p.stat().st_mtime_ns for p in texts)
+    assert {p: p.stat().st_mtime_ns for p in latents + texts} == stamps
 
-    done = run_cli("generate", "--run", str(tmp_path / "run"), "--benchmark", str(cast / "synth-group.jsonl"), "--limit", "1",
+    done = run_cli("generate", "--run", str(run), "--benchmark", str(cast / "synth-group.jsonl"), "--limit", "1",
                    "--steps", "2", "--out", str(tmp_path / "gen"))
     assert done.returncode == 0, done.stderr
     from PIL import Image
 
     image = Image.open(next((tmp_path / "gen").glob("*.png")))
     assert image.size == (128, 64)
+
+
+def test_dpo_on_a_flux_folder_run(cast, flux_run, tmp_path):
+    pairs = tmp_path / "pairs"
+    done = run_cli("pairs", "build", "--run", str(flux_run / "run"), "--manifest", str(cast / "sft-group-train.jsonl"),
+                   "--heldout", str(cast / "synth-group.jsonl"), "--items", "2", "--candidates", "2", "--steps", "2",
+                   "--out", str(pairs), "--judges", str(ROOT / "assets" / "judges"), "--min_gap", "0")
+    assert done.returncode == 0, done.stderr
+    done = run_cli("train", "dpo", "--config", str(ROOT / "configs" / "tiny-dpo.yaml"), "--sft", str(flux_run / "run"),
+                   "--data.manifests", f"[{pairs / 'pairs.jsonl'}]", "--out", str(tmp_path / "dpo"), "--optim.steps", "2",
+                   "--optim.batch_size", "1")
+    assert done.returncode == 0, done.stderr
+    log = [json.loads(line) for line in (tmp_path / "dpo" / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == 2 and {"implicit_acc", "reward_margin", "mse_winner", "ref_mse_loser"} <= log[-1].keys()
+    assert json.loads((tmp_path / "dpo" / "config.json").read_text())["text"]["kind"] == "flux"
 
 
 def test_flux_base_without_a_photo_recognizer_is_refused(cast, flux, tmp_path):
@@ -207,7 +231,7 @@ def test_guidance_distilled_backbone_gets_the_configured_guidance(batch):
 
 def test_adamw8bit_without_bitsandbytes_says_how_to_install():
     try:
-        import bitsandbytes  # noqa: F401
+        import bitsandbytes  # noqa: F401  (only whether it imports)
         pytest.skip("bitsandbytes is installed")
     except ImportError:
         pass
@@ -215,3 +239,27 @@ def test_adamw8bit_without_bitsandbytes_says_how_to_install():
 
     with pytest.raises(ImportError, match=r"idglow\[gpu\]"):
         make_optimizer([{"params": [torch.nn.Parameter(torch.zeros(2))]}], OptimConfig(optimizer="adamw8bit"))
+
+
+@pytest.mark.parametrize("name", ["ddp", "fsdp", "zero2"])
+def test_accelerate_configs_are_valid_for_accelerate(name):
+    """accelerate's own loader rejects unknown keys; FSDP wraps classes that exist in diffusers."""
+    import diffusers.models.transformers.transformer_flux as flux_module
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    cfg = load_config_from_file(str(ROOT / "configs" / "accelerate" / f"{name}.yaml"))
+    assert cfg.mixed_precision == "bf16"
+    if name == "fsdp":
+        for cls in cfg.fsdp_config["fsdp_transformer_layer_cls_to_wrap"].split(","):
+            assert isinstance(getattr(flux_module, cls), type)
+
+
+@pytest.mark.parametrize("name", ["flux-dev-sft", "flux-dev-dpo"])
+def test_flux_dev_recipes_load_and_validate(name):
+    from idglow.config import load_config
+    from idglow.train.dpo_config import DPOConfig
+    from idglow.train.sft_config import SFTConfig
+
+    cfg = load_config(SFTConfig if name.endswith("sft") else DPOConfig, ROOT / "configs" / f"{name}.yaml")
+    cfg.validate()
+    assert cfg.optim.weights_dtype == "bf16" and cfg.optim.gradient_checkpointing and cfg.data.cache_dir

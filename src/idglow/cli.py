@@ -24,7 +24,7 @@ Run `idglow config [--kind model|train|synth|vae]` to list every key with its ty
 
 # Commands without a configuration: a leftover --key value is a typo, not an override.
 NO_CONFIG_COMMANDS = ("demo", "train export", "train base-eval", "train sft-eval", "synth mu-real", "generate", "eval", "bench build",
-                      "prompts refine", "prompts caption")
+                      "prompts refine", "prompts caption", "data shard", "flux tiny-folder")
 
 
 def _quiet_libraries() -> None:
@@ -397,6 +397,9 @@ def build_parser() -> argparse.ArgumentParser:
     from idglow.cli_dpo import add_pairs_commands
 
     add_pairs_commands(sub, EPILOG)
+    from idglow.cli_data import add_data_commands
+
+    add_data_commands(sub, EPILOG)
     return parser
 
 

@@ -21,7 +21,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise ValueError("refs: --prompt needs --refs (image files or a folder)")
     files = reference_files(args.refs) if args.prompt else None  # bad input fails before the model loads
     check_run(args.run)
-    pipe = IdGlowPipeline.from_run(args.run, args.height, args.width)
+    import torch
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype or ("bf16" if device.startswith("cuda") else "fp32")]
+    pipe = IdGlowPipeline.from_run(args.run, args.height, args.width, device=device, dtype=dtype)
     schedule = override_schedules(pipe, args.schedule or [])
     options = SamplingOptions(seed=args.seed, steps=args.steps, id_guidance=args.id_guidance)
     out = Path(args.out)
@@ -114,6 +118,8 @@ def add_eval_commands(sub, epilog: str) -> None:
     p.add_argument("--schedule", action="append", metavar="KEY=VALUE",
                    help="override the gate, e.g. group.kind=constant or age.sigma_lo=0.2 (repeatable; analytic gates only)")
     p.add_argument("--height", type=int, default=64, help="image height in pixels (default: 64)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available, else cpu)")
+    p.add_argument("--dtype", choices=["fp32", "bf16"], help="weights (default: bf16 on CUDA, fp32 on the CPU)")
     p.add_argument("--width", type=int, default=128, help="image width in pixels (default: 128)")
     p.add_argument("--batch", type=int, default=16, help="images per forward pass (default: 16)")
     p.set_defaults(func=cmd_generate, command="generate")

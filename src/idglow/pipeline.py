@@ -34,27 +34,34 @@ class IdGlowPipeline:
         height, width: output image size in pixels.
         ref_size: side of the square reference crops the identity branch was trained on (the cast's
             ``build.ref_size``); :mod:`idglow.generate` resizes user files to it.
+        device: where everything runs (default: where ``model`` is). Weights other than float32 run under
+            bf16 autocast. Images are returned on the CPU.
     """
 
-    def __init__(self, model: IdGlowTransformer, cfg, height: int, width: int, ref_size: int = 32):
-        self.model, self.cfg, self.ref_size = model.eval(), cfg, ref_size
+    def __init__(self, model: IdGlowTransformer, cfg, height: int, width: int, ref_size: int = 32,
+                 device: torch.device | str | None = None):
+        param = next(model.parameters())
+        self.device = torch.device(device) if device is not None else param.device
+        self.model, self.cfg, self.ref_size = model.eval().to(self.device), cfg, ref_size
+        self.autocast = param.dtype != torch.float32
         self.height, self.width = height, width
-        self.rep = build_representation(cfg.representation, height, width)
-        self.text = build_text_encoder(cfg.text, cfg.data.max_tokens, cache_dir=cfg.data.cache_dir)
+        self.rep = build_representation(cfg.representation, height, width).to(self.device)
+        self.text = build_text_encoder(cfg.text, cfg.data.max_tokens, self.device, cfg.data.cache_dir)
         self.mu = flux_shift_mu(self.rep.tokens) if cfg.flow.shift == "resolution" else None
         self.embedder = None
         if cfg.model.identity.encoder == "embedding":
-            self.embedder = load_recognizer(cfg.identity_loss)
+            self.embedder = load_recognizer(cfg.identity_loss).to(self.device)
 
     @classmethod
-    def from_run(cls, run: str | Path, height: int = 64, width: int = 128) -> IdGlowPipeline:
-        """The pipeline of a finished ``idglow train sft`` or ``train dpo`` run folder."""
-        model, cfg = load_run(run)
-        return cls(model, cfg, height, width)
+    def from_run(cls, run: str | Path, height: int = 64, width: int = 128, device: torch.device | str = "cpu",
+                 dtype: torch.dtype = torch.float32) -> IdGlowPipeline:
+        """The pipeline of a finished ``idglow train sft`` or ``train dpo`` run folder, on ``device`` in ``dtype``."""
+        model, cfg = load_run(run, dtype)
+        return cls(model.to(device=device, dtype=dtype), cfg, height, width, device=device)
 
     def encode_references(self, references: Sequence[torch.Tensor]) -> IdentityCondition:
         """Per-sample reference crops (B tensors [N_b, 3, h, w] in [-1, 1]) -> the cached identity condition."""
-        crops = torch.cat(list(references))
+        crops = torch.cat(list(references)).to(self.device)
         inputs = frozen_embeddings(self.embedder, crops) if self.embedder is not None else crops
         rows = torch.cat([torch.full((len(r),), i) for i, r in enumerate(references)])
         slots = torch.cat([torch.arange(len(r)) for r in references])
@@ -93,9 +100,11 @@ class IdGlowPipeline:
         if references is not None and len(references) != len(prompts):
             raise ValueError(f"references: {len(references)} reference sets for {len(prompts)} prompts")
         states, pooled = self.text(list(prompts))
-        noise = self._noise(len(prompts), generator)
-        identity = self.encode_references(references) if references is not None else None
+        noise = self._noise(len(prompts), generator).to(self.device)  # drawn on the CPU: the same on every device
         task = [tasks] * len(prompts) if isinstance(tasks, str) else list(tasks)
-        packed = sample_packed(self.model, noise, states, pooled, self.rep.image_ids(), text_ids(self.cfg.data.max_tokens),
-                               identity=identity, task=task, num_steps=steps, mu=self.mu, id_guidance=id_guidance)
-        return self.rep.decode(packed).clamp(-1, 1)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            identity = self.encode_references(references) if references is not None else None
+            packed = sample_packed(self.model, noise, states, pooled, self.rep.image_ids(self.device),
+                                   text_ids(self.cfg.data.max_tokens, self.device), identity=identity, task=task,
+                                   num_steps=steps, mu=self.mu, id_guidance=id_guidance)
+        return self.rep.decode(packed.float()).clamp(-1, 1).float().cpu()

@@ -1,7 +1,9 @@
-"""Image-caption sets read from SFT manifests, decoded once into memory."""
+"""Image-caption sets read from SFT manifests (JSONL or webdataset shards), decoded once into memory."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 from pathlib import Path
 
 import numpy as np
@@ -15,22 +17,58 @@ from idglow.data.manifest import ManifestError, load_manifest
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")  # what folders of user images are searched for
 
 
-def read_rgb(path: Path, where: str) -> np.ndarray:
-    """uint8 [H, W, 3] of the image at ``path``; ManifestError prefixed by ``where`` (file:line: field) if unreadable."""
+def read_rgb(path: Path | io.BytesIO, where: str, name: str | None = None) -> np.ndarray:
+    """uint8 [H, W, 3] of the image at ``path`` (or in a buffer called ``name``); ManifestError prefixed by
+    ``where`` (file:line: field) if unreadable."""
     try:
         with Image.open(path) as im:
             return np.array(im.convert("RGB"))
     except (OSError, UnidentifiedImageError) as err:
-        raise ManifestError(f"{where}: unreadable image {path.name!r} ({err})") from None
+        raise ManifestError(f"{where}: unreadable image {name or path.name!r} ({err})") from None
 
 
-def read_same_size(path: Path, where: str, earlier: list[np.ndarray], what: str) -> np.ndarray:
+def read_same_size(path: Path | io.BytesIO, where: str, earlier: list[np.ndarray], what: str,
+                   name: str | None = None) -> np.ndarray:
     """:func:`read_rgb`, checking the size against the first of ``earlier`` (a batch needs one size)."""
-    array = read_rgb(path, where)
+    array = read_rgb(path, where, name)
     if earlier and array.shape != earlier[0].shape:
         raise ManifestError(f"{where}: size {array.shape[1]}x{array.shape[0]} differs from the first {what}'s "
                             f"{earlier[0].shape[1]}x{earlier[0].shape[0]}")
     return array
+
+
+class RecordFiles:
+    """Where a record's files live: next to its JSONL manifest, or as members of its webdataset sample."""
+
+    def __init__(self, label: str, folder: Path | None = None, members: dict[str, bytes] | None = None):
+        self.label, self.folder, self.members = label, folder, members
+
+    def read(self, name: str, where: str, earlier: list[np.ndarray], what: str) -> np.ndarray:
+        """The image ``name`` of this record as uint8 [H, W, 3], the same size as ``earlier[0]``."""
+        if self.members is not None:
+            return read_same_size(io.BytesIO(self.members[name]), where, earlier, what, name)
+        return read_same_size(self.folder / name, where, earlier, what)
+
+    def identity(self, name: str) -> str:
+        """What a cached value computed from file ``name`` depends on: path, size and mtime (or the bytes' hash)."""
+        if self.members is not None:
+            return f"{self.label}/{name}|{hashlib.sha256(self.members[name]).hexdigest()}"
+        path = (self.folder / name).resolve()
+        stat = path.stat()
+        return f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+
+
+def scene_records(manifests: list[str | Path]) -> list[tuple[RecordFiles, dict]]:
+    """``(files, record)`` of every SFT record of ``manifests`` (JSONL files or webdataset shard sets)."""
+    from idglow.data.shards import is_shards, read_shard_records
+
+    out = []
+    for manifest in manifests:
+        if is_shards(manifest):
+            out += [(RecordFiles(label, members=members), record) for label, _, record, members in read_shard_records(manifest)]
+        else:
+            out += [(RecordFiles(str(manifest), folder=Path(manifest).parent), r) for r in load_manifest(manifest, "sft")]
+    return out
 
 
 class CaptionedImages:
@@ -45,11 +83,10 @@ class CaptionedImages:
         if not manifests:
             raise ValueError("data.manifests: no manifest given")
         arrays, self.prompts, self.sources = [], [], []
-        records = [(Path(m), r) for m in manifests for r in load_manifest(m, "sft")]
-        self.records = records
-        for manifest, record in tqdm(records, desc="loading images", disable=not progress):
-            where = f"{manifest}:{record['_line']}: image"
-            arrays.append(read_same_size(manifest.parent / record["image"], where, arrays, "image"))
+        self.records = scene_records(manifests)
+        for files, record in tqdm(self.records, desc="loading images", disable=not progress):
+            where = f"{files.label}:{record['_line']}: image"
+            arrays.append(files.read(record["image"], where, arrays, "image"))
             self.prompts.append(record["prompt"])
             self.sources.append(where)
         self.images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
@@ -58,13 +95,8 @@ class CaptionedImages:
         return len(self.prompts)
 
     def cache_keys(self, prefix: str) -> list[str]:
-        """One disk-cache key per image: ``prefix`` (the encoder), the file's resolved path, size and mtime."""
-        keys = []
-        for manifest, record in self.records:
-            path = (manifest.parent / record["image"]).resolve()
-            stat = path.stat()
-            keys.append(f"{prefix}|{path}|{stat.st_size}|{stat.st_mtime_ns}")
-        return keys
+        """One disk-cache key per image: ``prefix`` (the encoder) and the image file's identity."""
+        return [f"{prefix}|{files.identity(record['image'])}" for files, record in self.records]
 
     @property
     def size(self) -> tuple[int, int]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from idglow.data.images import CaptionedImages, read_same_size
+from idglow.data.images import CaptionedImages
 from idglow.data.manifest import TASKS, ManifestError
 
 
@@ -37,13 +37,13 @@ class SubjectScenes(CaptionedImages):
     def __init__(self, manifests: list[str | Path], progress: bool = True, max_refs: int | None = None):
         super().__init__(manifests, progress)
         crops, boxes, first = [], [], [0]
-        for manifest, record in self.records:
+        for files, record in self.records:
             if max_refs is not None and len(record["subjects"]) > max_refs:
-                raise ManifestError(f"{manifest}:{record['_line']}: subjects: {len(record['subjects'])} subjects exceed "
+                raise ManifestError(f"{files.label}:{record['_line']}: subjects: {len(record['subjects'])} subjects exceed "
                                     f"the model's max_refs={max_refs}")
             for i, subject in enumerate(record["subjects"]):
-                where = f"{manifest}:{record['_line']}: subjects[{i}].ref"
-                crops.append(read_same_size(manifest.parent / subject["ref"], where, crops, "reference"))
+                where = f"{files.label}:{record['_line']}: subjects[{i}].ref"
+                crops.append(files.read(subject["ref"], where, crops, "reference"))
                 boxes.append(subject["box"])
             first.append(len(crops))
         self.refs = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()

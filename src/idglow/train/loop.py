@@ -26,7 +26,7 @@ from idglow.models import IdGlowTransformer
 from idglow.models.config import TASKS
 from idglow.models.packing import text_ids
 from idglow.representation import build_representation
-from idglow.cache import TensorCache
+from idglow.precompute import encode_latents
 from idglow.text import build_text_encoder
 from idglow.train.memory import apply_memory_options, make_optimizer
 from idglow.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -150,23 +150,7 @@ class Trainer:
     def _encode_dataset(self) -> torch.Tensor:
         """Every training image's latent tokens, encoded once (the autoencoder is frozen); with ``data.cache_dir``,
         read from and written to the disk cache, so a later run encodes nothing again."""
-        disk = TensorCache(self.cfg.data.cache_dir, "latents") if self.cfg.data.cache_dir else None
-        keys = self.data.cache_keys(self.rep.name) if disk is not None else None
-        tokens: list[torch.Tensor | None] = [None] * len(self.data)
-        if disk is not None:
-            for i, key in enumerate(keys):
-                hit = disk.get(key)
-                tokens[i] = hit["tokens"] if hit is not None else None
-        missing = [i for i, t in enumerate(tokens) if t is None]
-        chunks = range(0, len(missing), 64)
-        for start in tqdm(chunks, desc="encoding latents", disable=not self.cfg.log.progress or not missing):
-            index = torch.tensor(missing[start : start + 64])
-            images, _ = self.data.batch(index)
-            for i, t in zip(index.tolist(), self.rep.encode(images)):
-                tokens[i] = t
-                if disk is not None:
-                    disk.put(keys[i], {"tokens": t})
-        return torch.stack(tokens)
+        return encode_latents(self.data, self.rep, self.cfg.data.cache_dir, self.cfg.log.progress)
 
     def _batch(self, index: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
         """Clean tokens [B, S, C] and prompts of dataset items ``index``."""

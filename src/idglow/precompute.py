@@ -1,0 +1,67 @@
+"""Computing the disk caches of a training config once: image latents and prompt embeddings (``idglow cache build``).
+
+The trainers call :func:`encode_latents` themselves and fill the same cache lazily; building it first lets
+a multi-GPU run start straight away, with the VAE and text encoders never loaded on the GPUs that train.
+"""
+
+from __future__ import annotations
+
+import torch
+from tqdm.auto import tqdm
+
+from idglow.cache import TensorCache
+
+
+def encode_latents(data, rep, cache_dir: str | None, progress: bool = True) -> torch.Tensor:
+    """Latent tokens [N, S, C] of every image of ``data`` (CPU, float32), read from the disk cache under
+    ``cache_dir`` where present and written there otherwise (None: computed in memory only)."""
+    disk = TensorCache(cache_dir, "latents") if cache_dir else None
+    keys = data.cache_keys(rep.name) if disk is not None else None
+    tokens: list[torch.Tensor | None] = [None] * len(data)
+    if disk is not None:
+        for i, key in enumerate(keys):
+            hit = disk.get(key)
+            tokens[i] = hit["tokens"] if hit is not None else None
+    missing = [i for i, t in enumerate(tokens) if t is None]
+    for start in tqdm(range(0, len(missing), 64), desc="encoding latents", disable=not progress or not missing):
+        index = torch.tensor(missing[start : start + 64])
+        images, _ = data.batch(index)
+        for i, t in zip(index.tolist(), rep.encode(images)):
+            tokens[i] = t
+            if disk is not None:
+                disk.put(keys[i], {"tokens": t})
+    return torch.stack(tokens)
+
+
+def build_caches(cfg, progress: bool = True) -> dict:
+    """Fill ``cfg.data.cache_dir`` for every image and prompt of ``cfg.data.manifests`` (an SFT or base config).
+
+    Returns counts: images, prompts, and the cache's hits and misses per kind.
+    """
+    from idglow.data.images import CaptionedImages
+    from idglow.representation import build_representation
+    from idglow.text import build_text_encoder
+
+    if not cfg.data.cache_dir:
+        raise ValueError("data.cache_dir: set a cache folder (e.g. --data.cache_dir cache/flux-dev)")
+    if hasattr(cfg, "base"):
+        from idglow.train.sft import adopt_base
+
+        adopt_base(cfg)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    data = CaptionedImages(cfg.data.manifests, progress=progress)
+    rep = build_representation(cfg.representation, *data.size).to(device)
+    summary = {"images": len(data), "prompts": len(set(data.prompts)), "cache_dir": cfg.data.cache_dir}
+    if cfg.representation.kind == "latents":
+        before = _count(cfg.data.cache_dir, "latents")
+        encode_latents(data, rep, cfg.data.cache_dir, progress)
+        summary["latents_written"] = _count(cfg.data.cache_dir, "latents") - before
+    text = build_text_encoder(cfg.text, cfg.data.max_tokens, device, cfg.data.cache_dir)
+    before = _count(cfg.data.cache_dir, "text")
+    text.precompute(data.prompts, progress)
+    summary["prompts_written"] = _count(cfg.data.cache_dir, "text") - before
+    return summary
+
+
+def _count(cache_dir: str, namespace: str) -> int:
+    return len(list(TensorCache(cache_dir, namespace).root.rglob("*.safetensors")))
