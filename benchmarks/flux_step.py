@@ -21,6 +21,7 @@ with the next case.
 
     python benchmarks/flux_step.py --json flux_step.json            # on a GPU (scripts/gpu_check.sh)
     python benchmarks/flux_step.py --preset tiny --device cpu       # the same code, tiny, as a dry run
+    python benchmarks/flux_step.py --report benchmarks/results/flux_step-h200.json   # the README's table
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--cudnn-attention", choices=["on", "off"], default="off",
                    help="let SDPA use cuDNN's attention (off: flash / memory-efficient kernels only)")
     p.add_argument("--json", help="write the results here (after every case)")
+    p.add_argument("--report", metavar="JSON", help="print the Markdown table of a results file and exit")
     p.add_argument("--first-case", type=int, default=-1, help=argparse.SUPPRESS)  # child processes only
     return p.parse_args()
 
@@ -226,8 +228,27 @@ def child(args: argparse.Namespace, start: float) -> None:
         Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
 
 
+def report_table(path: str) -> str:
+    """The Markdown table of a results file: one row per case, step time and peak memory."""
+    report = json.loads(Path(path).read_text())
+    names = {"sft": "SFT step", "sft-bare": "SFT step, no references (branch skipped)", "dpo": "DPO step (1 pair)",
+             "sample": "sampling step (K/V cached)", "sample-bare": "sampling step, no references"}
+    p = report["parameters"]
+    lines = [f"{report['device']}, torch {report['torch']}; backbone {p['backbone'] / 1e9:.2f} B parameters (bf16, "
+             f"{report['weights_gib']:.1f} GiB with the rest), identity branch {p['identity'] / 1e6:.0f} M and LoRA "
+             f"{p['lora'] / 1e6:.1f} M (fp32, trained); {report['text_tokens']} text tokens; batch 1.", "",
+             "| case | image | N refs | gradient checkpointing | step (s) | peak memory (GiB) |", "|---|---|---|---|---|---|"]
+    for r in report["results"]:
+        ckpt = ("on" if r["checkpointing"] else "off") if r["kind"] in ("sft", "sft-bare", "dpo") else "–"
+        timing = f"{r['seconds']:.3f} | {r['peak_gib']:.1f}" if r["status"] == "ok" else f"{r['status']} | –"
+        lines.append(f"| {names[r['kind']]} | {r['size']}² | {r['refs']} | {ckpt} | {timing} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     args = parse_args()
+    if args.report:
+        return print(report_table(args.report))
     if args.first_case >= 0:
         return child(args, time.perf_counter())
     args.json = args.json or "flux_step.json"

@@ -148,6 +148,18 @@ def test_prompt_embeddings_are_the_pipelines_and_cached_on_disk(flux, tmp_path):
     torch.testing.assert_close(again[0], states.flip(0))
 
 
+def test_long_prompts_are_counted_and_warned_about_once(flux):
+    encoder = FluxPromptEncoder(flux, 8)
+    with pytest.warns(UserWarning, match="longer than data.max_tokens=8"):
+        encoder.encode(["a group photo of two people in a park"])
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        states, _ = encoder.encode(["another long prompt of many words", "ok"])
+    assert encoder.truncated == 2 and states.shape == (2, 8, 32)
+
+
 def test_torn_cache_file_is_a_miss(tmp_path):
     cache = TensorCache(tmp_path, "latents")
     cache.put("a", {"tokens": torch.ones(3)})

@@ -13,9 +13,11 @@ Kontext's image-conditioning tokens.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import torch
+from diffusers.utils import logging
 
 PIPELINE_PARTS = ("transformer", "vae", "text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2")
 
@@ -68,10 +70,27 @@ class FluxPromptEncoder:
         self.dim = self.pipe.text_encoder_2.config.d_model
         self.pooled_dim = self.pipe.text_encoder.config.hidden_size
         self.name = f"flux:{folder.resolve()}:{max_tokens}"
+        self.truncated, self._warned = 0, False
 
     @torch.no_grad()
     def encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Prompts -> (T5 states [B, T, dim], CLIP pooled [B, pooled_dim]), float32 on ``device``."""
-        states, pooled, _ = self.pipe.encode_prompt(prompt=prompts, prompt_2=None, device=self.device,
-                                                    max_sequence_length=self.max_tokens)
+        self._count_truncated(prompts)
+        pipeline_logger = logging.get_logger("diffusers.pipelines.flux.pipeline_flux")
+        level = pipeline_logger.level
+        pipeline_logger.setLevel(logging.ERROR)  # its per-batch truncation notices; counted once above instead
+        try:
+            states, pooled, _ = self.pipe.encode_prompt(prompt=prompts, prompt_2=None, device=self.device,
+                                                        max_sequence_length=self.max_tokens)
+        finally:
+            pipeline_logger.setLevel(level)
         return states.float(), pooled.float()
+
+    def _count_truncated(self, prompts: list[str]) -> None:
+        """Warn (once per encoder) when prompts exceed the T5 length; CLIP always stops at 77 tokens, as in FLUX."""
+        lengths = [len(ids) for ids in self.pipe.tokenizer_2(prompts, truncation=False).input_ids]
+        self.truncated += sum(n > self.max_tokens for n in lengths)
+        if self.truncated and not self._warned:
+            self._warned = True
+            warnings.warn(f"prompts longer than data.max_tokens={self.max_tokens} T5 tokens are truncated "
+                          f"(first seen: {max(lengths)} tokens); `truncated` counts them", stacklevel=3)

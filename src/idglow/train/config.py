@@ -43,6 +43,9 @@ class RepresentationConfig:
     )
     patch: int = option(4, "pixels only: patch side (tokens = H * W / patch^2, channels = 3 * patch^2)")
     vae: str = option("runs/vae/vae", "latents only: the autoencoder folder written by `idglow train vae`")
+    offload: bool = option(
+        False, "latents only: keep the autoencoder on the CPU (cached latents need no encoder on the GPU; the identity "
+        "loss then decodes on the CPU, so use it with identity_loss.weight 0)")
 
     def validate(self) -> None:
         if self.patch < 1:

@@ -102,7 +102,9 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.data = self._load_data()
         self.height, self.width = self.data.size
-        self.rep = build_representation(cfg.representation, self.height, self.width).to(self.accelerator.device)
+        self.rep = build_representation(cfg.representation, self.height, self.width)
+        if not cfg.representation.offload:
+            self.rep.to(self.accelerator.device)
         self.cached_tokens = self._encode_dataset() if cfg.representation.kind == "latents" else None
         self.text = build_text_encoder(cfg.text, cfg.data.max_tokens, self.accelerator.device, cfg.data.cache_dir)
         cfg.model.in_channels = self.rep.channels

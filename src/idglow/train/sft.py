@@ -46,7 +46,7 @@ def adopt_base(cfg: SFTConfig) -> None:
         check_pipeline_folder(base)
         cfg.model.pretrained = str(base / "transformer")
         cfg.model.preset = "flux-dev"
-        cfg.representation = RepresentationConfig(kind="latents", vae=str(base / "vae"))
+        cfg.representation = RepresentationConfig(kind="latents", vae=str(base / "vae"), offload=cfg.representation.offload)
         cfg.text = TextConfig(kind="flux", folder=str(base), offload=cfg.text.offload)
         check_recognizer_for_photos(cfg)
         return
