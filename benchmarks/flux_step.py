@@ -41,7 +41,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch
 from diffusers.training_utils import cast_training_params
 
-from idglow.config import _read_yaml, from_dict
+from idglow.config import _deep_merge, _read_yaml, from_dict, parse_overrides
 from idglow.flow import add_noise, flow_matching_loss, velocity_target
 from idglow.flow.dpo import dpo_terms
 from idglow.models import IdGlowTransformer, ModelConfig
@@ -55,6 +55,8 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default=str(ROOT / "configs/flux-dev-sft.yaml"), help="YAML whose `model:` is measured")
     p.add_argument("--preset", help="override model.preset (tiny: a CPU dry run of the same code)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a model key, e.g. identity.rotate_queries=false (repeatable)")
     p.add_argument("--sizes", default="512,1024", help="image sides in pixels (latent side = size / 8)")
     p.add_argument("--refs", default="1,4", help="reference counts N of the SFT cases")
     p.add_argument("--checkpointing", choices=["both", "on", "off"], default="both")
@@ -77,7 +79,8 @@ def build_model(args: argparse.Namespace) -> IdGlowTransformer:
     data = _read_yaml(Path(args.config)).get("model", {})
     if args.preset:
         data = {**data, "preset": args.preset}
-    cfg = from_dict(ModelConfig, data)
+    overrides = [part for item in args.set for part in ("--" + item.split("=", 1)[0], item.split("=", 1)[1])]
+    cfg = from_dict(ModelConfig, _deep_merge(data, parse_overrides(overrides)))
     torch.manual_seed(0)
     default = torch.get_default_dtype()
     torch.set_default_dtype(torch.bfloat16)  # 12 B parameters: never materialise them in fp32
@@ -253,7 +256,8 @@ def main() -> None:
         return child(args, time.perf_counter())
     args.json = args.json or "flux_step.json"
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "cpu"
-    report = {"device": device_name, "torch": torch.__version__, "config": args.config, "text_tokens": args.text_tokens,
+    report = {"device": device_name, "torch": torch.__version__, "config": args.config, "set": args.set,
+              "text_tokens": args.text_tokens,
               "started": time.time(), "results": []}
     Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
     planned = cases(args)

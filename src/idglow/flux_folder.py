@@ -39,6 +39,17 @@ def check_pipeline_folder(path: str | Path, what: str = "base") -> Path:
     return path
 
 
+def adopt_flux_folder(cfg, folder: str | Path) -> None:
+    """Point a training config (``TrainConfig`` or a subclass) at a FLUX folder: its transformer as the backbone,
+    its VAE as the representation and its CLIP + T5 as the text encoder (each section's ``offload`` is kept)."""
+    from idglow.train.config import RepresentationConfig, TextConfig
+
+    folder = check_pipeline_folder(folder)
+    cfg.model.pretrained, cfg.model.preset = str(folder / "transformer"), "flux-dev"
+    cfg.representation = RepresentationConfig(kind="latents", vae=str(folder / "vae"), offload=cfg.representation.offload)
+    cfg.text = TextConfig(kind="flux", folder=str(folder), offload=cfg.text.offload)
+
+
 class FluxPromptEncoder:
     """CLIP-L (pooled [B, 768]) and T5-XXL (states [B, T, 4096]) of a FLUX folder, via ``FluxPipeline.encode_prompt``.
 

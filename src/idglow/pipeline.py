@@ -57,7 +57,8 @@ class IdGlowPipeline:
                  dtype: torch.dtype = torch.float32) -> IdGlowPipeline:
         """The pipeline of a finished ``idglow train sft`` or ``train dpo`` run folder, on ``device`` in ``dtype``."""
         model, cfg = load_run(run, dtype)
-        return cls(model.to(device=device, dtype=dtype), cfg, height, width, device=device)
+        ref_size = 112 if cfg.identity_loss.recognizer == "arcface" else 32  # ArcFace reads 112 x 112 crops
+        return cls(model.to(device=device, dtype=dtype), cfg, height, width, ref_size, device=device)
 
     def encode_references(self, references: Sequence[torch.Tensor]) -> IdentityCondition:
         """Per-sample reference crops (B tensors [N_b, 3, h, w] in [-1, 1]) -> the cached identity condition."""

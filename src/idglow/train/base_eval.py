@@ -16,13 +16,13 @@ from idglow.data.images import CaptionedImages
 from idglow.data.manifest import load_manifest
 from idglow.eval.cast_quality import cast_quality
 from idglow.flow import flux_shift_mu
-from idglow.flux_folder import check_pipeline_folder, is_pipeline_folder
+from idglow.flux_folder import adopt_flux_folder, is_pipeline_folder
 from idglow.inference import sample_packed
 from idglow.models import IdGlowTransformer
 from idglow.models.packing import text_ids
 from idglow.representation import build_representation
 from idglow.text import build_text_encoder
-from idglow.train.config import RepresentationConfig, TextConfig, TrainConfig
+from idglow.train.config import TrainConfig
 
 
 def load_base(run: str | Path, dtype: torch.dtype = torch.float32) -> tuple[IdGlowTransformer, TrainConfig]:
@@ -44,10 +44,8 @@ def load_base(run: str | Path, dtype: torch.dtype = torch.float32) -> tuple[IdGl
 
 def load_flux_folder(folder: Path, dtype: torch.dtype = torch.float32) -> tuple[IdGlowTransformer, TrainConfig]:
     """The transformer of a diffusers FLUX folder, with the config that reads its VAE and text encoders."""
-    check_pipeline_folder(folder)
-    cfg = TrainConfig(representation=RepresentationConfig(kind="latents", vae=str(folder / "vae")),
-                      text=TextConfig(kind="flux", folder=str(folder)))
-    cfg.model.preset, cfg.model.pretrained = "flux-dev", str(folder / "transformer")
+    cfg = TrainConfig()
+    adopt_flux_folder(cfg, folder)
     backbone = FluxTransformer2DModel.from_pretrained(folder / "transformer", torch_dtype=dtype, local_files_only=True)
     return IdGlowTransformer(cfg.model, backbone=backbone).eval(), cfg
 

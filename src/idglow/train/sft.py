@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from idglow.flux_folder import check_pipeline_folder, is_pipeline_folder
+from idglow.flux_folder import adopt_flux_folder, is_pipeline_folder
 from idglow.config import from_dict
 from idglow.data.subjects import SubjectScenes
 from idglow.flow import flow_matching_loss, latents_from_velocity, velocity_target
@@ -28,7 +28,7 @@ from idglow.recognizer import check_recognizer_for_photos, load_recognizer
 from idglow.references import frozen_embeddings, scatter_references
 from idglow.schedules import schedule_function
 from idglow.train.base_eval import load_base
-from idglow.train.config import RepresentationConfig, TextConfig, TrainConfig
+from idglow.train.config import TrainConfig
 from idglow.train.diagnostics import BindingDiagnostic
 from idglow.train.loop import Trainer
 from idglow.train.sft_config import SFTConfig
@@ -43,11 +43,7 @@ def adopt_base(cfg: SFTConfig) -> None:
     """
     base = Path(cfg.base)
     if is_pipeline_folder(base):
-        check_pipeline_folder(base)
-        cfg.model.pretrained = str(base / "transformer")
-        cfg.model.preset = "flux-dev"
-        cfg.representation = RepresentationConfig(kind="latents", vae=str(base / "vae"), offload=cfg.representation.offload)
-        cfg.text = TextConfig(kind="flux", folder=str(base), offload=cfg.text.offload)
+        adopt_flux_folder(cfg, base)
         check_recognizer_for_photos(cfg)
         return
     if not (base / "train_config.json").is_file() or not (base / "transformer" / "config.json").is_file():
