@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from idglow.recognizer import load_recognizer
+from idglow.recognizer import load_reference_embedder
 from idglow.flow import flux_shift_mu
 from idglow.inference import sample_packed
 from idglow.models import IdGlowTransformer
@@ -50,14 +50,15 @@ class IdGlowPipeline:
         self.mu = flux_shift_mu(self.rep.tokens) if cfg.flow.shift == "resolution" else None
         self.embedder = None
         if cfg.model.identity.encoder == "embedding":
-            self.embedder = load_recognizer(cfg.identity_loss).to(self.device)
+            self.embedder = load_reference_embedder(cfg).to(self.device)
 
     @classmethod
     def from_run(cls, run: str | Path, height: int = 64, width: int = 128, device: torch.device | str = "cpu",
                  dtype: torch.dtype = torch.float32) -> IdGlowPipeline:
         """The pipeline of a finished ``idglow train sft`` or ``train dpo`` run folder, on ``device`` in ``dtype``."""
         model, cfg = load_run(run, dtype)
-        ref_size = 112 if cfg.identity_loss.recognizer == "arcface" else 32  # ArcFace reads 112 x 112 crops
+        # ArcFace reads 112 x 112 crops; dlib and insightface detect the face in the reference (HOG needs ~80 px)
+        ref_size = {"dlib": 160, "insightface": 160}.get(cfg.references.backend, 112 if cfg.identity_loss.recognizer == "arcface" else 32)
         return cls(model.to(device=device, dtype=dtype), cfg, height, width, ref_size, device=device)
 
     def encode_references(self, references: Sequence[torch.Tensor]) -> IdentityCondition:

@@ -6,12 +6,19 @@ import torch
 
 
 @torch.no_grad()
-def frozen_embeddings(embedder: torch.nn.Module, crops: torch.Tensor, batch: int = 1024) -> torch.Tensor:
-    """Unit embeddings [M, E] of face crops [M, 3, h, w] in [-1, 1] by a frozen embedder (eval mode)."""
+def frozen_embeddings(embedder: torch.nn.Module, crops: torch.Tensor, batch: int = 1024,
+                      sources: list[str] | None = None) -> torch.Tensor:
+    """Unit embeddings [M, E] of face crops [M, 3, h, w] in [-1, 1] by a frozen embedder (eval mode).
+
+    ``sources`` (one ``file:line: field`` per crop) reach embedders that can fail on a crop (a face backend that
+    finds no face), so their errors name the reference.
+    """
     embedder.eval()
     if len(crops) == 0:
         return crops.new_zeros(0, embedder.head.out_features)
-    return torch.cat([embedder(crops[i : i + batch]) for i in range(0, len(crops), batch)])
+    named = sources is not None and getattr(embedder, "names_sources", False)
+    return torch.cat([embedder(crops[i : i + batch], sources[i : i + batch]) if named else embedder(crops[i : i + batch])
+                      for i in range(0, len(crops), batch)])
 
 
 def scatter_references(

@@ -36,7 +36,7 @@ class SubjectScenes(CaptionedImages):
 
     def __init__(self, manifests: list[str | Path], progress: bool = True, max_refs: int | None = None):
         super().__init__(manifests, progress)
-        crops, boxes, first = [], [], [0]
+        crops, boxes, first, self.ref_sources = [], [], [0], []
         for files, record in self.records:
             if max_refs is not None and len(record["subjects"]) > max_refs:
                 raise ManifestError(f"{files.label}:{record['_line']}: subjects: {len(record['subjects'])} subjects exceed "
@@ -44,6 +44,7 @@ class SubjectScenes(CaptionedImages):
             for i, subject in enumerate(record["subjects"]):
                 where = f"{files.label}:{record['_line']}: subjects[{i}].ref"
                 crops.append(files.read(subject["ref"], where, crops, "reference"))
+                self.ref_sources.append(where)
                 boxes.append(subject["box"])
             first.append(len(crops))
         self.refs = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()

@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from idglow.cast.crops import to_uint8
-from idglow.recognizer import load_recognizer
+from idglow.recognizer import load_reference_embedder
 from idglow.config import from_dict
 from idglow.data.pairs import PreferencePairs
 from idglow.flow import add_noise, flow_matching_loss, sample_sigmas, velocity_target
@@ -57,7 +57,7 @@ class DPOTrainer(Trainer):
         cfg.validate()
         self.sft_cfg = adopt_sft(cfg)
         identity = self.sft_cfg.model.identity
-        self.embedder = load_recognizer(self.sft_cfg.identity_loss) if identity.encoder == "embedding" else None
+        self.embedder = load_reference_embedder(self.sft_cfg) if identity.encoder == "embedding" else None
         super().__init__(cfg)
         crops = self.data.ref_crops(torch.arange(len(self.data.refs)))
         self.ref_inputs = frozen_embeddings(self.embedder, crops) if self.embedder is not None else crops

@@ -24,7 +24,7 @@ from idglow.identity_loss import annealing, face_embeddings, identity_loss_weigh
 from idglow.models import IdGlowTransformer
 from idglow.models.config import LoraOptions
 from idglow.models.io import load_identity_branch, load_lora, save_identity_branch, save_lora
-from idglow.recognizer import check_recognizer_for_photos, load_recognizer
+from idglow.recognizer import check_recognizer_for_photos, load_recognizer, load_reference_embedder
 from idglow.references import frozen_embeddings, scatter_references
 from idglow.schedules import schedule_function
 from idglow.train.base_eval import load_base
@@ -63,7 +63,12 @@ class SFTTrainer(Trainer):
     def __init__(self, cfg: SFTConfig):
         cfg.validate()
         adopt_base(cfg)
-        self.embedder = load_recognizer(cfg.identity_loss)
+        # On photos without a differentiable recognizer (identity_loss.weight 0, checked), nothing scores x0_hat's faces.
+        photos_without_recognizer = is_pipeline_folder(cfg.base) and cfg.identity_loss.recognizer == "cast"
+        self.embedder = None if photos_without_recognizer else load_recognizer(cfg.identity_loss)
+        self.ref_embedder = None
+        if cfg.model.identity.encoder == "embedding":
+            self.ref_embedder = load_reference_embedder(cfg, self.embedder)
         super().__init__(cfg)
         loss = cfg.identity_loss
         specs = (cfg.model.identity.gate.group, cfg.model.identity.gate.age) if loss.follow_gate else (loss.group, loss.age)
@@ -85,12 +90,16 @@ class SFTTrainer(Trainer):
         model.identity.requires_grad_(True)
         return model
 
-    def _reference_inputs(self, data: SubjectScenes) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per subject of ``data``: what the identity encoder reads (frozen ``encoder`` embeddings [R, E], or
-        crops [R, 3, h, w] for ``conv``) and the identity loss's targets (the embeddings)."""
+    def _reference_inputs(self, data: SubjectScenes) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Per subject of ``data``: what the identity encoder reads (frozen embeddings [R, E] of ``references``, or
+        crops [R, 3, h, w] for ``conv``) and the identity loss's targets (the recognizer's embeddings [R, E'])."""
         crops = data.ref_crops(torch.arange(len(data.refs)))
-        embeddings = frozen_embeddings(self.embedder, crops)
-        return (embeddings if self.cfg.model.identity.encoder == "embedding" else crops), embeddings
+        targets = frozen_embeddings(self.embedder, crops) if self.embedder is not None else None
+        if self.ref_embedder is None:
+            return crops, targets
+        if self.ref_embedder is self.embedder:
+            return targets, targets
+        return frozen_embeddings(self.ref_embedder, crops, sources=data.ref_sources), targets
 
     def _loss(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
         cfg, device = self.cfg, self.accelerator.device
@@ -104,6 +113,10 @@ class SFTTrainer(Trainer):
             velocity = self.model(noisy, sigma, states, pooled, self.img_ids, self.txt_ids, task=task,
                                   refs=refs.to(device), ref_mask=mask.to(device))
         flow = flow_matching_loss(velocity, velocity_target(latents, noise), sigma, cfg.flow.weighting)
+        with torch.no_grad():
+            lam = self.accelerator.unwrap_model(self.model).identity.gate(sigma, task)
+        if self.embedder is None:
+            return {"loss": flow, "flow": flow, "lambda": lam, "sigma": sigma, "task": task}
         weight = identity_loss_weight(sigma, task, self.loss_schedules, cfg.identity_loss.weight,
                                       annealing(self.step, cfg.identity_loss.anneal, cfg.identity_loss.anneal_steps))
         reference = self.ref_targets[ids].to(device)
@@ -115,7 +128,6 @@ class SFTTrainer(Trainer):
         with torch.no_grad():
             # Similarity to another scene's subject: what id_sim would be without identity-specific binding.
             other = per_sample_mean((faces * reference.roll(cfg.model.identity.max_refs, 0)).sum(-1), rows.to(device), len(index))
-            lam = self.accelerator.unwrap_model(self.model).identity.gate(sigma, task)
         return {"loss": flow + weight * identity, "flow": flow, "identity": identity.detach(),
                 "id_sim": 1.0 - identity.detach(), "id_sim_other": other, "id_weight": weight, "lambda": lam,
                 "sigma": sigma, "task": task}

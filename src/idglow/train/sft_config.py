@@ -52,6 +52,21 @@ class IdentityLossConfig:
 
 
 @dataclasses.dataclass
+class ReferenceConfig:
+    """What embeds each subject's reference for the identity branch (``identity.encoder: embedding``)."""
+
+    backend: Literal["recognizer", "dlib", "insightface"] = option(
+        "recognizer", "recognizer: identity_loss's recognizer (cast encoder or ArcFace); dlib: dlib's 128-d "
+        "descriptors, offline (`pip install idglow[real]`); insightface: ArcFace 512-d from `model_dir`. dlib and "
+        "insightface find the largest face in each reference image (an error names a reference without one)")
+    model_dir: str | None = option(None, "insightface only: a local model pack folder (e.g. buffalo_l); never downloaded")
+
+    def validate(self) -> None:
+        if self.backend == "insightface" and not self.model_dir:
+            raise ValueError("model_dir: the insightface backend needs a local model pack folder")
+
+
+@dataclasses.dataclass
 class DiagnosticsConfig:
     """Held-out binding diagnostic: flow-matching loss with true, shuffled and no references, by sigma."""
 
@@ -86,8 +101,9 @@ class SFTConfig(TrainConfig):
     optim: OptimConfig = option(help="optimisation", factory=_sft_optim)
     log: LogConfig = option(help="logging, checkpoints and samples", factory=_sft_log)
     identity_loss: IdentityLossConfig = option(help="identity loss", factory=IdentityLossConfig)
+    references: ReferenceConfig = option(help="reference embeddings (photos: dlib or insightface)", factory=ReferenceConfig)
     diagnostics: DiagnosticsConfig = option(help="held-out binding diagnostic", factory=DiagnosticsConfig)
 
     def validate(self) -> None:
         super().validate()
-        validate_sections(self, "identity_loss", "diagnostics")
+        validate_sections(self, "identity_loss", "references", "diagnostics")
