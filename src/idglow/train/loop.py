@@ -28,9 +28,9 @@ from idglow.models.packing import text_ids
 from idglow.representation import build_representation
 from idglow.precompute import encode_latents
 from idglow.text import build_text_encoder
-from idglow.train.memory import apply_memory_options, make_optimizer
 from idglow.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from idglow.train.config import TrainConfig
+from idglow.train.memory import apply_memory_options, make_optimizer
 from idglow.weights import atomic_write
 
 SIGMA_BUCKETS = 10
