@@ -148,6 +148,15 @@ def test_prompt_embeddings_are_the_pipelines_and_cached_on_disk(flux, tmp_path):
     torch.testing.assert_close(again[0], states.flip(0))
 
 
+def test_disk_cached_prompts_keep_only_recent_ones_in_memory(flux, tmp_path):
+    prompts = [f"prompt number {i}" for i in range(5)]
+    cached = CachedPrompts(FluxPromptEncoder(flux, 8), tmp_path, memory_items=2)
+    expected = cached(prompts)
+    assert len(cached._memory) == 2 and list(cached._memory) == prompts[-2:]
+    torch.testing.assert_close(cached(prompts)[0], expected[0])  # the dropped ones come back from disk
+    assert len(cached._memory) == 2
+
+
 def test_long_prompts_are_counted_and_warned_about_once(flux):
     encoder = FluxPromptEncoder(flux, 8)
     with pytest.warns(UserWarning, match="longer than data.max_tokens=8"):

@@ -9,6 +9,7 @@ prompt once (in memory, and on disk under ``data.cache_dir`` when set).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -53,46 +54,66 @@ class TextEncoder:
 class CachedPrompts:
     """An encoder's prompt embeddings, each computed once: ``(states [B, T, dim], pooled [B, pooled_dim])``.
 
+    Without a disk cache every embedding stays in memory (the cast: a few thousand 64 x 384 prompts). With one,
+    memory keeps only the ``memory_items`` most recently used prompts: a FLUX.1-dev T5 state is 8 MiB, so holding a
+    large set's embeddings in RAM is what the disk cache exists to avoid.
+
     Args:
         encoder: a :class:`TextEncoder` or :class:`~idglow.flux_folder.FluxPromptEncoder`.
         cache_dir: also keep embeddings on disk here (shared by runs; None = memory only).
         chunk: prompts per encoder call.
+        memory_items: with ``cache_dir``, the most prompts kept in memory (least recently used dropped first).
     """
 
-    def __init__(self, encoder, cache_dir: str | Path | None = None, chunk: int = 64):
-        self.encoder, self.chunk = encoder, chunk
+    def __init__(self, encoder, cache_dir: str | Path | None = None, chunk: int = 64, memory_items: int = 1024):
+        self.encoder, self.chunk, self.memory_items = encoder, chunk, memory_items
         self.device, self.dim, self.pooled_dim = encoder.device, encoder.dim, encoder.pooled_dim
         self.disk = TensorCache(cache_dir, "text") if cache_dir else None
-        self._memory: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._memory: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
 
     def _key(self, prompt: str) -> str:
         return f"{self.encoder.name}\n{prompt}"
 
-    def _fill(self, prompts: list[str], progress: bool = False) -> None:
-        missing = [p for p in dict.fromkeys(prompts) if p not in self._memory]
+    def _remember(self, prompt: str, value: tuple[torch.Tensor, torch.Tensor]) -> None:
+        self._memory[prompt] = value
+        self._memory.move_to_end(prompt)
+        if self.disk is not None and len(self._memory) > self.memory_items:
+            self._memory.popitem(last=False)
+
+    def _fill(self, prompts: list[str], progress: bool = False) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """The embeddings of ``prompts`` (from memory, disk, or the encoder, in that order)."""
+        found = {p: self._memory[p] for p in dict.fromkeys(prompts) if p in self._memory}
+        missing = [p for p in dict.fromkeys(prompts) if p not in found]
         if self.disk is not None:
-            for p in list(missing):
-                hit = self.disk.get(self._key(p))
-                if hit is not None:
-                    self._memory[p] = (hit["states"].to(self.device), hit["pooled"].to(self.device))
-                    missing.remove(p)
+            hits = {p: self.disk.get(self._key(p)) for p in missing}
+            found.update({p: (h["states"].to(self.device), h["pooled"].to(self.device)) for p, h in hits.items() if h})
+            missing = [p for p in missing if p not in found]
         chunks = range(0, len(missing), self.chunk)
         for start in tqdm(chunks, desc="encoding prompts", disable=not progress or not missing):
             part = missing[start : start + self.chunk]
             states, pooled = self.encoder.encode(part)
             for i, p in enumerate(part):
-                self._memory[p] = (states[i], pooled[i])
+                found[p] = (states[i], pooled[i])
                 if self.disk is not None:
                     self.disk.put(self._key(p), {"states": states[i], "pooled": pooled[i]})
+        for p, value in found.items():
+            self._remember(p, value)
+        return found
 
     def precompute(self, prompts: list[str], progress: bool = True) -> None:
-        """Encode (or load) every prompt now, with a progress bar."""
-        self._fill(list(prompts), progress)
+        """Encode every prompt not yet cached, with a progress bar (on disk when there is a disk cache)."""
+        prompts = list(dict.fromkeys(prompts))
+        step = self.memory_items if self.disk is not None else max(len(prompts), 1)
+        bar = tqdm(total=len(prompts), desc="prompts", disable=not progress or len(prompts) <= step)
+        for start in range(0, len(prompts), step):  # in slices, so memory holds at most one slice
+            self._fill(prompts[start : start + step], progress and len(prompts) <= step)
+            bar.update(len(prompts[start : start + step]))
+        bar.close()
 
     def __call__(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Encode ``prompts``; float32 tensors on the encoder's device."""
-        self._fill(list(prompts))
-        return torch.stack([self._memory[p][0] for p in prompts]), torch.stack([self._memory[p][1] for p in prompts])
+        found = self._fill(list(prompts))
+        return torch.stack([found[p][0] for p in prompts]), torch.stack([found[p][1] for p in prompts])
 
 
 def build_text_encoder(text_cfg, max_tokens: int, device: torch.device | str = "cpu",
