@@ -32,11 +32,11 @@ def measure(mode: str, args) -> dict:
     """Run ``args.steps`` DPO steps in this process; median step time after ``args.warmup`` steps, peak memory."""
     import torch
 
-    from idglow.config import load_config
-    from idglow.train.dpo import DPOTrainer
-    from idglow.train.dpo_config import DPOConfig
-    from idglow.train.loop import TermStats
-    from idglow.train.runs import load_policy
+    from idglow.dpo.trainer import DPOTrainer
+    from idglow.recipes.dpo import DPOConfig
+    from idglow.runs.load import load_policy
+    from idglow.training.loop import TermStats
+    from idglow.utils.config import load_config
 
     class FrozenCopyDPO(DPOTrainer):
         """Reference = a second frozen copy of the SFT model."""

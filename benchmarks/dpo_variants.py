@@ -43,8 +43,8 @@ def score(run: Path, name: str, args, judges) -> dict:
     from idglow.data.manifest import evenly_spread, load_manifest
     from idglow.eval.preference import benchmark_group_scores
     from idglow.eval.report import evaluate_generations
-    from idglow.generate import SamplingOptions, generate_benchmark
-    from idglow.pipeline import IdGlowPipeline
+    from idglow.generate.files import SamplingOptions, generate_benchmark
+    from idglow.generate.pipeline import IdGlowPipeline
 
     pipe, result = None, {}
     for bench in BENCHMARKS:

@@ -41,12 +41,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch
 from diffusers.training_utils import cast_training_params
 
-from idglow.config import _deep_merge, _read_yaml, from_dict, parse_overrides
 from idglow.flow import add_noise, flow_matching_loss, velocity_target
 from idglow.flow.dpo import dpo_terms
 from idglow.models import IdGlowTransformer, ModelConfig
 from idglow.models.lora import adapters_disabled
 from idglow.models.packing import image_ids, text_ids
+from idglow.utils.config import _deep_merge, _read_yaml, from_dict, parse_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -25,10 +25,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
 
-from idglow.config import load_config
 from idglow.flow import add_noise, flow_matching_loss, sample_sigmas, velocity_target
 from idglow.models import IdGlowTransformer, ModelConfig
 from idglow.models.packing import image_ids, pack_latents, text_ids
+from idglow.utils.config import load_config
 
 
 def parse_args() -> argparse.Namespace:

@@ -19,9 +19,9 @@ from PIL import Image
 
 from idglow.cast.crops import face_crops, to_tensor
 from idglow.cast.judge_training import load_judges
+from idglow.conditioning.representation import LatentSpace
 from idglow.data.manifest import load_manifest
 from idglow.eval.facesim import face_sim
-from idglow.representation import LatentSpace
 
 
 def _load(path: Path) -> torch.Tensor:

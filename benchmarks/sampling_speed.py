@@ -23,11 +23,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
 
-from idglow.config import load_config
 from idglow.flow import euler_sample, sigma_grid
-from idglow.inference import sample_packed
+from idglow.generate.sampling import sample_packed
 from idglow.models import IdGlowTransformer, ModelConfig
 from idglow.models.packing import image_ids, patchify, text_ids
+from idglow.utils.config import load_config
 
 HEIGHT, WIDTH, PATCH, CROP, TEXT = 64, 128, 4, 32, 64
 

@@ -122,7 +122,7 @@ def main() -> None:
     out = ROOT / args.out
     rows: dict[str, dict] = {}
     runs: dict[str, Path] = {}
-    from idglow.train.sft_eval import evaluate_targets
+    from idglow.eval.run_eval import evaluate_targets
 
     limit = args.limit or None
     rows["true renders (ceiling)"] = {b: evaluate_targets(ROOT / "data" / "cast" / f"{b}.jsonl", limit=limit) for b in BENCHMARKS}

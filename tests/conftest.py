@@ -79,7 +79,7 @@ def build_tiny_cast(out, sft_group: int = 8, sft_age: int = 0, bench_per_size: i
     """A few cast scenes (one worker, 20 training identities) for end-to-end tests; returns ``out``."""
     from idglow.cast.build import build
     from idglow.cast.config import SynthConfig
-    from idglow.config import load_config
+    from idglow.utils.config import load_config
 
     cfg = load_config(SynthConfig, None, [
         "--build.sft_group", str(sft_group), "--build.sft_age", str(sft_age), "--build.heldout_sft", "0",
@@ -98,14 +98,14 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NU
 
 def run_cli(*argv: str) -> subprocess.CompletedProcess:
     """``idglow ARGV`` in a subprocess (offline, one thread)."""
-    return subprocess.run([sys.executable, "-m", "idglow.cli", *argv], env=ENV, capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "idglow", *argv], env=ENV, capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="session")
 def cast(tmp_path_factory) -> Path:
     """8 group and 4 age training scenes, 2 benchmark records per group size (held-out identities), mu_real."""
     from idglow.cast.judge_training import load_judges
-    from idglow.cast.mu_real import write_mu_real
+    from idglow.eval.mu_real import write_mu_real
 
     out = build_tiny_cast(tmp_path_factory.mktemp("cast"), sft_age=4, bench_per_size=2, heldout_identities=8)
     write_mu_real(out, load_judges(JUDGES))
@@ -129,3 +129,12 @@ def run_sft(cast: Path, base: Path, out: Path, *extra: str) -> subprocess.Comple
     manifests = f"[{cast / 'sft-group-train.jsonl'},{cast / 'sft-age-train.jsonl'}]"
     return run_cli("train", "sft", "--config", str(ROOT / "configs" / "tiny-sft.yaml"), "--out", str(out), "--base", str(base),
                    "--data.manifests", manifests, "--diagnostics.manifests", manifests, *extra)
+
+
+@pytest.fixture(scope="session")
+def sft_run(cast, base, tmp_path_factory) -> Path:
+    """A finished tiny SFT run (2 steps of configs/tiny-sft.yaml on the tiny cast and base)."""
+    run = tmp_path_factory.mktemp("sft") / "run"
+    done = run_sft(cast, base, run, "--optim.steps", "2", "--diagnostics.every", "0")
+    assert done.returncode == 0, done.stderr
+    return run

@@ -14,10 +14,10 @@ from idglow.cast.crops import face_crops
 from idglow.cast.factors import sample_appearance, sample_identity
 from idglow.cast.render import Person, Placement, render_scene
 from idglow.cast.scenes import identities, sample_group
-from idglow.cli import main
-from idglow.config import ConfigError, load_config
+from idglow.cli.main import main
 from idglow.data.manifest import ManifestError, load_manifest
 from idglow.eval.facesim import face_sim, match_faces
+from idglow.utils.config import ConfigError, load_config
 
 TINY = ["--build.sft_group", "6", "--build.sft_age", "6", "--build.heldout_sft", "2", "--build.bench_per_size", "1",
         "--build.mini_adults", "2", "--world.train_identities", "40", "--world.heldout_identities", "12"]

@@ -9,12 +9,12 @@ import pytest
 import torch
 import yaml
 
-from idglow.cli import main
-from idglow.config import to_dict
+from idglow.cli.main import main
 from idglow.models import ModelConfig
+from idglow.utils.config import to_dict
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-IDGLOW = [sys.executable, "-m", "idglow.cli"]
+IDGLOW = [sys.executable, "-m", "idglow"]
 
 
 def test_help_lists_the_subcommands():
@@ -35,8 +35,8 @@ def test_schedules_table_and_plot(tmp_path, capsys):
 
 
 def test_schedules_of_a_saved_learned_gate(tmp_path, capsys):
-    from idglow.config import load_config
     from idglow.models import IdGlowTransformer, save_identity_branch
+    from idglow.utils.config import load_config
 
     model = IdGlowTransformer(load_config(ModelConfig, None, ["--preset", "tiny", "--identity.gate.group.kind", "learned"]))
     with torch.no_grad():
@@ -74,7 +74,7 @@ def test_config_file_is_the_annotated_default(capsys):
         (["schedules", "--identity.gate.age.sigma_lo", "0.9"], "identity.gate.age.sigma_lo"),
         (["schedules", "--identity.gate.agee.sigma_lo", "0.1"], "unknown config key identity.gate.agee"),
         (["config", "--config", "/nonexistent/model.yaml"], "cannot read config file"),
-        (["schedules", "--identity-branch", "/nonexistent"], "No such file"),
+        (["schedules", "--identity-branch", "/nonexistent"], "identity_branch.safetensors: no such weights file"),
     ],
 )
 def test_bad_arguments_exit_2_with_a_named_error(argv, message, capsys):

@@ -2,8 +2,8 @@
 
 import pytest
 
-from idglow.config import ConfigError, format_help, load_config, parse_overrides, to_dict
 from idglow.models import ModelConfig
+from idglow.utils.config import ConfigError, format_help, load_config, parse_overrides, to_dict
 
 
 def test_yaml_and_overrides_reach_nested_fields(tmp_path):
@@ -34,7 +34,7 @@ def test_partial_nested_override_keeps_the_sections_own_defaults(tmp_path):
 
 def test_round_trip_through_dict(tmp_path):
     cfg = load_config(ModelConfig, None, ["--identity.gate.apply_to", "tokens"])
-    from idglow.config import from_dict
+    from idglow.utils.config import from_dict
 
     assert to_dict(from_dict(ModelConfig, to_dict(cfg))) == to_dict(cfg)
 
@@ -94,10 +94,10 @@ def test_extends_merges_the_parent_recipe_and_rejects_loops(tmp_path):
 def test_every_shipped_recipe_loads():
     from pathlib import Path
 
-    from idglow.train.config import TrainConfig
-    from idglow.train.dpo_config import DPOConfig
-    from idglow.train.sft_config import SFTConfig
-    from idglow.train.vae import VaeConfig
+    from idglow.base.vae import VaeConfig
+    from idglow.recipes.dpo import DPOConfig
+    from idglow.recipes.sft import SFTConfig
+    from idglow.recipes.train import TrainConfig
 
     kinds = {"dpo": DPOConfig, "sft": SFTConfig, "base": TrainConfig, "vae": VaeConfig, "model": ModelConfig}
     recipes = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ENV, JUDGES, ROOT
 
 from idglow.demo import STAGES
@@ -16,7 +15,7 @@ from idglow.demo.browser import check_images, find_browser
 
 
 def _demo(out: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "idglow.cli", "demo", "--preset", "quick", "--out", str(out),
+    return subprocess.run([sys.executable, "-m", "idglow", "demo", "--preset", "quick", "--out", str(out),
                            "--base", str(ROOT / "assets" / "base"), "--judges", str(JUDGES), *extra],
                           env=ENV, capture_output=True, text=True, timeout=600, cwd=ROOT)
 
@@ -56,13 +55,13 @@ def test_rerun_reuses_every_stage_and_a_different_preset_is_refused(demo):
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count(": reused (") == len(STAGES) and "(8 of 8 stages reused)" in done.stdout
     assert {name: (out / name / "stage.json").stat().st_mtime_ns for name, _, _ in STAGES} == before
-    refused = subprocess.run([sys.executable, "-m", "idglow.cli", "demo", "--preset", "default", "--out", str(out)],
+    refused = subprocess.run([sys.executable, "-m", "idglow", "demo", "--preset", "default", "--out", str(out)],
                              env=ENV, capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert refused.returncode == 2 and "holds a demo of preset 'quick'; use --force" in refused.stderr
 
 
 def test_demo_refuses_a_missing_base_model(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "idglow.cli", "demo", "--preset", "quick", "--out", str(tmp_path / "d"),
+    done = subprocess.run([sys.executable, "-m", "idglow", "demo", "--preset", "quick", "--out", str(tmp_path / "d"),
                            "--base", str(tmp_path / "nothing")], env=ENV, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "never pretrains from noise" in done.stderr
 

@@ -6,19 +6,18 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from conftest import JUDGES, ROOT
 from conftest import run_cli as _cli
 from conftest import run_sft as _sft
+from safetensors.torch import load_file
 
-from idglow.config import load_config
 from idglow.data.manifest import ManifestError, load_manifest
+from idglow.eval.group_score import PairScoring, group_score, worst_weights
 from idglow.flow.dpo import DPO_LOSSES, dpo_terms
 from idglow.models.lora import adapters_disabled
 from idglow.pairs.build import manifest_identities, select_pairs, training_items
-from idglow.pairs.scoring import PairScoring, group_score, worst_weights
-from idglow.train.dpo_config import DPOConfig
+from idglow.recipes.dpo import DPOConfig
+from idglow.utils.config import load_config
 
 # --- pure maths -------------------------------------------------------------------------------------------------
 
@@ -178,8 +177,8 @@ def _randomize_lora_b(model, seed: int = 0) -> None:
 
 
 def test_dpo_loss_is_ln2_at_initialisation_and_the_disabled_adapter_is_the_sft_model(sft_lora, pairs, tmp_path):
-    from idglow.train.dpo import DPOTrainer
-    from idglow.train.runs import load_run
+    from idglow.dpo.trainer import DPOTrainer
+    from idglow.runs.load import load_run
 
     trainer = DPOTrainer(_dpo_config(sft_lora, pairs, tmp_path / "dpo"))
     terms = trainer._loss(torch.arange(4))
@@ -192,7 +191,7 @@ def test_dpo_loss_is_ln2_at_initialisation_and_the_disabled_adapter_is_the_sft_m
     x = torch.randn(2, trainer.tokens, trainer.rep.channels, generator=g)
     states, pooled = trainer.text(trainer.data.prompts[:2])
     ids, rows, slots = trainer.data.subjects(torch.arange(2))
-    from idglow.references import scatter_references
+    from idglow.faces.references import scatter_references
 
     refs, mask = scatter_references(trainer.ref_inputs[ids], rows, slots, 2, 4)
     args = (x, torch.tensor([0.3, 0.8]), states, pooled, trainer.img_ids, trainer.txt_ids)
@@ -207,8 +206,8 @@ def test_dpo_loss_is_ln2_at_initialisation_and_the_disabled_adapter_is_the_sft_m
 
 
 def _accumulated_gradient(sft_run: Path, pairs: Path, out: Path, batch: int, accum: int) -> dict[str, torch.Tensor]:
-    from idglow.train.dpo import DPOTrainer
-    from idglow.train.loop import TermStats
+    from idglow.dpo.trainer import DPOTrainer
+    from idglow.training.loop import TermStats
 
     trainer = DPOTrainer(_dpo_config(sft_run, pairs, out, "--optim.batch_size", str(batch), "--optim.grad_accum", str(accum),
                                      "--optim.grad_clip", "0"))
@@ -273,3 +272,21 @@ def test_train_dpo_names_a_bad_pair_field_and_a_missing_sft_run(sft_lora, pairs,
     done = _cli("train", "dpo", "--config", str(ROOT / "configs" / "tiny-dpo.yaml"), "--sft", str(tmp_path / "nope"),
                 "--out", str(tmp_path / "d"))
     assert done.returncode == 2 and "no config.json" in done.stderr
+
+
+def test_dpo_takes_the_model_from_its_sft_run_and_refuses_a_conflicting_key(sft_lora, pairs):
+    """DPO inherits model, representation, text encoder, prompt length and shift from its SFT run; setting one of them
+    to something else is refused with the key named, and the config given is left unchanged."""
+    from idglow.runs.adopt import resolve_dpo
+    from idglow.utils.config import ConfigError, to_dict
+
+    overrides = ["--sft", str(sft_lora), "--data.manifests", f"[{pairs / 'pairs.jsonl'}]"]
+    cfg = load_config(DPOConfig, ROOT / "configs" / "tiny-dpo.yaml", overrides)
+    given = to_dict(cfg)
+    resolved, sft = resolve_dpo(cfg)
+    assert to_dict(cfg) == given
+    assert resolved.model.identity == sft.model.identity and resolved.model.preset == "tiny"
+    assert resolved.model.pretrained is None and resolved.data.max_tokens == sft.data.max_tokens == 32
+    bad = load_config(DPOConfig, ROOT / "configs" / "tiny-dpo.yaml", [*overrides, "--representation.patch", "2"])
+    with pytest.raises(ConfigError, match="representation: set to .*\"patch\": 2.*, but the SFT run .* has .*\"patch\": 8"):
+        resolve_dpo(bad)

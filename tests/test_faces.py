@@ -103,7 +103,7 @@ def test_bench_build_from_a_photo_folder_rejects_and_lists_bad_photos(photos, tm
     (faces / "broken.jpg").write_bytes(b"\xff\xd8 not really")
     (faces / "notes.txt").write_text("ignored: not an image suffix")
     out = tmp_path / "bench"
-    done = subprocess.run([sys.executable, "-m", "idglow.cli", "bench", "build", "--faces", str(faces), "--out", str(out),
+    done = subprocess.run([sys.executable, "-m", "idglow", "bench", "build", "--faces", str(faces), "--out", str(out),
                            "--per-size", "3"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     summary = json.loads((out / "build.json").read_text())
@@ -123,6 +123,6 @@ def test_bench_build_from_a_photo_folder_rejects_and_lists_bad_photos(photos, tm
     assert backend.similarity(backend.reference(crop, "crop")[None], backend.reference(astronaut, "a")[None])[0, 0] > 0.6
     empty = tmp_path / "empty"
     empty.mkdir()
-    failed = subprocess.run([sys.executable, "-m", "idglow.cli", "bench", "build", "--faces", str(empty), "--out", str(out)],
+    failed = subprocess.run([sys.executable, "-m", "idglow", "bench", "build", "--faces", str(empty), "--out", str(out)],
                             capture_output=True, text=True, timeout=300)
     assert failed.returncode == 2 and "holds no images" in failed.stderr

@@ -2,20 +2,21 @@
 path of FLUX.1-dev (transformer, VAE, CLIP + T5, ArcFace recognizer, caches, memory switches)."""
 
 import json
+import subprocess
 
 import pytest
 import torch
 from conftest import ROOT, run_cli
 from safetensors.torch import save_file
 
-from idglow.cache import TensorCache
-from idglow.flux_folder import FluxPromptEncoder, check_pipeline_folder
-from idglow.flux_tiny import save_tiny_flux_folder
+from idglow.conditioning.cache import TensorCache
+from idglow.conditioning.flux_folder import FluxPromptEncoder, check_pipeline_folder
+from idglow.conditioning.flux_tiny import save_tiny_flux_folder
+from idglow.conditioning.text import CachedPrompts
+from idglow.faces.iresnet import IResNet, load_arcface
 from idglow.models import IdGlowTransformer, ModelConfig
-from idglow.models.iresnet import IResNet, load_arcface
-from idglow.text import CachedPrompts
-from idglow.train.config import OptimConfig
-from idglow.train.memory import apply_memory_options
+from idglow.recipes.train import OptimConfig
+from idglow.training.memory import apply_memory_options
 
 
 @pytest.fixture(scope="module")
@@ -87,13 +88,25 @@ def test_dpo_on_a_flux_folder_run(cast, flux_run, tmp_path):
                    "--heldout", str(cast / "synth-group.jsonl"), "--items", "2", "--candidates", "2", "--steps", "2",
                    "--out", str(pairs), "--judges", str(ROOT / "assets" / "judges"), "--min_gap", "0")
     assert done.returncode == 0, done.stderr
-    done = run_cli("train", "dpo", "--config", str(ROOT / "configs" / "tiny-dpo.yaml"), "--sft", str(flux_run / "run"),
-                   "--data.manifests", f"[{pairs / 'pairs.jsonl'}]", "--out", str(tmp_path / "dpo"), "--optim.steps", "2",
-                   "--optim.batch_size", "1")
+    cache = tmp_path / "cache"
+
+    def dpo(out: str, steps: str) -> subprocess.CompletedProcess:
+        return run_cli("train", "dpo", "--config", str(ROOT / "configs" / "tiny-dpo.yaml"), "--sft", str(flux_run / "run"),
+                       "--data.manifests", f"[{pairs / 'pairs.jsonl'}]", "--out", str(tmp_path / out), "--optim.steps",
+                       steps, "--optim.batch_size", "1", "--data.cache_dir", str(cache))
+
+    done = dpo("dpo", "2")
     assert done.returncode == 0, done.stderr
     log = [json.loads(line) for line in (tmp_path / "dpo" / "log.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 2 and {"implicit_acc", "reward_margin", "mse_winner", "ref_mse_loser"} <= log[-1].keys()
     assert json.loads((tmp_path / "dpo" / "config.json").read_text())["text"]["kind"] == "flux"
+    # The winners' and losers' latents went to data.cache_dir; a second run reads them and writes none.
+    pair_count = len((pairs / "pairs.jsonl").read_text().splitlines())
+    latents = sorted((cache / "latents").rglob("*.safetensors"))
+    assert len(latents) == 2 * pair_count
+    stamps = {p: p.stat().st_mtime_ns for p in latents}
+    assert dpo("dpo-again", "1").returncode == 0
+    assert {p: p.stat().st_mtime_ns for p in sorted((cache / "latents").rglob("*.safetensors"))} == stamps
 
 
 def test_flux_base_without_a_photo_recognizer_is_refused(cast, flux, tmp_path):
@@ -116,7 +129,7 @@ def test_latents_follow_the_flux_pipeline_conventions(flux):
     """Scaling, shift and 2x2 packing equal diffusers' FluxPipeline; decoding inverts them through the same VAE."""
     from diffusers import AutoencoderKL, FluxPipeline
 
-    from idglow.representation import LatentSpace
+    from idglow.conditioning.representation import LatentSpace
 
     rep = LatentSpace(16, 24, flux / "vae")
     images = torch.rand(2, 3, 16, 24) * 2 - 1
@@ -256,7 +269,7 @@ def test_adamw8bit_without_bitsandbytes_says_how_to_install():
         pytest.skip("bitsandbytes is installed")
     except ImportError:
         pass
-    from idglow.train.memory import make_optimizer
+    from idglow.training.memory import make_optimizer
 
     with pytest.raises(ImportError, match=r"idglow\[gpu\]"):
         make_optimizer([{"params": [torch.nn.Parameter(torch.zeros(2))]}], OptimConfig(optimizer="adamw8bit"))
@@ -277,9 +290,9 @@ def test_accelerate_configs_are_valid_for_accelerate(name):
 
 @pytest.mark.parametrize("name", ["flux-dev-sft", "flux-dev-dpo"])
 def test_flux_dev_recipes_load_and_validate(name):
-    from idglow.config import load_config
-    from idglow.train.dpo_config import DPOConfig
-    from idglow.train.sft_config import SFTConfig
+    from idglow.recipes.dpo import DPOConfig
+    from idglow.recipes.sft import SFTConfig
+    from idglow.utils.config import load_config
 
     cfg = load_config(SFTConfig if name.endswith("sft") else DPOConfig, ROOT / "configs" / f"{name}.yaml")
     cfg.validate()

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from idglow.schedules import ScheduleConfig, evaluate, linear_decay, window
+from idglow.identity.schedules import ScheduleConfig, evaluate, linear_decay, window
 
 SIGMA = torch.linspace(0, 1, 101, dtype=torch.float64)
 

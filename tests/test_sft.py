@@ -7,20 +7,19 @@ from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
-from safetensors.torch import load_file
-
 from conftest import ENV, JUDGES, ROOT
 from conftest import run_cli as _cli
 from conftest import run_sft as _sft
+from PIL import Image
+from safetensors.torch import load_file
 
 from idglow.cast.crops import face_crops
 from idglow.cast.judge_training import load_judges
 from idglow.data.manifest import ManifestError
 from idglow.data.subjects import SubjectScenes
-from idglow.identity_loss import annealing, identity_loss_weight, per_sample_mean, subject_similarity
-from idglow.references import scatter_references
-from idglow.schedules import ScheduleConfig, schedule_function
+from idglow.faces.identity_loss import annealing, identity_loss_weight, per_sample_mean, subject_similarity
+from idglow.faces.references import scatter_references
+from idglow.identity.schedules import ScheduleConfig, schedule_function
 
 # --- pure maths -------------------------------------------------------------------------------------------------
 
@@ -93,6 +92,48 @@ def test_bad_reference_and_too_many_subjects_are_named(cast):
 
 
 # --- the trainer and the evaluator, end to end ------------------------------------------------------------------
+def test_sft_config_is_resolved_into_a_new_object_and_a_conflicting_key_is_refused(base):
+    """What SFT inherits from its base model replaces defaults; a key set otherwise is refused, listed; the config
+    given is never changed."""
+    from idglow.recipes.sft import SFTConfig
+    from idglow.runs.adopt import resolve_sft
+    from idglow.utils.config import ConfigError, load_config, to_dict
+
+    cfg = load_config(SFTConfig, ROOT / "configs" / "tiny-sft.yaml", ["--base", str(base)])
+    given = to_dict(cfg)
+    resolved = resolve_sft(cfg)
+    assert to_dict(cfg) == given and resolved is not cfg
+    assert (resolved.model.pretrained, resolved.model.preset, resolved.data.max_tokens) == (str(base / "transformer"), "tiny", 32)
+    assert resolved.representation.patch == 8 and resolved.model.identity == cfg.model.identity
+    bad = load_config(SFTConfig, ROOT / "configs" / "tiny-sft.yaml",
+                      ["--base", str(base), "--model.preset", "flux-dev", "--data.max_tokens", "16"])
+    with pytest.raises(ConfigError) as err:
+        resolve_sft(bad)
+    assert 'model.preset: set to "flux-dev", but the base model' in str(err.value) and "has \"tiny\"" in str(err.value)
+    assert "data.max_tokens: set to 16" in str(err.value) and "has 32" in str(err.value)
+
+
+def test_text_tokens_join_c_id_in_training_and_in_sampling(cast, base, tmp_path):
+    """identity.text_tokens: true trains (the prompt's token states reach the aggregator) and samples end to end."""
+    from idglow.generate.pipeline import IdGlowPipeline
+
+    run = tmp_path / "run"
+    done = _sft(cast, base, run, "--optim.steps", "2", "--diagnostics.every", "0", "--model.identity.text_tokens", "true")
+    assert done.returncode == 0, done.stderr
+    branch = load_file(str(run / "final" / "identity_branch.safetensors"))
+    assert {"aggregator.text_proj.weight", "aggregator.text_proj.bias"} <= branch.keys()
+    pipe = IdGlowPipeline.from_run(run)
+    refs, mask = pipe.reference_inputs([SubjectScenes([cast / "sft-group-train.jsonl"], progress=False).ref_crops(torch.tensor([0, 1]))])
+    (states_a, _), (states_b, _) = pipe.text(["two people in red"]), pipe.text(["two children in a park at night"])
+    cond_a, cond_b = (pipe.model.identity_condition(refs, mask, s) for s in (states_a, states_b))
+    k = pipe.model.config.identity.num_tokens
+    assert cond_a.c_id.shape[1] == 2 * k + states_a.shape[1]  # N*K reference tokens, then the T prompt tokens
+    assert torch.equal(cond_a.c_id[:, : 2 * k], cond_b.c_id[:, : 2 * k]) and not torch.equal(cond_a.c_id, cond_b.c_id)
+    crops = SubjectScenes([cast / "sft-group-train.jsonl"], progress=False).ref_crops(torch.tensor([0, 1]))
+    image = pipe(["two people in red"], [crops], steps=2, generator=[torch.Generator().manual_seed(0)])
+    assert image.shape == (1, 3, 64, 128) and torch.isfinite(image).all()
+
+
 
 
 def test_sft_run_logs_diagnostics_trains_only_the_branch_and_resumes_exactly(cast, base, tmp_path):
@@ -123,7 +164,7 @@ def test_sft_run_logs_diagnostics_trains_only_the_branch_and_resumes_exactly(cas
     resumed = load_file(str(tmp_path / "split" / "final" / "identity_branch.safetensors"))
     assert all(torch.equal(branch[k], resumed[k]) for k in branch)
     # The Python API: same seed and no references = the base backbone alone; references change the image.
-    from idglow.pipeline import IdGlowPipeline
+    from idglow.generate.pipeline import IdGlowPipeline
 
     pipe = IdGlowPipeline.from_run(run)
     refs = [SubjectScenes([cast / "sft-group-train.jsonl"], progress=False).ref_crops(torch.tensor([0, 1]))]
@@ -142,7 +183,7 @@ def test_sft_run_logs_diagnostics_trains_only_the_branch_and_resumes_exactly(cas
 
 
 def test_true_renders_score_mu_real_and_the_judges_read_age_and_colour(cast):
-    from idglow.train.sft_eval import evaluate_targets
+    from idglow.eval.run_eval import evaluate_targets
 
     for name in ("synth-group", "synth-age"):
         truth = evaluate_targets(cast / f"{name}.jsonl", JUDGES)
@@ -172,24 +213,16 @@ def test_sft_with_lora_trains_adapter_at_its_own_rate_and_pipeline_loads_it(cast
     checkpoint = next((run / "checkpoints").glob("step-*"))
     scheduler = torch.load(checkpoint / "scheduler.pt", weights_only=True)
     assert sorted(scheduler["base_lrs"]) == pytest.approx([1e-4, 1e-3])  # the branch at lr, LoRA at lora_lr
-    from idglow.pipeline import IdGlowPipeline
+    from idglow.generate.pipeline import IdGlowPipeline
 
     pipe = IdGlowPipeline.from_run(run)
     assert any("lora_" in n for n, _ in pipe.model.named_parameters())
 
 
-@pytest.fixture(scope="module")
-def tiny_run(cast, base, tmp_path_factory) -> Path:
-    run = tmp_path_factory.mktemp("sft") / "run"
-    done = _sft(cast, base, run, "--optim.steps", "2", "--diagnostics.every", "0")
-    assert done.returncode == 0, done.stderr
-    return run
-
-
-def test_generate_writes_reproducible_images_with_sidecars_and_resumes(cast, tiny_run, tmp_path):
+def test_generate_writes_reproducible_images_with_sidecars_and_resumes(cast, sft_run, tmp_path):
     bench = cast / "synth-group.jsonl"
     out = tmp_path / "gen"
-    done = _cli("generate", "--run", str(tiny_run), "--benchmark", str(bench), "--out", str(out), "--steps", "2",
+    done = _cli("generate", "--run", str(sft_run), "--benchmark", str(bench), "--out", str(out), "--steps", "2",
                 "--limit", "3", "--batch", "2", "--schedule", "group.lambda_min=0.2")
     assert done.returncode == 0, done.stderr
     records = [json.loads(line) for line in bench.read_text().splitlines()][:3]
@@ -198,16 +231,16 @@ def test_generate_writes_reproducible_images_with_sidecars_and_resumes(cast, tin
     assert sidecar["schedule"]["group"]["lambda_min"] == 0.2
     first = (out / f"{records[0]['id']}.png").read_bytes()
     # re-running skips what exists; generating more with another batch size gives the same first images
-    again = _cli("generate", "--run", str(tiny_run), "--benchmark", str(bench), "--out", str(out), "--steps", "2",
+    again = _cli("generate", "--run", str(sft_run), "--benchmark", str(bench), "--out", str(out), "--steps", "2",
                  "--limit", "4", "--batch", "3", "--schedule", "group.lambda_min=0.2")
     assert again.returncode == 0 and "wrote 1 images" in again.stdout and "3 already there" in again.stdout
     (out / f"{records[0]['id']}.png").unlink()
-    assert _cli("generate", "--run", str(tiny_run), "--benchmark", str(bench), "--out", str(out), "--steps", "2",
+    assert _cli("generate", "--run", str(sft_run), "--benchmark", str(bench), "--out", str(out), "--steps", "2",
                 "--limit", "1", "--schedule", "group.lambda_min=0.2").returncode == 0
     assert (out / f"{records[0]['id']}.png").read_bytes() == first  # seed per record, not per batch
     # one image from files and a folder of references
     refs = [str(cast / r) for r in records[2]["refs"]]
-    single = _cli("generate", "--run", str(tiny_run), "--prompt", "two people", "--refs", *refs, "--out", str(tmp_path / "one"),
+    single = _cli("generate", "--run", str(sft_run), "--prompt", "two people", "--refs", *refs, "--out", str(tmp_path / "one"),
                   "--steps", "2", "--id-guidance", "2", "--name", "pair")
     assert single.returncode == 0, single.stderr
     meta = json.loads((tmp_path / "one" / "pair.json").read_text())
@@ -226,13 +259,13 @@ def test_generate_writes_reproducible_images_with_sidecars_and_resumes(cast, tin
         (["--benchmark", "B", "--schedule", "group.kindconstant"], "KEY=VALUE"),
     ],
 )
-def test_generate_rejects_bad_input(cast, tiny_run, tmp_path, argv, message):
+def test_generate_rejects_bad_input(cast, sft_run, tmp_path, argv, message):
     (tmp_path / "EMPTY").mkdir()
     (tmp_path / "BAD").mkdir()
     (tmp_path / "BAD" / "face.png").write_bytes(b"not a png")
     paths = {"EMPTY": tmp_path / "EMPTY", "BAD": tmp_path / "BAD", "NOPE.png": tmp_path / "nope.png", "B": cast / "synth-group.jsonl"}
     argv = [str(paths.get(a, a)) for a in argv]
-    done = _cli("generate", "--run", str(tiny_run), "--out", str(tmp_path / "o"), "--steps", "1", *argv)
+    done = _cli("generate", "--run", str(sft_run), "--out", str(tmp_path / "o"), "--steps", "1", *argv)
     assert done.returncode == 2 and message in done.stderr, done.stderr
 
 
@@ -279,7 +312,7 @@ def test_sft_runs_under_accelerate_ddp_with_two_cpu_processes_and_resumes(cast, 
     def launch(steps: str) -> subprocess.CompletedProcess:
         return subprocess.run(
             [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--cpu", "--num_machines", "1",
-             "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "idglow.cli", "train", "sft",
+             "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "idglow", "train", "sft",
              "--config", str(ROOT / "configs" / "tiny-sft.yaml"), "--out", str(tmp_path / "run"), "--base", str(base),
              "--data.manifests", manifests, "--diagnostics.manifests", manifests, "--optim.steps", steps],
             env=ENV, capture_output=True, text=True, timeout=300)
@@ -294,9 +327,9 @@ def test_sft_runs_under_accelerate_ddp_with_two_cpu_processes_and_resumes(cast, 
     assert (tmp_path / "run" / "final" / "identity_branch.safetensors").is_file()
 
 
-def test_prompts_refine_round_writes_library_prompts_and_before_after_metrics(cast, tiny_run, tmp_path):
+def test_prompts_refine_round_writes_library_prompts_and_before_after_metrics(cast, sft_run, tmp_path):
     out = tmp_path / "refine"
-    done = _cli("prompts", "refine", "--run", str(tiny_run), "--benchmark", str(cast / "synth-group.jsonl"), "--out", str(out),
+    done = _cli("prompts", "refine", "--run", str(sft_run), "--benchmark", str(cast / "synth-group.jsonl"), "--out", str(out),
                 "--steps", "2", "--limit", "4")
     assert done.returncode == 0, done.stderr
     summary = json.loads((out / "summary.json").read_text())

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from idglow.data.images import CaptionedImages, EpochOrder
 from idglow.data.manifest import ManifestError
-from idglow.train.checkpoint import latest_checkpoint
+from idglow.training.checkpoint import latest_checkpoint
 
 ROOT = Path(__file__).parents[1]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
@@ -27,7 +27,7 @@ def cast(tmp_path_factory) -> Path:
 
 
 def _train(out: Path, cast: Path, *extra: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "idglow.cli", "train", "base", "--config", str(ROOT / "configs" / "tiny-base.yaml"),
+    cmd = [sys.executable, "-m", "idglow", "train", "base", "--config", str(ROOT / "configs" / "tiny-base.yaml"),
            "--out", str(out), "--data.manifests", f"[{cast / 'sft-group-train.jsonl'}]", *extra]
     return subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -51,8 +51,8 @@ def test_tiny_run_writes_logs_checkpoints_weights_and_samples(cast, tmp_path):
     assert "resumed" not in output
     assert records[-1]["elapsed_seconds"] > 0
     # Export as fp16 with provenance; the exported model loads and matches the run's up to fp16 rounding.
-    from idglow.cli import main
-    from idglow.train.base_eval import load_base
+    from idglow.cli.main import main
+    from idglow.runs.load import load_base
 
     assert main(["train", "export", "--run", str(run), "--out", str(tmp_path / "export")]) == 0
     provenance = json.loads((tmp_path / "export" / "provenance.json").read_text())
@@ -62,10 +62,12 @@ def test_tiny_run_writes_logs_checkpoints_weights_and_samples(cast, tmp_path):
     original, _ = load_base(run)
     reloaded, cfg = load_base(tmp_path / "export")
     assert cfg.representation.patch == 8
+    half, _ = load_base(tmp_path / "export", torch.bfloat16)  # the dtype asked for is the dtype loaded
+    assert {q.dtype for q in half.flux.parameters()} == {torch.bfloat16}
     for (name, a), b in zip(original.flux.state_dict().items(), reloaded.flux.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-3, msg=name)
     # Judge-based scoring of the run's samples against the true renders (shipped cast judges).
-    from idglow.train.base_eval import evaluate_base
+    from idglow.eval.base_eval import evaluate_base
 
     scores = evaluate_base(run, [str(cast / "sft-group-train.jsonl")], ROOT / "assets" / "judges", num=4, steps=2)
     assert scores["samples"] == 4 and 0 <= scores["detection_rate"] <= 1 and scores["frechet_judge"] >= 0
@@ -136,8 +138,8 @@ def test_bad_images_and_patch_sizes_are_named(cast, tmp_path):
 
 
 def test_vae_then_latent_base_run(cast, tmp_path):
-    from idglow.cli import main
-    from idglow.representation import LatentSpace
+    from idglow.cli.main import main
+    from idglow.conditioning.representation import LatentSpace
 
     assert main(["train", "vae", "--out", str(tmp_path / "vae"), "--manifests", f"[{cast / 'sft-group-train.jsonl'}]",
                  "--channels", "[8, 8]", "--steps", "2", "--batch_size", "2"]) == 0
@@ -158,16 +160,16 @@ def test_work_that_overruns_the_time_budget_still_checkpoints_the_last_step_and_
         cast, tmp_path, monkeypatch):
     import types
 
-    from idglow.config import load_config
-    from idglow.train import loop
-    from idglow.train.config import TrainConfig
-    from idglow.train.loop import Trainer
+    from idglow.recipes.train import TrainConfig
+    from idglow.training import loop
+    from idglow.base.trainer import BaseTrainer
+    from idglow.utils.config import load_config
 
     # The trainer's clock runs 10 minutes ahead once step 3's periodic work is done, however slow the machine.
     skipped = {"seconds": 0.0}
     monkeypatch.setattr(loop, "time", types.SimpleNamespace(perf_counter=lambda: time.perf_counter() + skipped["seconds"]))
 
-    class SlowPeriodic(Trainer):
+    class SlowPeriodic(BaseTrainer):
         def _periodic(self, last):  # e.g. a diagnostic that ends after the deadline although `last` was False
             if self.step == 3:
                 skipped["seconds"] = 600.0
@@ -181,5 +183,5 @@ def test_work_that_overruns_the_time_budget_still_checkpoints_the_last_step_and_
     # Resuming from an earlier checkpoint drops the log lines of the steps that will be trained again.
     log = tmp_path / "run" / "log.jsonl"
     log.write_text(log.read_text() + json.dumps({"step": 99, "loss": 1.0}) + "\n")
-    Trainer(load_config(TrainConfig, ROOT / "configs" / "tiny-base.yaml", overrides))
+    BaseTrainer(load_config(TrainConfig, ROOT / "configs" / "tiny-base.yaml", overrides))
     assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == [3]

@@ -4,12 +4,13 @@ import pytest
 import torch
 from conftest import TinyBatch, randomize_identity_branch
 
-from idglow.config import ConfigError, load_config
-from idglow.inference import sample_packed
-from idglow.models import IdGlowTransformer, ModelConfig, pad_references
-from idglow.models.gate import DynamicsAwareGate
-from idglow.models.id_attention import IdGlowAttnProcessor
-from idglow.schedules import evaluate
+from idglow.generate.sampling import sample_packed
+from idglow.identity import pad_references
+from idglow.identity.attention import IdGlowAttnProcessor
+from idglow.identity.gate import DynamicsAwareGate
+from idglow.identity.schedules import evaluate
+from idglow.models import IdGlowTransformer, ModelConfig
+from idglow.utils.config import ConfigError, load_config
 
 TOL = 1e-6
 
@@ -283,7 +284,7 @@ def test_out_of_range_block_and_bad_lora_target_are_named():
 def test_rotated_queries_make_identity_attention_depend_on_image_position(rotate):
     from diffusers.models.embeddings import FluxPosEmbed
 
-    from idglow.models.id_attention import MultiIDCrossAttention
+    from idglow.identity.attention import MultiIDCrossAttention
     from idglow.models.packing import image_ids
 
     torch.manual_seed(0)

@@ -1,5 +1,5 @@
 import sys
 
-from idglow.cli import main
+from idglow.cli.main import main
 
 sys.exit(main())

@@ -20,8 +20,8 @@ from tqdm.auto import tqdm
 from idglow.cast.config import SynthConfig, WorldConfig
 from idglow.cast.crops import face_crops, to_tensor, to_uint8
 from idglow.cast.scenes import MAX_PEOPLE, POSITIONS, identities, sample_group, sample_portrait
-from idglow.config import to_dict
-from idglow.weights import atomic_write
+from idglow.utils.config import to_dict
+from idglow.utils.io import atomic_write
 
 # set name -> (task, split, age of the target, face age of the target, stable code for seeding)
 SETS = {

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 
 from idglow.cast.judge_training import JudgeTrainingConfig
-from idglow.config import option, require_min, validate_sections
+from idglow.utils.config import option, require_min, validate_sections
 
 # Held-out identity ids start here, so train and held-out splits never overlap whatever their sizes.
 HELDOUT_OFFSET = 1_000_000

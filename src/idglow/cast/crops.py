@@ -54,5 +54,16 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """float [3, H, W] in [-1, 1] -> uint8 [H, W, 3]."""
-    return image.clamp(-1, 1).add(1).mul(127.5).round().byte().permute(1, 2, 0).numpy()
+    """float [3, H, W] (or [B, 3, H, W]) in [-1, 1] -> uint8 [H, W, 3] (or [B, H, W, 3]), rounded: the one conversion."""
+    return image.detach().float().clamp(-1, 1).add(1).mul(127.5).round().byte().movedim(-3, -1).cpu().numpy()
+
+
+def reference_grid(crops: torch.Tensor, height: int) -> np.ndarray:
+    """Up to four reference crops [N, 3, h, w] tiled 2x2 into a ``height``-pixel square (uint8 [H, H, 3])."""
+    tile = np.zeros((height, height, 3), dtype=np.uint8)
+    half = height // 2
+    for k, crop in enumerate(crops[:4]):
+        small = torch.nn.functional.interpolate(crop[None], size=(half, half), mode="bilinear", align_corners=False)[0]
+        r, c = divmod(k, 2)
+        tile[r * half : (r + 1) * half, c * half : (c + 1) * half] = to_uint8(small)
+    return tile

@@ -16,8 +16,8 @@ from tqdm.auto import tqdm
 from idglow.cast.factors import CLOTHING_NAMES
 from idglow.cast.judges import DETECTOR_STRIDE, CropClassifier, FaceDetector, IdentityEmbedder
 from idglow.cast.pool import ScenePool, render_pool
-from idglow.config import option, require_min, to_dict
-from idglow.weights import atomic_write, load_weights, save_weights
+from idglow.utils.config import option, require_min, to_dict
+from idglow.utils.io import atomic_write, load_weights, save_weights
 
 JUDGES = ("detector", "encoder", "judge", "age", "colour")
 

@@ -13,7 +13,6 @@ from tqdm.auto import tqdm
 
 from idglow.data.manifest import ManifestError, load_manifest
 
-
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")  # what folders of user images are searched for
 
 

@@ -1,4 +1,4 @@
-"""JSON Lines manifests (DESIGN §7), validated on load with errors naming the file, line and field.
+"""JSON Lines manifests (docs/design.md §7), validated on load with errors naming the file, line and field.
 
 Kinds:
 - ``sft``: ``{"image", "prompt", "task", "subjects": [{"ref", "box": [x0, y0, x1, y1], "attributes": {...}}]}``
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-TASKS = ("group", "age")
+from idglow.utils.defaults import TASKS  # noqa: E402  (re-exported: manifests name their task)
 
 
 class ManifestError(ValueError):

@@ -1,4 +1,4 @@
-"""Preference pairs for DPO: winner and loser images of one prompt and reference set (DESIGN §7)."""
+"""Preference pairs for DPO: winner and loser images of one prompt and reference set (docs/design.md §7)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from idglow.data.images import RecordFiles, read_same_size
 from idglow.data.manifest import TASKS, ManifestError, load_manifest
-from idglow.data.images import read_same_size
 from idglow.data.subjects import scene_subjects
 
 
@@ -68,3 +68,25 @@ class PreferencePairs:
     def ref_crops(self, ids: torch.Tensor) -> torch.Tensor:
         """Reference crops [M, 3, h, w] in [-1, 1] of subjects ``ids``."""
         return self.refs[ids].float().div(127.5).sub(1.0)
+
+
+class PairImages:
+    """Every winner, then every loser, of :class:`PreferencePairs` as one image set of 2P items: what the latent
+    cache (:func:`idglow.conditioning.precompute.encode_latents`) encodes, keyed by each image file."""
+
+    def __init__(self, pairs: PreferencePairs):
+        self.pairs = pairs
+
+    def __len__(self) -> int:
+        return 2 * len(self.pairs)
+
+    def cache_keys(self, prefix: str) -> list[str]:
+        """One disk-cache key per image: ``prefix`` (the encoder) and the file's path, size and mtime."""
+        return [f"{prefix}|{RecordFiles(str(m), m.parent).identity(record[side])}"
+                for side in ("winner", "loser") for m, record in self.pairs.records]
+
+    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, None]:
+        """Images [B, 3, H, W] in [-1, 1] of items ``index`` (item i < P: winner i; else loser i - P)."""
+        p = len(self.pairs)
+        images = torch.stack([(self.pairs.winners if i < p else self.pairs.losers)[i % p] for i in index.tolist()])
+        return images.float().div(127.5).sub(1.0), None

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from idglow.data.manifest import evenly_spread, load_manifest
 from idglow.demo.stages import BENCHMARKS, MODELS, DemoContext
-from idglow.weights import atomic_write
+from idglow.utils.io import atomic_write
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1180px;margin:2em auto;padding:0 1em;color:#222}
 h1{margin-bottom:.2em} .lead{color:#555} table{border-collapse:collapse;margin:1em 0;font-size:.92em}
@@ -100,10 +100,10 @@ def _failures(ctx: DemoContext, limit: int = 6) -> str:
 
 
 def _schedule_plot(ctx: DemoContext) -> Path:
-    from idglow.config import from_dict
-    from idglow.models.gate import DynamicsAwareGate
-    from idglow.plots import plot_gate
-    from idglow.train.sft_config import SFTConfig
+    from idglow.eval.plots import plot_gate
+    from idglow.identity.gate import DynamicsAwareGate
+    from idglow.recipes.sft import SFTConfig
+    from idglow.utils.config import from_dict
 
     cfg = from_dict(SFTConfig, json.loads((ctx.run("sft") / "config.json").read_text()))
     return plot_gate(DynamicsAwareGate(cfg.model.identity.gate), ctx.out / "eval" / "schedules.png")

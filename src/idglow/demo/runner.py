@@ -10,9 +10,19 @@ from pathlib import Path
 
 from idglow.demo.presets import PRESETS
 from idglow.demo.report import write_report
-from idglow.demo.stages import (DemoContext, stage_cast, stage_dpo, stage_eval, stage_judges, stage_pairs, stage_refine,
-                                stage_sft, stage_vae)
-from idglow.weights import atomic_write
+from idglow.demo.stages import (
+    DemoContext,
+    stage_cast,
+    stage_dpo,
+    stage_eval,
+    stage_judges,
+    stage_pairs,
+    stage_refine,
+    stage_sft,
+    stage_vae,
+)
+from idglow.utils.defaults import BASE, JUDGES
+from idglow.utils.io import atomic_write
 
 STAGES: list[tuple[str, Callable[[DemoContext], str], str]] = [
     ("cast", stage_cast, "render the synthetic cast (SFT scenes, held-out benchmarks)"),
@@ -38,7 +48,7 @@ def _check_preset(out: Path, preset: str, force: bool) -> None:
 
 
 def run_demo(out: str | Path, preset: str = "default", force: bool = False, progress: bool = True,
-             base: str | Path = "assets/base", judges: str | Path = "assets/judges", echo=print) -> dict:
+             base: str | Path = BASE, judges: str | Path = JUDGES, echo=print) -> dict:
     """Every stage of :data:`STAGES` (finished ones are reused unless ``force``), then ``out/report.html``.
 
     Returns:

@@ -10,8 +10,9 @@ import dataclasses
 import json
 from pathlib import Path
 
-from idglow.config import load_config
 from idglow.demo.presets import DemoPreset
+from idglow.utils.config import load_config
+from idglow.utils.defaults import BASE, JUDGES
 
 BENCHMARKS = ("synth-group", "synth-age")
 # The models the evaluation stage scores, all on the same records and seeds: (folder, run, identity guidance).
@@ -25,8 +26,8 @@ class DemoContext:
 
     out: Path
     preset: DemoPreset
-    base: Path = Path("assets/base")
-    shipped_judges: Path = Path("assets/judges")
+    base: Path = Path(BASE)
+    shipped_judges: Path = Path(JUDGES)
     progress: bool = True
 
     @property
@@ -59,7 +60,7 @@ def stage_cast(ctx: DemoContext) -> str:
 def stage_judges(ctx: DemoContext) -> str:
     from idglow.cast.config import SynthConfig
     from idglow.cast.judge_training import load_judges, train_all
-    from idglow.cast.mu_real import write_mu_real
+    from idglow.eval.mu_real import write_mu_real
 
     if ctx.preset.train_judges:
         cfg = load_config(SynthConfig, None, list(ctx.preset.judges))
@@ -76,7 +77,7 @@ def stage_judges(ctx: DemoContext) -> str:
 def stage_vae(ctx: DemoContext) -> str:
     if ctx.preset.vae_steps == 0:
         return "skipped by this preset (the base model works on pixels; `idglow train vae` trains one)"
-    from idglow.train.vae import VaeConfig, train_vae
+    from idglow.base.vae import VaeConfig, train_vae
 
     cfg = VaeConfig(out=str(ctx.out / "vae"), manifests=[str(m) for m in ctx.train_manifests()], steps=ctx.preset.vae_steps,
                     max_minutes=ctx.preset.vae_minutes)
@@ -85,8 +86,8 @@ def stage_vae(ctx: DemoContext) -> str:
 
 
 def stage_sft(ctx: DemoContext) -> str:
-    from idglow.train.sft import SFTTrainer
-    from idglow.train.sft_config import SFTConfig
+    from idglow.recipes.sft import SFTConfig
+    from idglow.sft.trainer import SFTTrainer
 
     manifests = f"[{','.join(map(str, ctx.train_manifests()))}]"
     heldout = f"[{ctx.cast / 'sft-group-heldout.jsonl'},{ctx.cast / 'sft-age-heldout.jsonl'}]"
@@ -102,8 +103,8 @@ def stage_sft(ctx: DemoContext) -> str:
 
 
 def stage_pairs(ctx: DemoContext) -> str:
+    from idglow.eval.group_score import PairScoring
     from idglow.pairs.build import PairsOptions, build_pairs
-    from idglow.pairs.scoring import PairScoring
 
     p = ctx.preset
     options = PairsOptions(candidates=p.pairs_candidates, items=p.pairs_items, steps=p.sample_steps)
@@ -113,8 +114,8 @@ def stage_pairs(ctx: DemoContext) -> str:
 
 
 def stage_dpo(ctx: DemoContext) -> str:
-    from idglow.train.dpo import DPOTrainer
-    from idglow.train.dpo_config import DPOConfig
+    from idglow.dpo.trainer import DPOTrainer
+    from idglow.recipes.dpo import DPOConfig
 
     pairs = ctx.out / "pairs" / "pairs.jsonl"
     count = len(pairs.read_text().splitlines())
@@ -141,8 +142,8 @@ def _scored(ctx: DemoContext, folder: str, run: str, guidance: float, bench: str
     """Generate ``ids`` of one benchmark with one model (seed 0 + record order) and score them."""
     from idglow.eval.preference import benchmark_group_scores
     from idglow.eval.report import evaluate_generations
-    from idglow.generate import SamplingOptions, generate_benchmark
-    from idglow.pipeline import IdGlowPipeline
+    from idglow.generate.files import SamplingOptions, generate_benchmark
+    from idglow.generate.pipeline import IdGlowPipeline
 
     manifest, where = ctx.cast / f"{bench}.jsonl", ctx.out / "eval" / folder / bench
     pipe = IdGlowPipeline.from_run(ctx.run(run))

@@ -1,4 +1,4 @@
-"""Scoring generations on the cast's benchmarks (synth-group, synth-age) with the judges (DESIGN §6).
+"""Scoring generations on the cast's benchmarks (synth-group, synth-age) with the judges (docs/design.md §6).
 
 Per image: detect faces, embed them and the references with the evaluation ``judge``, match them
 one-to-one (Hungarian), then read age and clothing colour of each matched subject with the age and
@@ -16,7 +16,6 @@ colour judges. Definitions:
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -27,7 +26,6 @@ from idglow.cast.crops import face_crops
 from idglow.cast.factors import CLOTHING_NAMES
 from idglow.cast.judges import torso_boxes
 from idglow.eval.facesim import match_faces
-
 
 
 @torch.no_grad()
@@ -93,14 +91,6 @@ def summarise(scores: list[dict], mu_real: float) -> dict:
         out["child_rate"] = float(np.average([s["child"] for s in age], weights=weights))
         out["mini_adult_rate"] = float(np.average([s["adult"] for s in age], weights=weights))
     return out
-
-
-def read_mu_real(manifest: str | Path) -> float:
-    """``mu_real`` written by ``idglow synth build`` beside a benchmark manifest (``<name>.mu_real.json``)."""
-    path = Path(manifest).with_suffix(".mu_real.json")
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no mu_real for this benchmark; run `idglow synth mu-real`")
-    return float(json.loads(path.read_text())["mu_real"])
 
 
 @torch.no_grad()

@@ -1,6 +1,6 @@
 """Held-out group-level scores and the win rate of one model's generations over another's (same seeds).
 
-The group-level score is the one DPO pairs are ranked by (:mod:`idglow.pairs.scoring`), computed here
+The group-level score is the one DPO pairs are ranked by (:mod:`idglow.eval.group_score`), computed here
 on benchmark generations with the evaluation ``judge`` and the benchmark's ``mu_real`` instead of the
 training ``encoder``: DPO never saw these identities, this embedder, or this calibration target.
 """
@@ -16,8 +16,8 @@ from scipy import stats
 from idglow.cast.crops import to_tensor
 from idglow.data.images import read_rgb
 from idglow.data.manifest import load_manifest
-from idglow.eval.cast_bench import read_mu_real
-from idglow.pairs.scoring import PairScoring, group_score, subject_scores
+from idglow.eval.group_score import PairScoring, group_score, subject_scores
+from idglow.eval.mu_real import read_mu_real
 
 
 @torch.no_grad()

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 from idglow.faces import load_backend
-from idglow.weights import atomic_write
+from idglow.utils.defaults import JUDGES
+from idglow.utils.io import atomic_write
 
 TABLE_KEYS = [("facesim", "FaceSim"), ("facesim_norm", "FaceSim/mu"), ("id_conf", "ID-Conf"),
               ("count_accuracy", "count acc"), ("swap_rate", "swap rate"), ("child_rate", "child rate"),
@@ -18,15 +19,8 @@ TABLE_KEYS = [("facesim", "FaceSim"), ("facesim_norm", "FaceSim/mu"), ("id_conf"
               ("frechet_judge", "Fréchet (judge)"), ("artifact_score", "artifact")]
 
 
-def _mu_real(manifest: Path, given: float | None) -> float | None:
-    if given is not None:
-        return given
-    path = manifest.with_suffix(".mu_real.json")
-    return float(json.loads(path.read_text())["mu_real"]) if path.is_file() else None
-
-
 def evaluate_generations(generations: str | Path, manifest: str | Path, out: str | Path, backend: str = "synth",
-                         judges: str = "assets/judges", model_dir: str | None = None, mu_real: float | None = None,
+                         judges: str = JUDGES, model_dir: str | None = None, mu_real: float | None = None,
                          skip_missing: bool = False, skip_bad: bool = False, progress: bool = True,
                          check_prompts: bool = True, ids: set[str] | None = None) -> dict:
     """Score a folder of generations against its benchmark; write the outputs under ``out``.
@@ -40,6 +34,7 @@ def evaluate_generations(generations: str | Path, manifest: str | Path, out: str
         the metrics written to ``out/metrics.json``.
     """
     from idglow.eval.cast_bench import cast_extras
+    from idglow.eval.mu_real import read_mu_real
     from idglow.eval.suite import score_folder, summarise_identity
 
     generations, manifest, out = Path(generations), Path(manifest), Path(out)
@@ -48,7 +43,7 @@ def evaluate_generations(generations: str | Path, manifest: str | Path, out: str
     for kind in ("missing", "unreadable"):
         if skipped[kind]:
             print(f"warning: eval skipped {skipped[kind]} {kind} generation(s) in {generations}", file=sys.stderr)
-    metrics = summarise_identity(scores, _mu_real(manifest, mu_real))
+    metrics = summarise_identity(scores, mu_real if mu_real is not None else read_mu_real(manifest, required=False))
     if backend == "synth":
         extras, cast_scores = cast_extras(images, manifest, faces.judges)
         metrics.update(extras)

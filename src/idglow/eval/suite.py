@@ -1,4 +1,4 @@
-"""``idglow eval``: a folder of generations + its benchmark manifest -> metrics (DESIGN §6).
+"""``idglow eval``: a folder of generations + its benchmark manifest -> metrics (docs/design.md §6).
 
 Per image, with any face backend: detect, embed, Hungarian-match to the references; FaceSim (raw and
 ÷ mu_real, by group size), ID-Conf, count accuracy, identity-swap rate (references are listed left to

@@ -11,11 +11,12 @@ Every backend returns unit-length embeddings, so identity similarity is always a
 from __future__ import annotations
 
 from idglow.faces.base import DetectedFaces, FaceBackend, NoFaceError
+from idglow.utils.defaults import JUDGES
 
 BACKENDS = ("synth", "dlib", "insightface")
 
 
-def load_backend(name: str, judges: str = "assets/judges", model_dir: str | None = None) -> FaceBackend:
+def load_backend(name: str, judges: str = JUDGES, model_dir: str | None = None) -> FaceBackend:
     """The face backend ``name``.
 
     Args:

@@ -8,6 +8,7 @@ import torch
 from idglow.cast.crops import face_crops, to_tensor
 from idglow.cast.judge_training import load_judges
 from idglow.faces.base import DetectedFaces, FaceBackend, unit
+from idglow.utils.defaults import JUDGES
 
 
 class SynthFaces(FaceBackend):
@@ -15,7 +16,7 @@ class SynthFaces(FaceBackend):
 
     name, dim = "synth", 128
 
-    def __init__(self, judges: str = "assets/judges"):
+    def __init__(self, judges: str = JUDGES):
         self.judges = load_judges(judges)
 
     @torch.no_grad()

@@ -1,4 +1,4 @@
-"""Flow-DPO losses (DESIGN §4): preference learning on the flow-matching errors of a winner and a loser.
+"""Flow-DPO losses (docs/design.md §4): preference learning on the flow-matching errors of a winner and a loser.
 
 Winner ``w`` and loser ``l`` are noised with the same noise and sigma. With per-pair errors of the
 policy and of the frozen reference,

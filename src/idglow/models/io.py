@@ -1,20 +1,23 @@
 """Saving and loading the trainable parts: the identity branch and the backbone LoRA.
 
 Each is one safetensors file with its JSON config in the file's metadata and beside it
-(:mod:`idglow.weights`).
+(:mod:`idglow.utils.io`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 
-from idglow.config import ConfigError, from_dict, to_dict
-from idglow.models.config import IdentityConfig, LoraOptions
-from idglow.models.identity_branch import IdentityBranch
-from idglow.models.lora import ADAPTER_NAME, add_lora
-from idglow.weights import load_weights, save_weights
+from idglow.identity.branch import IdentityBranch
+from idglow.identity.config import IdentityConfig
+from idglow.identity.gate import DynamicsAwareGate
+from idglow.models.config import LoraOptions
+from idglow.models.lora import ADAPTER_NAME, add_lora, is_lora_parameter
+from idglow.utils.config import ConfigError, from_dict, to_dict
+from idglow.utils.io import load_weights, save_weights
 
 IDENTITY_WEIGHTS, IDENTITY_CONFIG = "identity_branch.safetensors", "identity_branch.json"
 LORA_WEIGHTS = "lora.safetensors"
@@ -28,22 +31,36 @@ def save_identity_branch(model, directory: str | Path) -> Path:
     return directory / IDENTITY_WEIGHTS
 
 
-def load_identity_branch(model, directory: str | Path) -> None:
-    """Replace ``model``'s identity branch by the one saved in ``directory`` (strict key match)."""
+def read_identity_branch(directory: str | Path) -> tuple[IdentityConfig, dict[str, torch.Tensor]]:
+    """``(config, state dict)`` of the identity branch saved in ``directory``; errors name the file."""
     path = Path(directory) / IDENTITY_WEIGHTS
     tensors, config = load_weights(path)
     try:
-        identity_config = from_dict(IdentityConfig, config)
+        return from_dict(IdentityConfig, config), tensors
     except ConfigError as err:
         raise ValueError(f"{path}: {err}") from None
+
+
+def load_identity_branch(model, directory: str | Path) -> None:
+    """Replace ``model``'s identity branch by the one saved in ``directory`` (strict key match)."""
+    identity_config, tensors = read_identity_branch(directory)
     old = model.identity
     branch = IdentityBranch.for_backbone(identity_config, model.flux.config)
     try:
         branch.load_state_dict(tensors, strict=True)
     except RuntimeError as err:
-        raise ValueError(f"{path}: weights do not match their config: {err}") from None
+        raise ValueError(f"{Path(directory) / IDENTITY_WEIGHTS}: weights do not match their config: {err}") from None
     param = next(old.parameters())
     model.replace_identity_branch(branch.to(device=param.device, dtype=param.dtype))
+
+
+def load_gate(directory: str | Path) -> DynamicsAwareGate:
+    """The Dynamics-Aware Gate of the identity branch saved in ``directory`` (its config and, for learned
+    schedules, its weights)."""
+    identity_config, tensors = read_identity_branch(directory)
+    gate = DynamicsAwareGate(identity_config.gate)
+    gate.load_state_dict({k[len("gate."):]: v for k, v in tensors.items() if k.startswith("gate.")}, strict=True)
+    return gate
 
 
 def save_lora(model, directory: str | Path) -> Path:
@@ -69,6 +86,6 @@ def load_lora(model, directory: str | Path) -> None:
     result = set_peft_model_state_dict(model.flux, tensors, adapter_name=ADAPTER_NAME)
     if result.unexpected_keys:
         raise ValueError(f"{path}: unexpected LoRA keys, e.g. {result.unexpected_keys[:3]}")
-    missing = [k for k in result.missing_keys if "lora_" in k]
+    missing = [k for k in result.missing_keys if is_lora_parameter(k)]
     if missing:
         raise ValueError(f"{path}: missing LoRA keys, e.g. {missing[:3]}")

@@ -53,3 +53,8 @@ def adapters_disabled(flux: FluxTransformer2DModel):
         yield flux
     finally:
         flux.enable_adapters()
+
+
+def is_lora_parameter(name: str) -> bool:
+    """Whether a parameter (by its ``named_parameters`` name) belongs to a LoRA adapter (peft's ``lora_A``/``lora_B``)."""
+    return "lora_" in name

@@ -9,11 +9,11 @@ import torch
 from diffusers import FluxTransformer2DModel
 from torch import nn
 
+from idglow.identity.attention import IdentityCondition, IdentityInjection, IdGlowAttnProcessor
+from idglow.identity.branch import IdentityBranch
+from idglow.identity.gate import task_indices
 from idglow.models.config import ModelConfig
-from idglow.models.gate import task_indices
-from idglow.models.id_attention import IdentityCondition, IdentityInjection, IdGlowAttnProcessor
-from idglow.models.identity_branch import IdentityBranch
-from idglow.models.lora import add_lora
+from idglow.models.lora import add_lora, is_lora_parameter
 from idglow.models.presets import flux_kwargs
 
 
@@ -80,6 +80,13 @@ class IdGlowTransformer(nn.Module):
         """Encode references (see :meth:`IdentityBranch.encode`); the result does not depend on sigma."""
         return self.identity.encode(refs, ref_mask, text_tokens, text_mask)
 
+    def identity_condition(self, refs: torch.Tensor, ref_mask: torch.Tensor | None,
+                           encoder_hidden_states: torch.Tensor) -> IdentityCondition:
+        """Encode one batch's references the way the config says: with ``identity.text_tokens`` the prompt's token
+        states [B, T, D_text] join C_ID (the figure's text tokens). What training and sampling both call."""
+        text = encoder_hidden_states if self.config.identity.text_tokens else None
+        return self.encode_identity(refs, ref_mask, text_tokens=text)
+
     def cache_identity(self, condition: IdentityCondition) -> IdentityCondition:
         """Precompute every block's K/V of ``condition`` once, for all steps of a sampling run."""
         return self.identity.cache_kv(condition)
@@ -121,7 +128,7 @@ class IdGlowTransformer(nn.Module):
         if refs is not None:
             if identity is not None:
                 raise ValueError("refs: give either refs or an encoded identity, not both")
-            identity = self.encode_identity(refs, ref_mask)
+            identity = self.identity_condition(refs, ref_mask, encoder_hidden_states)
         kwargs = None
         if identity is not None:
             if identity.batch_size != hidden_states.shape[0]:
@@ -168,5 +175,5 @@ class IdGlowTransformer(nn.Module):
 
     def trainable_parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Parameters by part: ``identity`` (the branch) and ``lora`` (backbone adapters)."""
-        lora = [p for n, p in self.flux.named_parameters() if "lora_" in n]
+        lora = [p for n, p in self.flux.named_parameters() if is_lora_parameter(n)]
         return {"identity": list(self.identity.parameters()), "lora": lora}

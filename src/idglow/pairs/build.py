@@ -1,13 +1,13 @@
 """``idglow pairs build``: preference pairs for DPO, sampled from an SFT model and ranked by group-level scores.
 
 For each training scene (prompt + references of training identities), sample K candidates with
-different seeds, score every subject of every candidate (:mod:`idglow.pairs.scoring`), and keep the
+different seeds, score every subject of every candidate (:mod:`idglow.eval.group_score`), and keep the
 best and worst candidate as a pair when their group scores differ by ``min_gap``. Pair ``weight`` is
 the gap over the mean kept gap (mean weight 1); ``margin`` is ``margin_scale * gap``.
 
 Output folder: ``candidates/`` (all K images per scene), ``refs/`` (copies of the references, so the
 folder is self-contained), ``scored.jsonl`` (one line per finished scene: resuming skips these),
-``pairs.jsonl`` (the preference manifest, DESIGN §7) and ``build.json`` (counts and settings).
+``pairs.jsonl`` (the preference manifest, docs/design.md §7) and ``build.json`` (counts and settings).
 """
 
 from __future__ import annotations
@@ -27,12 +27,10 @@ from idglow.cast.crops import to_tensor, to_uint8
 from idglow.cast.judge_training import load_judges
 from idglow.data.images import read_rgb
 from idglow.data.manifest import ManifestError, evenly_spread, load_manifest
-from idglow.identity_loss import face_embeddings
-from idglow.pairs.scoring import PairScoring, component_gaps, group_score, subject_scores
-from idglow.weights import atomic_write, read_append_log
-
-CAST_HELDOUT = ["data/cast/sft-group-heldout.jsonl", "data/cast/sft-age-heldout.jsonl",
-                "data/cast/synth-group.jsonl", "data/cast/synth-age.jsonl"]
+from idglow.eval.group_score import PairScoring, component_gaps, group_score, subject_scores
+from idglow.faces.identity_loss import face_embeddings
+from idglow.utils.defaults import JUDGES
+from idglow.utils.io import atomic_write, read_append_log
 
 
 @dataclasses.dataclass
@@ -181,11 +179,11 @@ def select_pairs(scored: list[dict], scoring: PairScoring) -> tuple[list[dict], 
 
 
 def build_pairs(run: str | Path, manifests: list[str | Path], out: str | Path, options: PairsOptions,
-                scoring: PairScoring, heldout: list[str | Path], judges: str | Path = "assets/judges",
+                scoring: PairScoring, heldout: list[str | Path], judges: str | Path = JUDGES,
                 skip_heldout: bool = False, progress: bool = True) -> dict:
     """Sample, score and pair candidates (see the module docstring); resumable. Returns build.json's content."""
-    from idglow.pipeline import IdGlowPipeline
-    from idglow.train.runs import check_run
+    from idglow.generate.pipeline import IdGlowPipeline
+    from idglow.runs.load import check_run
 
     options.validate()
     scoring.validate()

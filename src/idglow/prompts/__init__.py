@@ -1,4 +1,4 @@
-"""Per-subject prompt synthesis (DESIGN §1, issue: badcase-driven VLM prompts).
+"""Per-subject prompt synthesis (docs/design.md §1: badcase-driven prompts).
 
 - :mod:`idglow.prompts.scene`: structured subject descriptions (position, age, hair, clothing,
   expression) and the scene around them.

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from idglow.data.manifest import load_manifest
 from idglow.prompts import rules
 from idglow.prompts.scene import SceneDescription
-from idglow.weights import atomic_write, read_append_log
+from idglow.utils.io import atomic_write, read_append_log
 
 
 def _id(record: dict) -> str:

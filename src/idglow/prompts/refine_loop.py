@@ -16,7 +16,8 @@ from idglow.eval.report import evaluate_generations
 from idglow.prompts import rules
 from idglow.prompts.badcases import append_library, detect_failures, few_shot_guidance, library_entries
 from idglow.prompts.scene import SceneDescription
-from idglow.weights import atomic_write
+from idglow.utils.defaults import JUDGES
+from idglow.utils.io import atomic_write
 
 REPORT_KEYS = ("leakage_rate", "swap_rate", "count_accuracy", "facesim_norm", "colour_accuracy", "child_rate")
 
@@ -44,7 +45,7 @@ def rewrite_prompts(records: list[dict], failures: dict[str, dict], synthesizer,
     return {r["id"]: p for r, p in zip(failing, prompts)}
 
 
-def refine(run: str | Path, manifest: str | Path, out: str | Path, synthesizer=None, judges: str = "assets/judges",
+def refine(run: str | Path, manifest: str | Path, out: str | Path, synthesizer=None, judges: str = JUDGES,
            limit: int | None = None, steps: int = 20, seed: int = 0, id_guidance: float = 1.0, batch: int = 16,
            progress: bool = True, reorder: bool = False) -> dict:
     """One refine round on a benchmark; writes under ``out``: ``round0/``, ``round1/`` (images + eval),
@@ -57,8 +58,8 @@ def refine(run: str | Path, manifest: str | Path, out: str | Path, synthesizer=N
     Returns:
         the summary: metrics before and after, failure counts, prompts rewritten.
     """
-    from idglow.generate import SamplingOptions, generate_benchmark, override_schedules
-    from idglow.pipeline import IdGlowPipeline
+    from idglow.generate.files import SamplingOptions, generate_benchmark, override_schedules
+    from idglow.generate.pipeline import IdGlowPipeline
 
     manifest, out = Path(manifest), Path(out)
     records = evenly_spread(load_manifest(manifest, "benchmark"), limit)

@@ -1,0 +1,5 @@
+import sys
+
+from idglow.cli.main import main
+
+sys.exit(main())

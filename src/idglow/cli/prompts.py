@@ -1,0 +1,87 @@
+"""``idglow prompts``: per-subject prompt synthesis and the badcase-driven refine loop."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from idglow.cli.registry import command, group
+from idglow.utils.defaults import BENCHMARKS, JUDGES
+
+
+def _synthesizer(args: argparse.Namespace):
+    """None for ``rules``; the VLM client for ``openai``."""
+    if args.backend == "rules":
+        return None
+    from idglow.prompts.vlm import VLMOptions, VLMPromptSynthesizer
+
+    return VLMPromptSynthesizer(VLMOptions(base_url=args.base_url, model=args.model, api_key_env=args.api_key_env,
+                                           timeout=args.timeout, max_retries=args.max_retries, concurrency=args.concurrency))
+
+
+def cmd_prompts_refine(args: argparse.Namespace) -> int:
+    """One badcase-driven refine round on a benchmark."""
+    from idglow.prompts.refine_loop import refine
+    from idglow.runs.load import check_run
+
+    check_run(args.run)
+    summary = refine(args.run, args.benchmark, args.out, _synthesizer(args), judges=args.judges, limit=args.limit,
+                     steps=args.steps, seed=args.seed, id_guidance=args.id_guidance, reorder=args.reorder)
+    print(json.dumps(summary, indent=2))
+    print(f"wrote {args.out}/summary.md, badcases.jsonl, refined_prompts.jsonl, round0/, round1/")
+    return 0
+
+
+def cmd_prompts_caption(args: argparse.Namespace) -> int:
+    """Caption every record of a manifest (cached; re-running continues)."""
+    from idglow.prompts.caption import caption_manifest
+
+    synthesizer = _synthesizer(args)
+    result = caption_manifest(args.manifest, args.out, synthesizer, cache=args.cache)
+    if synthesizer is not None:
+        result["vlm_stats"] = synthesizer.stats
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _add_backend_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=["rules", "openai"], default="rules",
+                   help="rules (offline, deterministic; default) or openai (any OpenAI-compatible chat endpoint)")
+    p.add_argument("--base-url", default="http://127.0.0.1:8000/v1", help="openai: endpoint base URL")
+    p.add_argument("--model", default="Qwen2.5-VL-7B-Instruct", help="openai: model name")
+    p.add_argument("--api-key-env", default="OPENAI_API_KEY", help="openai: environment variable holding the key")
+    p.add_argument("--timeout", type=float, default=30.0, help="openai: seconds per request (default: 30)")
+    p.add_argument("--max-retries", type=int, default=2, help="openai: retries with backoff on 429/5xx/connection errors")
+    p.add_argument("--concurrency", type=int, default=4, help="openai: requests in flight (default: 4)")
+
+
+def register(sub) -> None:
+    """``idglow prompts refine | caption``."""
+    prompts = group(sub, "prompts", "per-subject prompts and the badcase refine loop",
+                    "Per-subject prompt synthesis (rules or a VLM) and the badcase-driven refine loop.")
+    p = command(prompts, "refine", cmd_prompts_refine,
+                "generate, find failures, record badcases, rewrite prompts, regenerate, re-measure",
+                "One refine round: generate the benchmark with a trained run, detect failures with the cast judges "
+                "(leakage, swap, missing/extra person, failed age transform), record them in OUT/badcases.jsonl, "
+                "rewrite the failing prompts, regenerate with the same seeds and compare (OUT/summary.md).",
+                full_name="prompts refine")
+    p.add_argument("--run", required=True, help="a finished run folder of `idglow train sft` or `train dpo`")
+    p.add_argument("--benchmark", default=BENCHMARKS[0], help=f"benchmark manifest (default: {BENCHMARKS[0]})")
+    p.add_argument("--out", default="runs/refine", help="output folder (default: runs/refine)")
+    p.add_argument("--judges", default=JUDGES, help=f"cast judges (default: {JUDGES})")
+    p.add_argument("--limit", type=int, help="only the first N records")
+    p.add_argument("--steps", type=int, default=20, help="Euler steps (default: 20)")
+    p.add_argument("--seed", type=int, default=0, help="noise seed; record k uses seed + k (default: 0)")
+    p.add_argument("--id-guidance", type=float, default=1.0, help="identity guidance scale (default: 1 = off)")
+    p.add_argument("--reorder", action="store_true",
+                   help="rules: put the failing people's clauses first (default: keep them left to right)")
+    _add_backend_options(p)
+
+    p = command(prompts, "caption", cmd_prompts_caption, "per-subject prompts for every record of a manifest (cached, resumable)",
+                "Write a per-subject prompt for every record of an SFT or benchmark manifest from its annotations "
+                "(rules) or a VLM (openai, with the reference images). Each caption is cached as soon as it exists, so "
+                "an interrupted run continues where it stopped.", full_name="prompts caption")
+    p.add_argument("--manifest", required=True, help="SFT or benchmark manifest (JSONL)")
+    p.add_argument("--out", help="captioned manifest, in the same folder (default: <manifest>.captioned.jsonl)")
+    p.add_argument("--cache", help="JSONL cache of finished captions (default: <out>.cache)")
+    _add_backend_options(p)

@@ -1,0 +1,40 @@
+"""How a command group adds its subcommands to the ``idglow`` parser.
+
+Each module of :mod:`idglow.cli` has a ``register(sub)`` that adds its group; every subcommand is declared
+through :func:`command`, which records its handler and whether it reads a configuration. A command that
+reads one gets ``--config FILE.yaml`` and accepts ``--dotted.key value`` overrides; for any other command a
+leftover ``--key value`` is an error (a typo, not an override).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+EPILOG = """configuration: --config FILE.yaml, then any --dotted.key value override, e.g.
+  idglow schedules --plot lam.png --identity.gate.age.sigma_lo 0.2 --identity.gate.age.edge_width 0
+Run `idglow config --kind model|train|sft|dpo|pairs|synth|vae` to list every key with its type, default and help."""
+
+
+def group(sub, name: str, help: str, description: str | None = None):
+    """A command group (``idglow NAME ...``); returns the subparsers its commands are added to."""
+    parser = sub.add_parser(name, help=help, description=description or help)
+    return parser.add_subparsers(dest=f"{name}_command", metavar=f"{name.upper()}_COMMAND", required=True)
+
+
+def command(sub, name: str, func: Callable[[argparse.Namespace], int], help: str, description: str | None = None,
+            config: str | None = None, full_name: str | None = None) -> argparse.ArgumentParser:
+    """Add subcommand ``name`` to ``sub`` and return its parser for its own arguments.
+
+    Args:
+        func: the handler, ``func(args) -> exit status``; ``args.overrides`` holds the config overrides.
+        help, description: the one-line help in the group's list and the text of ``--help``.
+        config: when the command reads a configuration, the help of its ``--config`` (which kind, an example).
+        full_name: how errors name the command (default: ``name``; a group's commands pass ``"group name"``).
+    """
+    parser = sub.add_parser(name, help=help, description=description or help,
+                            epilog=EPILOG if config else None, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if config:
+        parser.add_argument("--config", metavar="FILE", help=config)
+    parser.set_defaults(func=func, command=full_name or name, takes_config=config is not None)
+    return parser

@@ -1,0 +1,84 @@
+"""``idglow synth``: the synthetic cast (build, judges, mu_real, preview)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from idglow.cli.config import load
+from idglow.cli.registry import command, group
+from idglow.utils.defaults import CAST, JUDGES
+
+SYNTH_CONFIG = "synth config YAML (default: built-in defaults; keys: idglow config --kind synth)"
+
+
+def _print_mu_real(data: str, judges: str) -> None:
+    from idglow.cast.judge_training import load_judges
+    from idglow.eval.mu_real import write_mu_real
+
+    for name, result in write_mu_real(data, load_judges(judges)).items():
+        print(f"{name}: mu_real = {result['mu_real']:.4f} by group size {result['by_group_size']}")
+
+
+def cmd_synth_build(args: argparse.Namespace) -> int:
+    """Render the cast's datasets and benchmarks; compute mu_real when judges are available."""
+    from idglow.cast.build import build
+
+    summary = build(Path(args.out), load("synth", args))
+    print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2))
+    if (Path(args.judges) / "judge.safetensors").is_file():
+        _print_mu_real(args.out, args.judges)
+    else:
+        print(f"no judges in {args.judges}: run `idglow synth train-judges`, then `idglow synth mu-real --data {args.out}`")
+    print(f"wrote manifests to {args.out}")
+    return 0
+
+
+def cmd_synth_mu_real(args: argparse.Namespace) -> int:
+    """Compute mu_real of the benchmarks of a built cast."""
+    _print_mu_real(args.data, args.judges)
+    return 0
+
+
+def cmd_synth_preview(args: argparse.Namespace) -> int:
+    """Write a contact sheet of identities, children, groups and mini-adults."""
+    from idglow.cast.preview import write_preview
+
+    print(f"wrote {write_preview(args.out, load('synth', args).world, args.seed)}")
+    return 0
+
+
+def cmd_synth_train_judges(args: argparse.Namespace) -> int:
+    """Train the cast's judges on training identities; report on held-out identities."""
+    from idglow.cast.judge_training import train_all
+
+    cfg = load("synth", args)
+    w = cfg.world
+    report = train_all(Path(args.out), w.seed, w.width, w.height, w.ids("train"), w.ids("heldout"), cfg.judges)
+    print(json.dumps({k: v for k, v in report.items() if k != "config"}, indent=2))
+    print(f"wrote judges and report.json to {args.out}")
+    return 0
+
+
+def register(sub) -> None:
+    """``idglow synth build | mu-real | preview | train-judges``."""
+    synth = group(sub, "synth", "the synthetic cast: build datasets, train judges, preview",
+                  "The synthetic cast (a procedural world of identities, ages and groups). "
+                  "Configuration: --config synth.yaml and --world.* / --build.* / --judges.* overrides.")
+    p = command(synth, "build", cmd_synth_build, "render SFT sets, benchmarks (synth-group, synth-age) and mini-adults",
+                config=SYNTH_CONFIG, full_name="synth build")
+    p.add_argument("--out", default=CAST, help=f"output folder (default: {CAST})")
+    p.add_argument("--judges", default=JUDGES, help=f"judges for mu_real (default: {JUDGES})")
+    p = command(synth, "mu-real", cmd_synth_mu_real, "compute mu_real (judge FaceSim of true renders) of built benchmarks",
+                full_name="synth mu-real")
+    p.add_argument("--data", default=CAST, help=f"a folder written by `synth build` (default: {CAST})")
+    p.add_argument("--judges", default=JUDGES, help=f"trained judges (default: {JUDGES})")
+    p = command(synth, "preview", cmd_synth_preview, "write a contact sheet of identities, children, groups and mini-adults",
+                config=SYNTH_CONFIG, full_name="synth preview")
+    p.add_argument("--out", default="runs/cast-preview.png", help="PNG path (default: runs/cast-preview.png)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p = command(synth, "train-judges", cmd_synth_train_judges,
+                "train the face detector, the two identity embedders and the age and colour classifiers",
+                config=SYNTH_CONFIG, full_name="synth train-judges")
+    p.add_argument("--out", default=JUDGES, help=f"output folder (default: {JUDGES})")

@@ -1,0 +1,139 @@
+"""``idglow train``: the training stages (base, export, base-eval, vae, sft, sft-eval, dpo). Re-running resumes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+from pathlib import Path
+
+from idglow.cli.config import load
+from idglow.cli.registry import command, group
+from idglow.utils.defaults import BASE, BENCHMARKS, JUDGES, SFT_HELDOUT
+
+
+def cmd_train_base(args: argparse.Namespace) -> int:
+    """Train the base text-to-image model (captions only); resumes from the run folder's checkpoints."""
+    from idglow.base.trainer import BaseTrainer
+
+    record = BaseTrainer(load("train", args)).run()
+    print(f"done: step {record.get('step')}, loss {record.get('loss', float('nan')):.4f}")
+    return 0
+
+
+def cmd_train_sft(args: argparse.Namespace) -> int:
+    """Stage 1: train the identity branch on a frozen base model; resumes from the run folder's checkpoints."""
+    from idglow.sft.trainer import SFTTrainer
+
+    record = SFTTrainer(load("sft", args)).run()
+    print(f"done: step {record.get('step')}, loss {record.get('loss', float('nan')):.4f}, "
+          f"identity similarity {record.get('id_sim', float('nan')):.3f}")
+    return 0
+
+
+def cmd_train_dpo(args: argparse.Namespace) -> int:
+    """Stage 2: Flow-DPO of a LoRA policy on an SFT run; resumes from the run folder's checkpoints."""
+    from idglow.dpo.trainer import DPOTrainer
+
+    record = DPOTrainer(load("dpo", args)).run()
+    print(f"done: step {record.get('step')}, loss {record.get('loss', float('nan')):.4f}, "
+          f"implicit accuracy {record.get('implicit_acc', float('nan')):.3f}, "
+          f"reward margin {record.get('reward_margin', float('nan')):.3f}")
+    return 0
+
+
+def cmd_train_sft_eval(args: argparse.Namespace) -> int:
+    """Generate the cast benchmarks with an SFT run and score them with the judges."""
+    from idglow.eval.run_eval import evaluate_sft
+
+    default = "eval-no-identity" if args.no_identity else "eval" if args.id_guidance == 1 else f"eval-g{args.id_guidance:g}"
+    out = args.out or str(Path(args.run) / default)
+    results = evaluate_sft(args.run, args.benchmark or BENCHMARKS, out, judges=args.judges, identity=not args.no_identity,
+                           limit=args.limit, steps=args.steps, seed=args.seed, id_guidance=args.id_guidance)
+    keys = ("facesim", "facesim_norm", "count_accuracy", "child_rate", "mini_adult_rate", "leakage_rate", "colour_accuracy")
+    print(json.dumps({name: {k: m[k] for k in keys if k in m} for name, m in results.items()}, indent=2))
+    print(f"wrote {out}/<benchmark>.json and .png")
+    return 0
+
+
+def cmd_train_vae(args: argparse.Namespace) -> int:
+    """Train the small latent autoencoder on cast images."""
+    from idglow.base.vae import train_vae
+
+    stats = train_vae(load("vae", args))
+    print(json.dumps({k: v for k, v in stats.items() if k != "config"}, indent=2))
+    return 0
+
+
+def cmd_train_base_eval(args: argparse.Namespace) -> int:
+    """Score a finished base run's samples on held-out captions with the cast judges."""
+    from idglow.eval.base_eval import evaluate_base
+
+    result = evaluate_base(args.run, args.manifest or SFT_HELDOUT, args.judges, num=args.num, steps=args.steps, seed=args.seed)
+    print(json.dumps(result, indent=2))
+    print(f"wrote {args.run}/eval.json and eval_samples.png")
+    return 0
+
+
+def cmd_train_export(args: argparse.Namespace) -> int:
+    """Export a finished base run as fp16 safetensors with its provenance (command, commit, wall time)."""
+    from idglow.runs.export import export_base
+
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip() or "unknown"
+    provenance = export_base(args.run, args.out, args.train_command_line, commit)
+    print(json.dumps({k: v for k, v in provenance.items() if k != "train_config"}, indent=2))
+    return 0
+
+
+def register(sub) -> None:
+    """``idglow train base | export | vae | base-eval | sft | sft-eval | dpo``."""
+    train = group(sub, "train", "training stages", "Training stages. Configuration: --config FILE.yaml and --dotted.key "
+                  "overrides (e.g. --optim.steps 100); re-running resumes.")
+    command(train, "base", cmd_train_base, "the base text-to-image model of the cast (captions only, no identity branch)",
+            "Train the base text-to-image model: the backbone on captioned images. Re-running the same command resumes "
+            "from the newest checkpoint.", config="train config YAML, e.g. configs/synth-base.yaml (keys: idglow config "
+            "--kind train)", full_name="train base")
+    p = command(train, "export", cmd_train_export, "export a finished base run as fp16 safetensors with its provenance",
+                "Write RUN's final transformer as an fp16 diffusers folder under OUT, with provenance.json (training "
+                "command, commit, steps, wall time, evaluation).", full_name="train export")
+    p.add_argument("--run", required=True, help="a finished run folder of `idglow train base`")
+    p.add_argument("--out", default=BASE, help=f"output folder (default: {BASE})")
+    p.add_argument("--train-command-line", default="idglow train base --config configs/synth-base.yaml",
+                   help="the command that trained the run, recorded in provenance.json")
+    command(train, "vae", cmd_train_vae, "a small latent autoencoder (diffusers AutoencoderKL) on cast images",
+            "Train a small diffusers AutoencoderKL on cast images (for representation.kind: latents).",
+            config="vae config YAML, e.g. configs/synth-vae.yaml (keys: idglow config --kind vae)", full_name="train vae")
+    p = command(train, "base-eval", cmd_train_base_eval, "score a base run's samples on held-out captions with the cast judges",
+                "Sample held-out captions with a finished base run and report the judges' face detection rate, count "
+                "accuracy and Fréchet distance in judge features to the true renders.", full_name="train base-eval")
+    p.add_argument("--run", required=True, help="a run folder of `idglow train base`")
+    p.add_argument("--manifest", action="append",
+                   help=f"held-out SFT manifests (repeatable; default: {' and '.join(SFT_HELDOUT)})")
+    p.add_argument("--judges", default=JUDGES, help=f"trained judges (default: {JUDGES})")
+    p.add_argument("--num", type=int, default=200, help="captions to sample (default: 200)")
+    p.add_argument("--steps", type=int, default=24, help="Euler steps (default: 24)")
+    p.add_argument("--seed", type=int, default=0, help="seed of caption choice; caption i's noise uses seed + i (default: 0)")
+    command(train, "sft", cmd_train_sft, "stage 1: the identity branch on the frozen base model (identity loss, gates)",
+            "Train the identity branch (and optional backbone LoRA) on SFT scenes from the shipped base model: flow "
+            "matching plus the identity loss on x0_hat, task-adaptive gate. Logs the held-out binding diagnostic (true "
+            "vs shuffled vs no references). Re-running the same command resumes from the newest checkpoint.",
+            config="SFT config YAML, e.g. configs/synth-sft.yaml (keys: idglow config --kind sft)", full_name="train sft")
+    p = command(train, "sft-eval", cmd_train_sft_eval, "generate the cast benchmarks with an SFT run and score them with the judges",
+                "Generate every record of the cast benchmarks with a finished SFT run and report FaceSim (raw and / "
+                "mu_real), count accuracy, child and mini-adult rates (age task), leakage rate and colour accuracy.",
+                full_name="train sft-eval")
+    p.add_argument("--run", required=True, help="a finished run folder of `idglow train sft` or `train dpo`")
+    p.add_argument("--benchmark", action="append", help=f"benchmark manifests (repeatable; default: {' and '.join(BENCHMARKS)})")
+    p.add_argument("--out", help="output folder (default: RUN/eval, RUN/eval-no-identity or RUN/eval-gG)")
+    p.add_argument("--no-identity", action="store_true", help="sample with the identity branch off (text-only baseline)")
+    p.add_argument("--judges", default=JUDGES, help=f"judges that score (default: {JUDGES})")
+    p.add_argument("--limit", type=int, help="score N records of each benchmark, evenly spread over it (all group sizes)")
+    p.add_argument("--steps", type=int, default=20, help="Euler steps (default: 20)")
+    p.add_argument("--id-guidance", type=float, default=1.0,
+                   help="identity guidance scale g: v_none + g (v_id - v_none); 1 = off, >1 costs a second forward")
+    p.add_argument("--seed", type=int, default=0, help="record k's noise uses seed + k (default: 0)")
+    command(train, "dpo", cmd_train_dpo, "stage 2: Flow-DPO of a LoRA policy on an SFT run (preference pairs)",
+            "Train a LoRA adapter on a finished SFT model with Flow-DPO on the pairs of `idglow pairs build`. The "
+            "reference is the same model with the adapter disabled. Loss variants: sigmoid, weighted (per-pair weight), "
+            "margin (per-pair margin). Re-running the same command resumes from the newest checkpoint.",
+            config="DPO config YAML, e.g. configs/synth-dpo.yaml (keys: idglow config --kind dpo)", full_name="train dpo")

@@ -1,0 +1,95 @@
+"""Generating the cast benchmarks with a trained SFT or DPO run and scoring them with the judges
+(``idglow train sft-eval``). Record k of a benchmark (after ``limit``) uses seed ``seed + k``, so its image
+does not depend on the batch it is in."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from idglow.cast.crops import reference_grid, to_tensor, to_uint8
+from idglow.cast.judge_training import load_judges
+from idglow.data.images import read_rgb
+from idglow.data.manifest import evenly_spread, load_manifest
+from idglow.eval.cast_bench import score_image, summarise
+from idglow.eval.mu_real import read_mu_real
+from idglow.generate.pipeline import IdGlowPipeline
+from idglow.runs.load import check_run
+from idglow.utils.defaults import JUDGES
+from idglow.utils.io import atomic_write
+
+
+def _records(manifest: Path, limit: int | None) -> tuple[list[dict], list[torch.Tensor]]:
+    """The manifest's records (``limit``: that many, evenly spread, since benchmarks are ordered by group size)
+    and their reference crops."""
+    records = load_manifest(manifest, "benchmark")
+    records = evenly_spread(records, limit)
+    refs = [torch.stack([to_tensor(read_rgb(manifest.parent / r, f"{manifest}:{rec['_line']}: refs")) for r in rec["refs"]])
+            for rec in records]
+    return records, refs
+
+
+@torch.no_grad()
+def evaluate_benchmark(run: str | Path, manifest: str | Path, judges: str | Path = JUDGES, identity: bool = True,
+                       limit: int | None = None, steps: int = 20, seed: int = 0, batch: int = 16,
+                       id_guidance: float = 1.0, progress: bool = True) -> tuple[dict, np.ndarray]:
+    """Generate every record of a benchmark manifest with the run's model and score it.
+
+    Args:
+        identity: False samples the same backbone with the identity branch off (text only).
+        id_guidance: identity guidance scale of the sampler (1 = none).
+
+    Returns:
+        ``(metrics, grid)``: :func:`idglow.eval.cast_bench.summarise` plus settings, and a uint8
+        image of the first eight records (reference crops | generation).
+    """
+    manifest = Path(manifest)
+    scorers = load_judges(judges)
+    records, refs = _records(manifest, limit)
+    height, width = read_rgb(manifest.parent / records[0]["expected"]["target"], f"{manifest}: target").shape[:2]
+    pipe = IdGlowPipeline.from_run(run, height, width)
+    scores, rows = [], []
+    for start in tqdm(range(0, len(records), batch), desc=f"{manifest.stem}", disable=not progress):
+        chunk, chunk_refs = records[start : start + batch], refs[start : start + batch]
+        generators = [torch.Generator().manual_seed(seed + start + i) for i in range(len(chunk))]
+        images = pipe([r["prompt"] for r in chunk], chunk_refs if identity else None, [r["task"] for r in chunk],
+                      steps=steps, generator=generators, id_guidance=id_guidance)
+        for image, record, crops in zip(images, chunk, chunk_refs):
+            scores.append(score_image(image, crops, record, scorers))
+            if len(rows) < 8:
+                rows.append(np.concatenate([reference_grid(crops, height), to_uint8(image)], axis=1))
+    metrics = summarise(scores, read_mu_real(manifest))
+    metrics.update({"benchmark": str(manifest), "identity": identity, "id_guidance": id_guidance, "steps": steps, "seed": seed, "run": str(run)})
+    return metrics, np.concatenate(rows, axis=0)
+
+
+@torch.no_grad()
+def evaluate_targets(manifest: str | Path, judges: str | Path = JUDGES, limit: int | None = None) -> dict:
+    """The same scores for the benchmark's true target renders: the ceiling (FaceSim = mu_real) and the
+    judges' own error rates (child rate, leakage) on perfect images."""
+    manifest = Path(manifest)
+    scorers = load_judges(judges)
+    records, refs = _records(manifest, limit)
+    scores = [score_image(to_tensor(read_rgb(manifest.parent / r["expected"]["target"], f"{manifest}:{r['_line']}: target")),
+                          crops, r, scorers) for r, crops in zip(records, refs)]
+    return {**summarise(scores, read_mu_real(manifest)), "benchmark": str(manifest), "truth": True}
+
+
+def evaluate_sft(run: str | Path, manifests: list[str], out: str | Path, **kwargs) -> dict[str, dict]:
+    """:func:`evaluate_benchmark` on each manifest; writes ``out/<benchmark>.json`` and ``out/<benchmark>.png``."""
+    check_run(run)  # before any benchmark is read, so a wrong run is the error the user sees
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for manifest in manifests:
+        metrics, grid = evaluate_benchmark(run, manifest, **kwargs)
+        name = Path(manifest).stem
+        atomic_write(out / f"{name}.json", lambda p, m=metrics: p.write_text(json.dumps(m, indent=2) + "\n"))
+        atomic_write(out / f"{name}.png", lambda p, g=grid: Image.fromarray(g).save(p, format="PNG"))
+        results[name] = metrics
+    return results

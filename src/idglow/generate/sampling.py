@@ -1,0 +1,113 @@
+"""Sampling an IdGlow transformer with the Euler sampler, identity K/V cached across steps."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from idglow.flow import euler_sample, sigma_grid
+from idglow.identity.attention import IdentityCondition
+from idglow.models.packing import text_ids
+from idglow.models.transformer import IdGlowTransformer
+
+
+@torch.no_grad()
+def sample_packed(
+    model: IdGlowTransformer,
+    noise: torch.Tensor,
+    encoder_hidden_states: torch.Tensor,
+    pooled_projections: torch.Tensor,
+    img_ids: torch.Tensor,
+    txt_ids: torch.Tensor,
+    identity: IdentityCondition | None = None,
+    task: Sequence[str] | str | torch.Tensor = "group",
+    num_steps: int = 20,
+    shift: float = 1.0,
+    mu: float | None = None,
+    cache_kv: bool = True,
+    guidance: torch.Tensor | None = None,
+    id_guidance: float = 1.0,
+    progress: bool = False,
+) -> torch.Tensor:
+    """Integrate the model's velocity from ``noise`` (sigma = 1) to data (sigma = 0).
+
+    Args:
+        noise: packed noise tokens [B, S, C].
+        encoder_hidden_states, pooled_projections, img_ids, txt_ids: as for :meth:`IdGlowTransformer.forward`.
+        identity: encoded references, or None for text-only sampling.
+        task: per-sample task(s).
+        num_steps, shift, mu: the sigma grid (:func:`idglow.flow.sigma_grid`).
+        cache_kv: compute each block's identity K/V once for the whole run (C_ID does not depend on sigma).
+        id_guidance: identity guidance scale g: ``v = v_none + g * (v_id - v_none)``, where ``v_none``
+            is the same model without references (the base model, exactly). 1 = one forward per step;
+            any other value costs a second forward.
+
+    Returns:
+        packed latents [B, S, C].
+    """
+    if identity is not None and cache_kv and identity.kv is None:
+        identity = model.cache_identity(identity)
+
+    def forward(x: torch.Tensor, sigma: torch.Tensor, condition: IdentityCondition | None) -> torch.Tensor:
+        return model(
+            x, sigma, encoder_hidden_states, pooled_projections, img_ids, txt_ids,
+            identity=condition, task=task, guidance=guidance,
+        )
+
+    def velocity(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        v_id = forward(x, sigma, identity)
+        if identity is None or id_guidance == 1.0:
+            return v_id
+        v_none = forward(x, sigma, None)
+        return v_none + id_guidance * (v_id - v_none)
+
+    return euler_sample(velocity, noise, sigma_grid(num_steps, shift=shift, mu=mu).to(noise.device), progress=progress)
+
+
+def seeded_noise(seeds: Sequence[int | torch.Generator], tokens: int, channels: int) -> torch.Tensor:
+    """Initial noise [B, S, C], sample b drawn on the CPU from its own generator (``seeds[b]``: a seed or a
+    generator), so an image depends on its seed only: not on the batch it is in, nor on the device."""
+    generators = [s if isinstance(s, torch.Generator) else torch.Generator().manual_seed(int(s)) for s in seeds]
+    return torch.stack([torch.randn(tokens, channels, generator=g) for g in generators])
+
+
+@torch.no_grad()
+def generate_images(
+    model: IdGlowTransformer,
+    rep,
+    text,
+    prompts: Sequence[str],
+    seeds: Sequence[int | torch.Generator],
+    refs: torch.Tensor | None = None,
+    ref_mask: torch.Tensor | None = None,
+    task: Sequence[str] | str | torch.Tensor = "group",
+    num_steps: int = 20,
+    mu: float | None = None,
+    id_guidance: float = 1.0,
+) -> torch.Tensor:
+    """Images [B, 3, H, W] in [-1, 1] (float32, on the model's device): the one way every caller samples.
+
+    ``IdGlowPipeline``, the trainers' sample grids, the SFT binding diagnostic and the base-model evaluation
+    all come here, so the same model, prompts, references and seeds give the same images everywhere.
+
+    Args:
+        model: the IdGlow transformer (eval mode); rep: the image representation (pixels or latents);
+            text: the prompt encoder (``text(prompts) -> (states [B, T, D], pooled [B, P])``, ``max_tokens``).
+        prompts, seeds: B prompts and one seed (or generator) each: see :func:`seeded_noise`.
+        refs, ref_mask: the identity encoder's inputs [B, N, ...] and mask [B, N] (padded with
+            :func:`idglow.identity.pad_references`), or None: the base model. Encoded once, K/V cached for all steps.
+        task, num_steps, mu, id_guidance: as for :func:`sample_packed`.
+    """
+    if len(seeds) != len(prompts):
+        raise ValueError(f"seeds: {len(seeds)} seeds for {len(prompts)} prompts")
+    device = next(model.parameters()).device
+    states, pooled = text(list(prompts))
+    states, pooled = states.to(device), pooled.to(device)
+    identity = None
+    if refs is not None:
+        identity = model.cache_identity(model.identity_condition(refs.to(device), ref_mask.to(device), states))
+    noise = seeded_noise(seeds, rep.tokens, rep.channels).to(device)
+    packed = sample_packed(model, noise, states, pooled, rep.image_ids(device), text_ids(text.max_tokens, device),
+                           identity=identity, task=task, num_steps=num_steps, mu=mu, id_guidance=id_guidance)
+    return rep.decode(packed.float()).clamp(-1, 1).float()

@@ -1,0 +1,110 @@
+"""Configuration of stage 1, supervised fine-tuning of the identity branch (``idglow train sft``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+from idglow.faces.identity_loss import ANNEALING
+from idglow.identity.config import IdentityConfig, _age_schedule, _group_schedule
+from idglow.identity.schedules import ScheduleConfig
+from idglow.models import ModelConfig
+from idglow.recipes.train import LogConfig, OptimConfig, TrainConfig
+from idglow.utils.config import option, validate_sections
+from idglow.utils.defaults import BASE, JUDGES, SFT_HELDOUT
+
+
+def _sft_model() -> ModelConfig:
+    return ModelConfig(preset="small", text_dim=384, identity=IdentityConfig(encoder="embedding"))
+
+
+def _sft_optim() -> OptimConfig:
+    return OptimConfig(steps=100000, max_minutes=15.0, batch_size=16, lr=1e-3, warmup_steps=50, schedule="constant")
+
+
+def _sft_log() -> LogConfig:
+    return LogConfig(log_every=20, checkpoint_every=100, sample_every=0, num_samples=6, sample_steps=20)
+
+
+@dataclasses.dataclass
+class IdentityLossConfig:
+    """The identity loss on x0_hat: ``w_id * s_task(sigma) * a(step) * (1 - cos)``, per subject, averaged per image."""
+
+    weight: float = option(0.1, "w_id (0 = no identity loss; its similarity is still logged)")
+    follow_gate: bool = option(True, "s_task(sigma) = the gate's analytic schedule of each task; false: `group`/`age` below")
+    group: ScheduleConfig = option(help="s_task of task group when follow_gate is false", factory=_group_schedule)
+    age: ScheduleConfig = option(help="s_task of task age when follow_gate is false", factory=_age_schedule)
+    anneal: Literal["none", "warmup", "decay"] = option("none", f"a(step): {ANNEALING} (linear over anneal_steps)")
+    anneal_steps: int = option(0, "steps of the warm-up or decay of a(step)")
+    judges: str = option(JUDGES, "folder of the cast judges; its frozen `encoder` embeds faces and references")
+    recognizer: Literal["cast", "arcface"] = option(
+        "cast", "frozen differentiable face embedder of the loss and of the references: `cast` (the judges' `encoder`, "
+        "synthetic faces only) or `arcface` (an insightface IResNet from `arcface`, for real photos)")
+    arcface: str | None = option(None, "arcface only: the IResNet weights as a .safetensors file (never downloaded)")
+
+    def validate(self) -> None:
+        if self.weight < 0:
+            raise ValueError(f"weight: must be >= 0, got {self.weight}")
+        if self.anneal_steps < 0:
+            raise ValueError(f"anneal_steps: must be >= 0, got {self.anneal_steps}")
+        if self.recognizer == "arcface" and not self.arcface:
+            raise ValueError("arcface: recognizer `arcface` needs the IResNet weights (a .safetensors file)")
+        validate_sections(self, "group", "age")
+
+
+@dataclasses.dataclass
+class ReferenceConfig:
+    """What embeds each subject's reference for the identity branch (``identity.encoder: embedding``)."""
+
+    backend: Literal["recognizer", "dlib", "insightface"] = option(
+        "recognizer", "recognizer: identity_loss's recognizer (cast encoder or ArcFace); dlib: dlib's 128-d "
+        "descriptors, offline (`pip install idglow[real]`); insightface: ArcFace 512-d from `model_dir`. dlib and "
+        "insightface find the largest face in each reference image (an error names a reference without one)")
+    model_dir: str | None = option(None, "insightface only: a local model pack folder (e.g. buffalo_l); never downloaded")
+
+    def validate(self) -> None:
+        if self.backend == "insightface" and not self.model_dir:
+            raise ValueError("model_dir: the insightface backend needs a local model pack folder")
+
+
+@dataclasses.dataclass
+class DiagnosticsConfig:
+    """Held-out binding diagnostic: flow-matching loss with true, shuffled and no references, by sigma."""
+
+    every: int = option(100, "steps between diagnostics (0 = only at the end)")
+    manifests: list[str] = option(
+        help="held-out SFT manifests the diagnostic items come from",
+        factory=lambda: list(SFT_HELDOUT),
+    )
+    items: int = option(32, "held-out scenes (split evenly over the manifests); each is scored at every sigma")
+    sigmas: list[float] = option(
+        help="noise levels scored (one per sigma bucket by default)",
+        factory=lambda: [0.05, 0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85, 0.95],
+    )
+
+    def validate(self) -> None:
+        if self.every < 0 or self.items < 2:
+            raise ValueError(f"every/items: need every >= 0 and items >= 2, got {self.every}, {self.items}")
+        if not self.sigmas or any(not 0.0 < s < 1.0 for s in self.sigmas):
+            raise ValueError(f"sigmas: need values in (0, 1), got {self.sigmas}")
+
+
+@dataclasses.dataclass
+class SFTConfig(TrainConfig):
+    """Stage 1: the identity branch (and optional backbone LoRA) trained on an SFT manifest, from a base model.
+
+    The backbone, the representation and the prompt length come from ``base``; the backbone is frozen.
+    """
+
+    out: str = option("runs/sft", "run folder: checkpoints, logs, samples, final identity branch")
+    base: str = option(BASE, "exported base model folder (transformer/ + train_config.json)")
+    model: ModelConfig = option(help="the model: identity branch, gate and LoRA (backbone from `base`)", factory=_sft_model)
+    optim: OptimConfig = option(help="optimisation", factory=_sft_optim)
+    log: LogConfig = option(help="logging, checkpoints and samples", factory=_sft_log)
+    identity_loss: IdentityLossConfig = option(help="identity loss", factory=IdentityLossConfig)
+    references: ReferenceConfig = option(help="reference embeddings (photos: dlib or insightface)", factory=ReferenceConfig)
+    diagnostics: DiagnosticsConfig = option(help="held-out binding diagnostic", factory=DiagnosticsConfig)
+
+    def validate(self) -> None:
+        super().validate()
+        validate_sections(self, "identity_loss", "references", "diagnostics")

@@ -1,0 +1,108 @@
+"""Finished run folders, loaded for generation and evaluation without the training engine.
+
+A base run (or an exported base model, as shipped in ``assets/base``, or a diffusers FLUX folder) holds the
+backbone; an SFT run holds the identity branch (and LoRA) over a base model named in its ``config.json``
+as ``base``; a DPO run holds a LoRA over an SFT run (named as ``sft``). SFT and DPO runs load to the same
+thing: an :class:`IdGlowTransformer` plus the SFT config that says how to sample it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import torch
+from diffusers import FluxTransformer2DModel
+
+from idglow.conditioning.flux_folder import adopt_flux_folder, is_pipeline_folder
+from idglow.models import IdGlowTransformer, load_identity_branch, load_lora
+from idglow.models.config import LoraOptions
+from idglow.models.lora import fuse_lora
+from idglow.recipes.sft import SFTConfig
+from idglow.recipes.train import TrainConfig
+from idglow.utils.config import from_dict
+
+
+def load_base(run: str | Path, dtype: torch.dtype = torch.float32) -> tuple[IdGlowTransformer, TrainConfig]:
+    """The model and training config of a finished base run (``run/final/transformer``, ``run/config.json``),
+    an exported one (``transformer``, ``train_config.json``, as shipped in ``assets/base``) or a FLUX folder."""
+    run = Path(run)
+    if is_pipeline_folder(run):
+        return load_flux_folder(run, dtype)
+    exported = (run / "train_config.json").is_file()
+    cfg = from_dict(TrainConfig, json.loads((run / ("train_config.json" if exported else "config.json")).read_text()))
+    folder = run / "transformer" if exported else run / "final" / "transformer"
+    if exported and cfg.representation.kind == "latents":  # an exported model carries its autoencoder
+        cfg = dataclasses.replace(cfg, representation=dataclasses.replace(cfg.representation, vae=str(run / "vae")))
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{folder}: no final transformer; finish (or resume) the run first")
+    backbone = FluxTransformer2DModel.from_pretrained(folder, torch_dtype=dtype, local_files_only=True)
+    return IdGlowTransformer(cfg.model, backbone=backbone).eval(), cfg
+
+
+def load_flux_folder(folder: Path, dtype: torch.dtype = torch.float32) -> tuple[IdGlowTransformer, TrainConfig]:
+    """The transformer of a diffusers FLUX folder, with the config that reads its VAE and text encoders."""
+    cfg = adopt_flux_folder(TrainConfig(), folder)
+    backbone = FluxTransformer2DModel.from_pretrained(folder / "transformer", torch_dtype=dtype, local_files_only=True)
+    return IdGlowTransformer(cfg.model, backbone=backbone).eval(), cfg
+
+
+def is_dpo_run(run: str | Path) -> bool:
+    """Whether ``run`` (with a config.json) was written by ``idglow train dpo``."""
+    return "sft" in json.loads((Path(run) / "config.json").read_text())
+
+
+def check_sft_run(run: str | Path) -> None:
+    """Raise FileNotFoundError unless ``run`` is a finished SFT run folder (config.json, final identity branch)."""
+    run = Path(run)
+    if not (run / "config.json").is_file():
+        raise FileNotFoundError(f"{run}: no config.json; not an SFT run folder")
+    if not (run / "final" / "identity_branch.safetensors").is_file():
+        raise FileNotFoundError(f"{run / 'final'}: no identity_branch.safetensors; finish (or resume) the run first")
+
+
+def check_run(run: str | Path) -> None:
+    """Raise FileNotFoundError unless ``run`` is a finished SFT or DPO run folder (a DPO run's SFT run included)."""
+    run = Path(run)
+    if not (run / "config.json").is_file():
+        raise FileNotFoundError(f"{run}: no config.json; not a run folder of `idglow train sft` or `train dpo`")
+    if not is_dpo_run(run):
+        check_sft_run(run)
+        return
+    if not (run / "final" / "lora.safetensors").is_file():
+        raise FileNotFoundError(f"{run / 'final'}: no lora.safetensors; finish (or resume) the DPO run first")
+    check_sft_run(json.loads((run / "config.json").read_text())["sft"])
+
+
+def load_sft(run: str | Path, dtype: torch.dtype = torch.float32) -> tuple[IdGlowTransformer, SFTConfig]:
+    """The model (base backbone + trained identity branch and LoRA) and config of a finished SFT run."""
+    run = Path(run)
+    check_sft_run(run)
+    cfg = from_dict(SFTConfig, json.loads((run / "config.json").read_text()))
+    final = run / "final"
+    base, _ = load_base(cfg.base, dtype)
+    # LoRA is added by load_lora from its own saved config; the backbone comes from the base folder.
+    model = IdGlowTransformer(dataclasses.replace(cfg.model, lora=LoraOptions(), pretrained=None), backbone=base.flux)
+    load_identity_branch(model, final)
+    if (final / "lora.safetensors").is_file():
+        load_lora(model, final)
+    return model.eval(), cfg
+
+
+def load_policy(sft_run: str | Path, dtype: torch.dtype = torch.float32) -> tuple[IdGlowTransformer, SFTConfig]:
+    """The SFT model of ``sft_run`` with its LoRA (if any) merged into the backbone: what DPO starts from
+    and uses as its reference. Returns ``(model, SFTConfig)``."""
+    model, cfg = load_sft(sft_run, dtype)
+    fuse_lora(model)
+    return model, cfg
+
+
+def load_run(run: str | Path, dtype: torch.dtype = torch.float32) -> tuple[IdGlowTransformer, SFTConfig]:
+    """The model (eval mode) and SFT config of a finished SFT or DPO run."""
+    check_run(run)
+    if not is_dpo_run(run):
+        return load_sft(run, dtype)
+    model, cfg = load_policy(json.loads((Path(run) / "config.json").read_text())["sft"], dtype)
+    load_lora(model, Path(run) / "final")
+    return model.eval(), cfg

@@ -1,0 +1,135 @@
+"""Stage 1, SFT: the identity branch trained on a frozen base model with flow matching plus the identity loss.
+
+Per step: noise the scenes, encode each subject's reference (the frozen cast ``encoder`` embedding for
+``identity.encoder: embedding``, the crop for ``conv``), predict the velocity with the gate of each
+sample's task, and add ``w_id * s_task(sigma) * a(step) * (1 - cos)`` between the frozen ``encoder``'s
+embedding of each subject's face in ``x0_hat`` (cut at its ground-truth box) and its reference.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from idglow.conditioning.flux_folder import is_pipeline_folder
+from idglow.data.subjects import SubjectScenes
+from idglow.faces.identity_loss import annealing, identity_loss_weight, per_sample_mean, subject_similarity
+from idglow.faces.recognizer import load_recognizer, load_reference_embedder
+from idglow.faces.references import frozen_embeddings, scatter_references
+from idglow.flow import flow_matching_loss, latents_from_velocity, velocity_target
+from idglow.identity.schedules import schedule_function
+from idglow.models import IdGlowTransformer
+from idglow.models.io import save_identity_branch, save_lora
+from idglow.models.lora import is_lora_parameter
+from idglow.recipes.sft import SFTConfig
+from idglow.runs.adopt import resolve_sft
+from idglow.sft.diagnostics import BindingDiagnostic
+from idglow.training.loop import Trainer
+from idglow.utils.io import atomic_write
+
+
+class SFTTrainer(Trainer):
+    """Trains ``model.identity`` (and LoRA when ``model.lora.rank > 0``) on subject scenes; the backbone is frozen."""
+
+    def __init__(self, cfg: SFTConfig):
+        cfg.validate()
+        cfg = resolve_sft(cfg)
+        # On photos without a differentiable recognizer (identity_loss.weight 0, checked), nothing scores x0_hat's faces.
+        photos_without_recognizer = is_pipeline_folder(cfg.base) and cfg.identity_loss.recognizer == "cast"
+        self.embedder = None if photos_without_recognizer else load_recognizer(cfg.identity_loss)
+        self.ref_embedder = None
+        if cfg.model.identity.encoder == "embedding":
+            self.ref_embedder = load_reference_embedder(cfg, self.embedder)
+        super().__init__(cfg)
+        loss = cfg.identity_loss
+        specs = (cfg.model.identity.gate.group, cfg.model.identity.gate.age) if loss.follow_gate else (loss.group, loss.age)
+        self.loss_schedules = [schedule_function(s) for s in specs]
+        self.ref_inputs, self.ref_targets = self._reference_inputs(self.data)
+        held = SubjectScenes(cfg.diagnostics.manifests, progress=False, max_refs=cfg.model.identity.max_refs)
+        self.diagnostic = BindingDiagnostic(held, self._reference_inputs(held)[0], self.rep, self.text, self.img_ids,
+                                            self.txt_ids, cfg.diagnostics, cfg.model.identity.max_refs, cfg.seed)
+
+    def _load_data(self) -> SubjectScenes:
+        progress = self.cfg.log.progress and self.accelerator.is_main_process
+        return SubjectScenes(self.cfg.data.manifests, progress=progress, max_refs=self.cfg.model.identity.max_refs)
+
+    def _build_model(self) -> IdGlowTransformer:
+        model = IdGlowTransformer(self.cfg.model)
+        model.flux.requires_grad_(False)
+        for name, param in model.flux.named_parameters():
+            param.requires_grad_(is_lora_parameter(name))
+        model.identity.requires_grad_(True)
+        return model
+
+    def _reference_inputs(self, data: SubjectScenes) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Per subject of ``data``: what the identity encoder reads (frozen embeddings [R, E] of ``references``, or
+        crops [R, 3, h, w] for ``conv``) and the identity loss's targets (the recognizer's embeddings [R, E'])."""
+        crops = data.ref_crops(torch.arange(len(data.refs)))
+        targets = frozen_embeddings(self.embedder, crops) if self.embedder is not None else None
+        if self.ref_embedder is None:
+            return crops, targets
+        if self.ref_embedder is self.embedder:
+            return targets, targets
+        return frozen_embeddings(self.ref_embedder, crops, sources=data.ref_sources), targets
+
+    def _loss(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        cfg, device = self.cfg, self.accelerator.device
+        latents, prompts = self._batch(index)
+        ids, rows, slots = self.data.subjects(index)
+        refs, mask = scatter_references(self.ref_inputs[ids], rows, slots, len(index), cfg.model.identity.max_refs)
+        task = self.data.tasks[index].to(device)
+        noisy, noise, sigma = self._noised(latents)
+        states, pooled = self.text(prompts)
+        with self.accelerator.autocast():
+            velocity = self.model(noisy, sigma, states, pooled, self.img_ids, self.txt_ids, task=task,
+                                  refs=refs.to(device), ref_mask=mask.to(device))
+        flow = flow_matching_loss(velocity, velocity_target(latents, noise), sigma, cfg.flow.weighting)
+        with torch.no_grad():
+            lam = self.accelerator.unwrap_model(self.model).identity.gate(sigma, task)
+        if self.embedder is None:
+            return {"loss": flow, "flow": flow, "lambda": lam, "sigma": sigma, "task": task}
+        weight = identity_loss_weight(sigma, task, self.loss_schedules, cfg.identity_loss.weight,
+                                      annealing(self.step, cfg.identity_loss.anneal, cfg.identity_loss.anneal_steps))
+        reference = self.ref_targets[ids].to(device)
+        # The second reference row: another scene's subject, what id_sim would be without identity-specific binding.
+        references = torch.stack([reference, reference.roll(cfg.model.identity.max_refs, 0)])
+        with torch.set_grad_enabled(bool((weight > 0).any())):
+            images = self.rep.decode(latents_from_velocity(noisy, sigma, velocity.float()))
+            sim, other_sim = subject_similarity(images, self.data.boxes[ids].to(device), rows.to(device), references,
+                                                self.embedder)
+        identity = per_sample_mean(1.0 - sim, rows.to(device), len(index))
+        other = per_sample_mean(other_sim.detach(), rows.to(device), len(index))
+        return {"loss": flow + weight * identity, "flow": flow, "identity": identity.detach(),
+                "id_sim": 1.0 - identity.detach(), "id_sim_other": other, "id_weight": weight, "lambda": lam,
+                "sigma": sigma, "task": task}
+
+    def _periodic(self, last: bool) -> dict:
+        every = self.cfg.diagnostics.every
+        if not self.accelerator.is_main_process or not ((every and self.step % every == 0) or last):
+            return {}
+        with self.accelerator.autocast():
+            result = self.diagnostic(self.accelerator.unwrap_model(self.model))
+        with open(self.out / "diagnostics.jsonl", "a") as f:
+            f.write(json.dumps({"step": self.step, **result}) + "\n")
+        return {k: v for k, v in result.items() if "_sigma_" not in k}
+
+    def _save_final(self, model: IdGlowTransformer, folder: Path) -> None:
+        """The identity branch (and LoRA) as safetensors + JSON; the backbone stays in ``base``."""
+        save_identity_branch(model, folder)
+        if model.config.lora.rank > 0:
+            save_lora(model, folder)
+
+    @torch.no_grad()
+    def sample_grid(self, path: Path) -> Path:
+        """Held-out scenes, one row each: reference crops | true scene | with references | without."""
+        model = self.accelerator.unwrap_model(self.model).eval()
+        with self.accelerator.autocast():
+            rows = self.diagnostic.sample_rows(model, self.cfg.log.num_samples, self.cfg.log.sample_steps, self.mu)
+        model.train()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda tmp: Image.fromarray(np.concatenate(rows, axis=0)).save(tmp, format="PNG"))
+        return path

@@ -1,0 +1,318 @@
+"""The trainer: an accelerate loop over captioned images with the flow-matching objective.
+
+One CPU process here; the same code under ``accelerate launch`` on many GPUs (each process takes its
+own slice of every global batch). Resumable: re-running the same command continues from the newest
+checkpoint in ``out/checkpoints`` and ends with the same weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from diffusers.optimization import get_scheduler
+from diffusers.training_utils import EMAModel
+from tqdm.auto import tqdm
+
+from idglow.conditioning.precompute import encode_latents
+from idglow.conditioning.representation import build_representation
+from idglow.conditioning.text import build_text_encoder
+from idglow.data.images import EpochOrder
+from idglow.flow import add_noise, flux_shift_mu, sample_sigmas
+from idglow.models import IdGlowTransformer
+from idglow.models.lora import is_lora_parameter
+from idglow.models.packing import text_ids
+from idglow.recipes.train import TrainConfig
+from idglow.runs.adopt import inherit
+from idglow.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from idglow.training.memory import apply_memory_options, make_optimizer
+from idglow.utils.config import to_dict
+from idglow.utils.defaults import TASKS
+from idglow.utils.io import atomic_write
+
+SIGMA_BUCKETS = 10
+
+
+class TermStats:
+    """Running sums of per-sample loss terms between two log lines.
+
+    Every term's mean is logged; ``flow`` also by sigma bucket (``loss_sigma_0.3`` = flow loss of
+    samples with sigma in [0.3, 0.4)), and terms named in ``BUCKETED`` likewise; terms named in
+    ``PER_TASK`` also by task (``lambda_group``...) when the terms carry ``task``.
+    """
+
+    BUCKETED = {"flow": "loss_sigma", "id_sim": "id_sim_sigma"}
+    PER_TASK = ("lambda", "id_weight", "id_sim")
+
+    def __init__(self):
+        self.sums: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, torch.Tensor] = {}
+        self.images, self.grad_norm = 0, 0.0
+
+    def _add(self, key: str, slot: torch.Tensor, values: torch.Tensor, slots: int) -> None:
+        self.sums.setdefault(key, torch.zeros(slots)).index_add_(0, slot, values)
+        self.counts.setdefault(key, torch.zeros(slots)).index_add_(0, slot, torch.ones_like(values))
+
+    def add(self, terms: dict[str, torch.Tensor]) -> None:
+        """Accumulate one micro-batch of terms (each [B]; ``sigma`` and ``task`` are keys, not logged)."""
+        terms = {k: v.detach().float().cpu() for k, v in terms.items()}
+        bucket = (terms["sigma"] * SIGMA_BUCKETS).long().clamp(max=SIGMA_BUCKETS - 1)
+        zero = torch.zeros_like(bucket)
+        for name, values in terms.items():
+            if name in ("sigma", "task"):
+                continue
+            self._add(name, zero, values, 1)
+            if name in self.BUCKETED:
+                self._add(self.BUCKETED[name], bucket, values, SIGMA_BUCKETS)
+            if name in self.PER_TASK and "task" in terms:
+                self._add(f"{name}_by_task", terms["task"].long(), values, len(TASKS))
+        self.images += len(terms["sigma"])
+
+    def summary(self) -> dict[str, float]:
+        """Means: one entry per term, per non-empty sigma bucket and per task seen."""
+        out = {}
+        for key, total in self.sums.items():
+            count = self.counts[key]
+            for i in range(len(total)):
+                if count[i] == 0:
+                    continue
+                mean = float(total[i] / count[i])
+                if key.endswith("_by_task"):
+                    out[f"{key[: -len('_by_task')]}_{TASKS[i]}"] = mean
+                elif key in self.BUCKETED.values():
+                    out[f"{key}_{i / SIGMA_BUCKETS:.1f}"] = mean
+                else:
+                    out[key] = mean
+        return out
+
+
+
+class Trainer:
+    """The training engine every stage shares: accelerate, optimizer and schedule, EMA, checkpoints and resume,
+    logging (every loss term, by sigma bucket and task, throughput), periodic work and sample grids.
+
+    A stage subclasses it and defines its data, model, loss and final weights (the hooks below); see
+    :class:`idglow.base.trainer.BaseTrainer`, :class:`idglow.sft.trainer.SFTTrainer` and
+    :class:`idglow.dpo.trainer.DPOTrainer`. The config given is never changed: ``self.cfg`` is the resolved copy.
+    """
+
+    def __init__(self, cfg: TrainConfig):
+        cfg.validate()
+        self.cfg, self.out = cfg, Path(cfg.out)
+        log_with = ["tensorboard"] if cfg.log.tensorboard else None
+        self.accelerator = Accelerator(gradient_accumulation_steps=cfg.optim.grad_accum,
+                                       mixed_precision=cfg.optim.mixed_precision, log_with=log_with, project_dir=str(self.out))
+        torch.manual_seed(cfg.seed)
+        self.data = self._load_data()
+        self.height, self.width = self.data.size
+        self.rep = build_representation(cfg.representation, self.height, self.width)
+        if not cfg.representation.offload:
+            self.rep.to(self.accelerator.device)
+        self.cached_tokens = self._encode_dataset() if cfg.representation.kind == "latents" else None
+        self.text = build_text_encoder(cfg.text, cfg.data.max_tokens, self.accelerator.device, cfg.data.cache_dir)
+        derived = {"model.in_channels": self.rep.channels}
+        if cfg.text.kind == "minilm":
+            derived["model.text_dim"] = self.text.dim
+        self.cfg = cfg = inherit(cfg, derived, "the representation and text encoder")
+        self.model = self._build_model()
+        apply_memory_options(self.model, cfg.optim, self.accelerator.device)
+        self.names = [n for n, q in self.model.named_parameters() if q.requires_grad]
+        params = [q for q in self.model.parameters() if q.requires_grad]
+        optimizer = make_optimizer(self._param_groups(), cfg.optim)
+        scheduler = get_scheduler(cfg.optim.schedule if cfg.optim.schedule != "constant" else "constant_with_warmup",
+                                  optimizer, num_warmup_steps=cfg.optim.warmup_steps, num_training_steps=cfg.optim.steps)
+        self.model, self.optimizer, self.scheduler = self.accelerator.prepare(self.model, optimizer, scheduler)
+        self.ema = EMAModel(params, decay=cfg.optim.ema_decay) if cfg.optim.ema_decay > 0 else None
+        self.order = EpochOrder(len(self.data), cfg.optim.batch_size, cfg.seed,
+                                self.accelerator.process_index, self.accelerator.num_processes)
+        self.generator = torch.Generator().manual_seed(cfg.seed + 1)
+        self.tokens = self.rep.tokens
+        self.mu = flux_shift_mu(self.tokens) if cfg.flow.shift == "resolution" else None
+        self.img_ids = self.rep.image_ids(self.accelerator.device)
+        self.txt_ids = text_ids(cfg.data.max_tokens, self.accelerator.device)
+        self.step, self.elapsed_before = 0, 0.0
+        self._process_start = time.perf_counter()
+        self._resume()
+
+    def _param_groups(self) -> list[dict]:
+        """Trainable parameters for AdamW: LoRA weights get ``optim.lora_lr`` when it is set."""
+        named = [(n, q) for n, q in self.model.named_parameters() if q.requires_grad]
+        lora = [q for n, q in named if is_lora_parameter(n)]
+        if self.cfg.optim.lora_lr is None or not lora:
+            return [{"params": [q for _, q in named]}]
+        rest = [q for n, q in named if not is_lora_parameter(n)]
+        return [g for g in ({"params": rest}, {"params": lora, "lr": self.cfg.optim.lora_lr}) if g["params"]]
+
+    # What a stage defines (base/, sft/, dpo/): its data, its model with what it trains, its loss, its final
+    # weights and its sample grid.
+    def _load_data(self):
+        """The training set: ``len``, ``size`` (H, W) and ``batch(index)``."""
+        raise NotImplementedError
+
+    def _build_model(self) -> IdGlowTransformer:
+        """The model with ``requires_grad`` set on what this stage trains."""
+        raise NotImplementedError
+
+    def _loss(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-sample terms [B] of dataset items ``index``: ``loss`` (optimised), ``sigma``, and what is logged."""
+        raise NotImplementedError
+
+    def _save_final(self, model: IdGlowTransformer, folder: Path) -> None:
+        """The stage's final weights under ``folder``."""
+        raise NotImplementedError
+
+    def sample_grid(self, path: Path) -> Path:
+        """A PNG of samples from the current weights at ``path``."""
+        raise NotImplementedError
+
+    def _encode_dataset(self) -> torch.Tensor:
+        """Every training image's latent tokens, encoded once (the autoencoder is frozen); with ``data.cache_dir``,
+        read from and written to the disk cache, so a later run encodes nothing again."""
+        return encode_latents(self.data, self.rep, self.cfg.data.cache_dir, self.cfg.log.progress)
+
+    def _batch(self, index: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
+        """Clean tokens [B, S, C] and prompts of dataset items ``index``."""
+        images, prompts = self.data.batch(index)
+        tokens = self.cached_tokens[index] if self.cached_tokens is not None else self.rep.encode(images)
+        return tokens.to(self.accelerator.device), prompts
+
+    def elapsed(self) -> float:
+        """Wall-clock seconds of training so far, over every process run of this folder (resumes included)."""
+        return self.elapsed_before + time.perf_counter() - self._process_start
+
+    def _params(self) -> list[torch.nn.Parameter]:
+        """The trained parameters of the unwrapped model, in ``self.names`` order (the EMA's order)."""
+        return list(self._trainable().values())
+
+    def _trainable(self) -> dict[str, torch.Tensor]:
+        named = dict(self.accelerator.unwrap_model(self.model).named_parameters())
+        return {n: named[n] for n in self.names}
+
+    def _resume(self) -> None:
+        path = latest_checkpoint(self.out / "checkpoints")
+        if path is None:
+            return
+        weights, state, ema = load_checkpoint(path, self.optimizer, self.scheduler, self.generator)
+        with torch.no_grad():
+            for name, tensor in self._trainable().items():
+                tensor.copy_(weights[name])
+        if self.ema is not None and ema is not None:
+            self.ema.shadow_params = [ema[n].clone() for n in self.names]
+            self.ema.optimization_step = state["ema_step"]
+        self.order.load_state_dict(state["data"])
+        self.step = state["step"]
+        self._truncate_logs()
+        self.elapsed_before = state.get("elapsed_seconds", 0.0)
+        self.accelerator.print(f"resumed from {path} at step {self.step}")
+
+    def _truncate_logs(self) -> None:
+        """Drop log lines written after the checkpoint being resumed (they will be written again)."""
+        if not self.accelerator.is_main_process:
+            return
+        for name in ("log.jsonl", "diagnostics.jsonl"):
+            path = self.out / name
+            if path.is_file():
+                lines = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= self.step]
+                atomic_write(path, lambda p, kept=lines: p.write_text("".join(f"{line}\n" for line in kept)))
+
+    def _checkpoint(self) -> None:
+        if not self.accelerator.is_main_process:
+            return
+        ema = dict(zip(self.names, self.ema.shadow_params)) if self.ema is not None else None
+        state = {"data": self.order.state_dict(), "ema_step": self.ema.optimization_step if self.ema else 0,
+                 "elapsed_seconds": self.elapsed(), "config": to_dict(self.cfg)}
+        save_checkpoint(self.out / "checkpoints", self.step, self._trainable(), self.optimizer, self.scheduler,
+                        self.generator, state, ema, keep=self.cfg.log.keep_checkpoints)
+
+    def _noised(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(x_sigma, noise, sigma [B])`` for clean tokens ``latents``, from the trainer's generator."""
+        f = self.cfg.flow
+        noise = torch.randn(latents.shape, generator=self.generator).to(latents.device)
+        sigma = sample_sigmas(len(latents), f.sampler, logit_mean=f.logit_mean, logit_std=f.logit_std,
+                              mode_scale=f.mode_scale, mu=self.mu, generator=self.generator).to(latents.device)
+        return add_noise(latents, noise, sigma), noise, sigma
+
+    def _train_step(self, stats: TermStats) -> None:
+        for _ in range(self.cfg.optim.grad_accum):
+            with self.accelerator.accumulate(self.model):
+                terms = self._loss(self.order.next())
+                self.accelerator.backward(terms["loss"].mean())
+                if self.accelerator.sync_gradients and self.cfg.optim.grad_clip > 0:
+                    stats.grad_norm = float(self.accelerator.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip))
+                self.optimizer.step()
+                self.scheduler.step()
+                self.optimizer.zero_grad(set_to_none=True)
+            stats.add(terms)
+        if self.ema is not None:
+            self.ema.step(self._params())
+        self.step += 1
+
+    def _log(self, stats: TermStats, seconds: float, extra: dict | None = None) -> dict:
+        record = {
+            "step": self.step,
+            **stats.summary(),
+            "lr": self.scheduler.get_last_lr()[0],
+            "images_per_second": stats.images * self.accelerator.num_processes / max(seconds, 1e-9),
+            "grad_norm": stats.grad_norm,
+            "elapsed_seconds": self.elapsed(),
+            **(extra or {}),
+        }
+        if self.accelerator.is_main_process:
+            with open(self.out / "log.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+        self.accelerator.log({k: v for k, v in record.items() if k != "step"}, step=self.step)
+        return record
+
+    def run(self) -> dict:
+        """Train to ``optim.steps``; returns the last log record."""
+        cfg = self.cfg
+        if self.accelerator.is_main_process:
+            self.out.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.out / "config.json", lambda p: p.write_text(json.dumps(to_dict(cfg), indent=2) + "\n"))
+        self.accelerator.init_trackers("idglow", config={"seed": cfg.seed, "steps": cfg.optim.steps})
+        self.model.train()
+        bar = tqdm(total=cfg.optim.steps, initial=self.step, desc="train", disable=not cfg.log.progress)
+        stats, start, record = TermStats(), time.perf_counter(), {}
+        deadline = time.perf_counter() + 60 * cfg.optim.max_minutes if cfg.optim.max_minutes > 0 else float("inf")
+        saved = self.step
+        while self.step < cfg.optim.steps and time.perf_counter() < deadline:
+            self._train_step(stats)
+            bar.update(1)
+            last = self.step == cfg.optim.steps or time.perf_counter() >= deadline
+            extra = self._periodic(last)
+            if self.step % cfg.log.log_every == 0 or last or extra:
+                record = self._log(stats, time.perf_counter() - start, extra)
+                bar.set_postfix(loss=f"{record['loss']:.4f}", ips=f"{record['images_per_second']:.1f}")
+                stats, start = TermStats(), time.perf_counter()
+            if self.step % cfg.log.checkpoint_every == 0 or last:
+                self._checkpoint()
+                saved = self.step
+            if cfg.log.sample_every and self.step % cfg.log.sample_every == 0 and self.accelerator.is_main_process:
+                self.sample_grid(self.out / "samples" / f"step-{self.step:07d}.png")
+        if saved != self.step:  # periodic work (diagnostics, samples) ran past the deadline after `last` was decided
+            record = self._log(stats, time.perf_counter() - start) if stats.images else record
+            self._checkpoint()
+        bar.close()
+        self._finish()
+        self.accelerator.end_training()
+        return record
+
+    def _periodic(self, last: bool) -> dict:
+        """Extra log entries due at this step (none for the base model; SFT adds its diagnostics)."""
+        return {}
+
+    def _finish(self) -> None:
+        """Final weights (EMA when on) and a last sample grid."""
+        if not self.accelerator.is_main_process:
+            return
+        model = self.accelerator.unwrap_model(self.model)
+        if self.ema is not None:
+            self.ema.store(self._params())
+            self.ema.copy_to(self._params())
+        self._save_final(model, self.out / "final")
+        if self.ema is not None:
+            self.ema.restore(self._params())
+        self.sample_grid(self.out / "samples" / "final.png")
