@@ -138,3 +138,27 @@ def sft_run(cast, base, tmp_path_factory) -> Path:
     done = run_sft(cast, base, run, "--optim.steps", "2", "--diagnostics.every", "0")
     assert done.returncode == 0, done.stderr
     return run
+
+
+@pytest.fixture(scope="session")
+def sft_lora(cast, base, tmp_path_factory) -> Path:
+    """A tiny SFT run with a LoRA (so DPO must merge it before adding its own adapter)."""
+    run = tmp_path_factory.mktemp("sft-lora") / "run"
+    done = run_sft(cast, base, run, "--model.lora.rank", "2", "--optim.steps", "2", "--diagnostics.every", "0")
+    assert done.returncode == 0, done.stderr
+    return run
+
+
+def pairs_build(cast: Path, run: Path, out: Path, *extra: str):
+    return run_cli("pairs", "build", "--run", str(run), "--out", str(out), "--judges", str(JUDGES),
+                "--manifest", str(cast / "sft-group-train.jsonl"), str(cast / "sft-age-train.jsonl"),
+                "--heldout", str(cast / "synth-group.jsonl"), str(cast / "synth-age.jsonl"),
+                "--items", "4", "--candidates", "2", "--steps", "2", "--batch", "3", *extra)
+
+
+@pytest.fixture(scope="session")
+def pairs(cast, sft_lora, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("pairs") / "pairs"
+    done = pairs_build(cast, sft_lora, out, "--min_gap", "0")
+    assert done.returncode == 0, done.stderr
+    return out

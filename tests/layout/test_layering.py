@@ -66,6 +66,7 @@ def test_the_checker_sees_lazy_imports_and_names_the_offender(tmp_path):
     assert _package("idglow.training.loop.Trainer") == "training"
 
 
+@pytest.mark.e2e
 def test_the_public_api_is_lazy():
     """``import idglow`` loads no submodule (no torch); each public name loads its module on first use."""
     code = ("import sys, idglow; loaded = sorted(m for m in sys.modules if m.startswith('idglow.') or m == 'torch');"

@@ -45,6 +45,7 @@ class SFTTrainer(Trainer):
         if cfg.model.identity.encoder == "embedding":
             self.ref_embedder = load_reference_embedder(cfg, self.embedder)
         super().__init__(cfg)
+        cfg = self.cfg
         loss = cfg.identity_loss
         specs = (cfg.model.identity.gate.group, cfg.model.identity.gate.age) if loss.follow_gate else (loss.group, loss.age)
         self.loss_schedules = [schedule_function(s) for s in specs]

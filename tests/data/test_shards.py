@@ -13,6 +13,7 @@ from idglow.data.shards import write_shards
 from idglow.data.subjects import SubjectScenes
 
 
+@pytest.mark.e2e
 def test_shards_and_jsonl_give_the_same_batches(cast, tmp_path):
     manifest = cast / "sft-group-train.jsonl"
     shards = write_shards(manifest, tmp_path, per_shard=3)
@@ -47,6 +48,7 @@ def _rewrite_first_record(shard, change):
             tar.addfile(info, io.BytesIO(data))
 
 
+@pytest.mark.e2e
 def test_a_bad_shard_record_names_the_shard_sample_and_field(cast, tmp_path):
     shard = write_shards(cast / "sft-group-train.jsonl", tmp_path, per_shard=100)[0]
     _rewrite_first_record(shard, lambda r: r["subjects"][1].update(ref="ref9.png"))

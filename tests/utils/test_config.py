@@ -100,7 +100,7 @@ def test_every_shipped_recipe_loads():
     from idglow.recipes.train import TrainConfig
 
     kinds = {"dpo": DPOConfig, "sft": SFTConfig, "base": TrainConfig, "vae": VaeConfig, "model": ModelConfig}
-    recipes = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+    recipes = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
     assert len(recipes) >= 8
     for recipe in recipes:
         kind = next((k for k in kinds if k in recipe.stem), "sft")

@@ -17,7 +17,7 @@ from idglow.data.images import CaptionedImages, EpochOrder
 from idglow.data.manifest import ManifestError
 from idglow.training.checkpoint import latest_checkpoint
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 
 
@@ -36,6 +36,7 @@ def _weights(out: Path) -> dict[str, torch.Tensor]:
     return load_file(str(out / "final" / "transformer" / "diffusion_pytorch_model.safetensors"))
 
 
+@pytest.mark.e2e
 def test_tiny_run_writes_logs_checkpoints_weights_and_samples(cast, tmp_path):
     proc = _train(tmp_path / "run", cast, "--optim.ema_decay", "0.9")
     output, _ = proc.communicate(timeout=300)
@@ -79,6 +80,7 @@ def test_tiny_run_writes_logs_checkpoints_weights_and_samples(cast, tmp_path):
     assert again.returncode == 0 and "resumed from" in output and "step 8" in output
 
 
+@pytest.mark.e2e
 def test_sigkill_then_rerun_ends_with_the_uninterrupted_weights(cast, tmp_path):
     steps = ["--optim.steps", "30", "--log.checkpoint_every", "1", "--log.log_every", "5"]
     reference = _train(tmp_path / "ref", cast, *steps)
@@ -124,6 +126,7 @@ def test_stale_temporary_checkpoints_are_ignored(tmp_path):
     assert latest_checkpoint(tmp_path) is None and not (tmp_path / ".tmp-step-0000004-123").exists()
 
 
+@pytest.mark.e2e
 def test_bad_images_and_patch_sizes_are_named(cast, tmp_path):
     manifest = tmp_path / "m.jsonl"
     (tmp_path / "broken.png").write_bytes(b"not a png")
@@ -137,6 +140,7 @@ def test_bad_images_and_patch_sizes_are_named(cast, tmp_path):
     assert proc.returncode == 2 and "representation.patch: 5 does not divide the image size 128x64" in output
 
 
+@pytest.mark.e2e
 def test_vae_then_latent_base_run(cast, tmp_path):
     from idglow.cli.main import main
     from idglow.conditioning.representation import LatentSpace
@@ -156,13 +160,14 @@ def test_vae_then_latent_base_run(cast, tmp_path):
     assert (tmp_path / "run" / "samples" / "final.png").is_file()
 
 
+@pytest.mark.e2e
 def test_work_that_overruns_the_time_budget_still_checkpoints_the_last_step_and_resume_drops_later_logs(
         cast, tmp_path, monkeypatch):
     import types
 
+    from idglow.base.trainer import BaseTrainer
     from idglow.recipes.train import TrainConfig
     from idglow.training import loop
-    from idglow.base.trainer import BaseTrainer
     from idglow.utils.config import load_config
 
     # The trainer's clock runs 10 minutes ahead once step 3's periodic work is done, however slow the machine.

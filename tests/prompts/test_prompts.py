@@ -9,12 +9,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from conftest import run_cli as _cli
+from PIL import Image
 
 from idglow.prompts.rules import refine, synthesize
 from idglow.prompts.scene import SceneDescription, SubjectDescription
 from idglow.prompts.vlm import VLMOptions, VLMPromptSynthesizer, validate_reply
 
-ROOT = Path(__file__).parents[1]
 SCENE = SceneDescription([SubjectDescription("on the left", clothing="red"), SubjectDescription("on the right", clothing="blue")],
                          setting="in a park")
 GOOD = "a group photo of two people in a park: the person on the left wears red, the person on the right wears blue"
@@ -178,7 +179,6 @@ def test_failures_are_detected_per_subject_and_the_library_round_trips(tmp_path)
 
 
 def _sft_manifest(folder: Path, n: int = 5) -> Path:
-    from PIL import Image
 
     Image.new("RGB", (8, 8)).save(folder / "r.png")
     Image.new("RGB", (16, 8)).save(folder / "i.png")
@@ -229,3 +229,20 @@ def test_refine_rewrites_failing_records_with_rules_or_a_vlm_given_the_library(e
     assert rewrite_prompts([record, fine], {"x": {1: {"leakage"}}}, synth, library) == {"x": GOOD}
     sent = Endpoint.seen[-1]["body"]["messages"][1]["content"][0]["text"]
     assert "Known failures to avoid" in sent and "leakage of people [1]" in sent  # the library as few-shot guidance
+
+
+@pytest.mark.e2e
+def test_prompts_refine_round_writes_library_prompts_and_before_after_metrics(cast, sft_run, tmp_path):
+    out = tmp_path / "refine"
+    done = _cli("prompts", "refine", "--run", str(sft_run), "--benchmark", str(cast / "synth-group.jsonl"), "--out", str(out),
+                "--steps", "2", "--limit", "4")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["images"] == 4 and set(summary["before"]) == set(summary["after"])
+    library = [json.loads(line) for line in (out / "badcases.jsonl").read_text().splitlines()]
+    refined = [json.loads(line) for line in (out / "refined_prompts.jsonl").read_text().splitlines()]
+    # a 2-step tiny model fails somewhere; every failing record got a rewritten prompt, used in round 1
+    assert library and {e["id"] for e in library} == {r["id"] for r in refined} and summary["prompts_rewritten"] == len(refined)
+    for r in refined:
+        assert json.loads((out / "round1" / f"{r['id']}.json").read_text())["prompt"] == r["prompt"]
+    assert len(list((out / "round0").glob("*.png"))) == len(list((out / "round1").glob("*.png"))) == 4

@@ -53,6 +53,7 @@ def flux_run(cast, flux, arcface, tmp_path_factory):
     return root
 
 
+@pytest.mark.e2e
 def test_sft_on_a_flux_folder_trains_caches_and_samples(cast, flux, arcface, flux_run, tmp_path):
     run, cache = flux_run / "run", flux_run / "cache"
     cfg = json.loads((run / "config.json").read_text())
@@ -82,6 +83,7 @@ def test_sft_on_a_flux_folder_trains_caches_and_samples(cast, flux, arcface, flu
     assert image.size == (128, 64)
 
 
+@pytest.mark.e2e
 def test_dpo_on_a_flux_folder_run(cast, flux_run, tmp_path):
     pairs = tmp_path / "pairs"
     done = run_cli("pairs", "build", "--run", str(flux_run / "run"), "--manifest", str(cast / "sft-group-train.jsonl"),
@@ -109,6 +111,7 @@ def test_dpo_on_a_flux_folder_run(cast, flux_run, tmp_path):
     assert {p: p.stat().st_mtime_ns for p in sorted((cache / "latents").rglob("*.safetensors"))} == stamps
 
 
+@pytest.mark.e2e
 def test_flux_base_without_a_photo_recognizer_is_refused(cast, flux, tmp_path):
     done = _sft(cast, flux, tmp_path / "run", "--optim.steps", "1")
     assert done.returncode != 0
@@ -336,6 +339,7 @@ def _photo_sft(flux, manifest, out, *extra):
                    "--identity_loss.weight", "0", "--optim.steps", "1", *extra)
 
 
+@pytest.mark.e2e
 def test_photos_train_offline_with_dlib_reference_embeddings(flux, photos, tmp_path):
     pytest.importorskip("dlib")
     done = _photo_sft(flux, photos / "photos.jsonl", tmp_path / "run")

@@ -17,12 +17,14 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 IDGLOW = [sys.executable, "-m", "idglow"]
 
 
+@pytest.mark.e2e
 def test_help_lists_the_subcommands():
     out = subprocess.run([*IDGLOW, "--help"], capture_output=True, text=True, env=ENV, check=True).stdout
     for word in ("schedules", "demo", "config", "--dotted.key"):
         assert word in out
 
 
+@pytest.mark.e2e
 def test_schedules_table_and_plot(tmp_path, capsys):
     png = tmp_path / "lam.png"
     assert main(["schedules", "--plot", str(png), "--identity.gate.age.edge_width", "0",
@@ -34,6 +36,7 @@ def test_schedules_table_and_plot(tmp_path, capsys):
     assert png.stat().st_size > 10_000
 
 
+@pytest.mark.e2e
 def test_schedules_of_a_saved_learned_gate(tmp_path, capsys):
     from idglow.models import IdGlowTransformer, save_identity_branch
     from idglow.utils.config import load_config
@@ -47,6 +50,7 @@ def test_schedules_of_a_saved_learned_gate(tmp_path, capsys):
     assert group[0] == pytest.approx(0.75) and group[-1] == 0.0  # clamped at 0
 
 
+@pytest.mark.e2e
 def test_config_prints_resolved_yaml(capsys):
     assert main(["config", "--quiet", "--preset", "tiny", "--identity.num_tokens", "2"]) == 0
     data = yaml.safe_load(capsys.readouterr().out)
@@ -55,6 +59,7 @@ def test_config_prints_resolved_yaml(capsys):
     assert data == expected
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("kind,key", [("train", "--optim.max_minutes"), ("synth", "--judges.train_mini_adults"),
                                       ("vae", "--latent_channels")])
 def test_config_lists_every_kind(kind, key, capsys):
@@ -62,12 +67,14 @@ def test_config_lists_every_kind(kind, key, capsys):
     assert key in capsys.readouterr().out
 
 
+@pytest.mark.e2e
 def test_config_file_is_the_annotated_default(capsys):
-    path = Path(__file__).parents[1] / "configs" / "model.yaml"
+    path = Path(__file__).parents[2] / "configs" / "model.yaml"
     assert main(["config", "--quiet", "--config", str(path)]) == 0
     assert yaml.safe_load(capsys.readouterr().out) == to_dict(ModelConfig())
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "argv,message",
     [

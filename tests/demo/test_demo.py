@@ -28,6 +28,7 @@ def demo(tmp_path_factory) -> tuple[Path, str]:
     return out, done.stdout
 
 
+@pytest.mark.e2e
 def test_quick_demo_runs_every_stage_and_writes_the_report(demo):
     out, stdout = demo
     for number, (name, _, _) in enumerate(STAGES, start=1):
@@ -48,6 +49,7 @@ def test_quick_demo_runs_every_stage_and_writes_the_report(demo):
         assert heading in page
 
 
+@pytest.mark.e2e
 def test_rerun_reuses_every_stage_and_a_different_preset_is_refused(demo):
     out, _ = demo
     before = {name: (out / name / "stage.json").stat().st_mtime_ns for name, _, _ in STAGES}
@@ -60,12 +62,14 @@ def test_rerun_reuses_every_stage_and_a_different_preset_is_refused(demo):
     assert refused.returncode == 2 and "holds a demo of preset 'quick'; use --force" in refused.stderr
 
 
+@pytest.mark.e2e
 def test_demo_refuses_a_missing_base_model(tmp_path):
     done = subprocess.run([sys.executable, "-m", "idglow", "demo", "--preset", "quick", "--out", str(tmp_path / "d"),
                            "--base", str(tmp_path / "nothing")], env=ENV, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "never pretrains from noise" in done.stderr
 
 
+@pytest.mark.e2e
 def test_report_renders_in_headless_chromium_with_every_image_loaded(demo):
     if find_browser() is None:
         if os.environ.get("IDGLOW_REQUIRE_BROWSER") == "1":  # CI installs Debian's chromium and sets this

@@ -42,11 +42,13 @@ def test_identity_and_scene_are_deterministic_by_seed():
     assert np.array_equal(a.image, b.image) and a.boxes == b.boxes and a.caption == b.caption
 
 
+@pytest.mark.e2e
 def test_build_is_deterministic_whatever_the_worker_count(built, tmp_path):
     build(tmp_path, load_config(SynthConfig, None, [*TINY, "--build.workers", "1"]), progress=False)
     assert _tree_digest(tmp_path) == _tree_digest(built)
 
 
+@pytest.mark.e2e
 def test_every_manifest_validates_and_splits_never_overlap(built):
     ids = {}
     for name in ("sft-group-train", "sft-age-train", "sft-group-heldout", "sft-age-heldout"):
@@ -65,6 +67,7 @@ def test_every_manifest_validates_and_splits_never_overlap(built):
     assert all(i < 40 for i in train) and all(HELDOUT_OFFSET <= i < HELDOUT_OFFSET + 12 for i in held)
 
 
+@pytest.mark.e2e
 def test_captions_name_each_position_and_colour(built):
     record = json.loads((built / "sft-age-train.jsonl").read_text().splitlines()[0])
     for s in record["subjects"]:
@@ -106,6 +109,7 @@ def test_face_sim_uses_the_optimal_matching_and_counts_missing_faces_zero():
     assert face_sim(refs, torch.zeros(0, 2)) == 0.0
 
 
+@pytest.mark.e2e
 def test_tiny_judge_training_end_to_end_and_mu_real(built, tmp_path, capsys):
     judges = tmp_path / "judges"
     args = ["synth", "train-judges", "--out", str(judges), "--world.train_identities", "40",
@@ -124,6 +128,7 @@ def test_tiny_judge_training_end_to_end_and_mu_real(built, tmp_path, capsys):
     assert result["records"] == 4 and -1 <= result["mu_real"] <= 1 and set(result["by_group_size"]) == {"1", "2", "3", "4"}
 
 
+@pytest.mark.e2e
 def test_preview_writes_a_contact_sheet(tmp_path):
     out = tmp_path / "sheet.png"
     assert main(["synth", "preview", "--out", str(out)]) == 0

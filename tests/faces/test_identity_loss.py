@@ -1,0 +1,50 @@
+"""The identity loss and reference inputs: pure tensor maths (faces.identity_loss, faces.references)."""
+
+import pytest
+import torch
+from conftest import JUDGES
+
+from idglow.cast.crops import face_crops
+from idglow.cast.judge_training import load_judges
+from idglow.faces.identity_loss import annealing, identity_loss_weight, per_sample_mean, subject_similarity
+from idglow.faces.references import scatter_references
+from idglow.identity.schedules import ScheduleConfig, schedule_function
+
+
+def test_subject_similarity_is_the_cosine_of_cropped_faces_and_only_box_pixels_get_gradient():
+    torch.manual_seed(0)
+    embedder = load_judges(JUDGES)["encoder"]
+    images = (torch.rand(2, 3, 64, 128) * 2 - 1).requires_grad_(True)
+    boxes = torch.tensor([[10.0, 10, 30, 34], [60, 8, 80, 30], [90, 20, 110, 44]])
+    rows = torch.tensor([0, 0, 1])
+    refs = torch.nn.functional.normalize(torch.randn(3, 128), dim=-1)
+    sim = subject_similarity(images, boxes, rows, refs, embedder)
+    with torch.no_grad():
+        expected = (embedder(face_crops(images, boxes, rows)) * refs).sum(-1)
+    torch.testing.assert_close(sim, expected)
+    sim.sum().backward()
+    grad = images.grad.abs().sum(1)
+    assert grad[0, 10:34, 8:32].sum() > 0 and grad[1, 20:44, 88:112].sum() > 0
+    assert grad[0, 50:, :].sum() == 0 and grad[1, :, :80].sum() == 0  # nothing outside the (expanded) boxes
+
+
+def test_per_sample_mean_weight_and_annealing():
+    values, rows = torch.tensor([1.0, 3.0, 5.0]), torch.tensor([0, 0, 2])
+    torch.testing.assert_close(per_sample_mean(values, rows, 3), torch.tensor([2.0, 0.0, 5.0]))
+    schedules = [schedule_function(ScheduleConfig(kind="linear_decay")),
+                 schedule_function(ScheduleConfig(kind="window", sigma_lo=0.3, sigma_hi=0.7, edge_width=0.0))]
+    sigma, task = torch.tensor([0.2, 0.2, 0.5, 0.9]), torch.tensor([0, 1, 1, 1])
+    torch.testing.assert_close(identity_loss_weight(sigma, task, schedules, 0.5, 0.5), torch.tensor([0.05, 0.0, 0.25, 0.0]))
+    assert annealing(5, "none", 10) == 1.0 and annealing(5, "warmup", 10) == 0.5 and annealing(20, "warmup", 10) == 1.0
+    assert annealing(2, "decay", 10) == pytest.approx(0.8) and annealing(0, "warmup", 0) == 1.0
+    with pytest.raises(ValueError, match="anneal"):
+        annealing(1, "cosine", 10)
+
+
+def test_scatter_references_pads_and_rejects_too_many():
+    values = torch.arange(5.0)[:, None].repeat(1, 2)
+    refs, mask = scatter_references(values, torch.tensor([0, 0, 0, 2, 2]), torch.tensor([0, 1, 2, 0, 1]), 3, 4)
+    assert refs.shape == (3, 3, 2) and mask.tolist() == [[True] * 3, [False] * 3, [True, True, False]]
+    assert refs[2, 1, 0] == 4 and refs[1].abs().sum() == 0
+    with pytest.raises(ValueError, match="at most 2"):
+        scatter_references(values, torch.zeros(5, dtype=torch.long), torch.arange(5), 1, 2)
