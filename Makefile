@@ -21,8 +21,9 @@ $(BIN)/.installed: pyproject.toml
 demo: $(BIN)/.installed
 	$(BIN)/idglow demo --out $(OUT)
 
+# One pytest worker per core; a test file stays on one worker, so its module fixtures are built once.
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/identity_overhead.py

@@ -162,3 +162,16 @@ def pairs(cast, sft_lora, tmp_path_factory) -> Path:
     done = pairs_build(cast, sft_lora, out, "--min_gap", "0")
     assert done.returncode == 0, done.stderr
     return out
+
+
+@pytest.fixture(scope="session")
+def packaged_photos():
+    """Two real face photos that ship inside packages: scikit-image's astronaut, matplotlib's Grace Hopper (uint8 HWC)."""
+    import numpy as np
+    from matplotlib import cbook
+    from PIL import Image
+    from skimage import data
+
+    with Image.open(cbook.get_sample_data("grace_hopper.jpg")) as im:
+        hopper = np.array(im.convert("RGB").resize((427, 512)))
+    return data.astronaut(), hopper

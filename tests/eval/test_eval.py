@@ -110,10 +110,10 @@ def test_id_confusion_and_swaps():
 
 
 @pytest.mark.e2e
-def test_bench_build_from_a_photo_folder_rejects_and_lists_bad_photos(photos, tmp_path):
+def test_bench_build_from_a_photo_folder_rejects_and_lists_bad_photos(packaged_photos, tmp_path):
     import json
 
-    astronaut, hopper = photos
+    astronaut, hopper = packaged_photos
     faces = tmp_path / "faces"
     faces.mkdir()
     Image.fromarray(astronaut).save(faces / "astronaut.png")

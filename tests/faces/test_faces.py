@@ -1,10 +1,7 @@
-"""Face backends and identity metrics: pure matching maths, and the dlib backend on real photos shipped in packages."""
+"""Face backends: the dlib backend on real photos shipped in packages (matching maths: tests/eval)."""
 
 import numpy as np
 import pytest
-from matplotlib import cbook
-from PIL import Image
-from skimage import data
 
 from idglow.eval.suite import identity_scores
 from idglow.faces import NoFaceError, load_backend
@@ -25,15 +22,7 @@ def test_unknown_backend_and_insightface_without_models_are_clear_errors(tmp_pat
         load_backend("insightface", model_dir=str(tmp_path))
 
 
-# --- dlib on real photos ----------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def photos():
-    astronaut = data.astronaut()
-    with Image.open(cbook.get_sample_data("grace_hopper.jpg")) as im:
-        hopper = np.array(im.convert("RGB").resize((427, 512)))
-    return astronaut, hopper
+# --- dlib on real photos -------------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +31,8 @@ def dlib_backend():
 
 
 @pytest.mark.parametrize("order", ["astronaut-hopper", "hopper-astronaut"])
-def test_dlib_matches_each_face_of_a_composite_to_its_reference(photos, dlib_backend, order):
-    astronaut, hopper = photos
+def test_dlib_matches_each_face_of_a_composite_to_its_reference(packaged_photos, dlib_backend, order):
+    astronaut, hopper = packaged_photos
     refs = np.stack([dlib_backend.reference(astronaut, "astronaut"), dlib_backend.reference(hopper, "hopper")])
     left, right = (astronaut, hopper) if order == "astronaut-hopper" else (hopper, astronaut)
     composite = np.concatenate([left, right], axis=1)
@@ -56,8 +45,8 @@ def test_dlib_matches_each_face_of_a_composite_to_its_reference(photos, dlib_bac
     assert cross < 0.5  # two different people fall below dlib's threshold (distance 0.6 -> 0.5)
 
 
-def test_dlib_missing_reference_scores_zero_and_a_faceless_image_is_a_count_error(photos, dlib_backend):
-    astronaut, hopper = photos
+def test_dlib_missing_reference_scores_zero_and_a_faceless_image_is_a_count_error(packaged_photos, dlib_backend):
+    astronaut, hopper = packaged_photos
     refs = np.stack([dlib_backend.reference(astronaut, "astronaut"), dlib_backend.reference(hopper, "hopper")])
     only_astronaut = identity_scores(dlib_backend, astronaut, refs, expected_count=2)
     assert only_astronaut["faces"] == 1 and only_astronaut["facesim_per_ref"][1] == 0.0

@@ -23,7 +23,6 @@ from idglow.conditioning.text import build_text_encoder
 from idglow.data.images import EpochOrder
 from idglow.flow import add_noise, flux_shift_mu, sample_sigmas
 from idglow.models import IdGlowTransformer
-from idglow.models.lora import is_lora_parameter
 from idglow.models.packing import text_ids
 from idglow.recipes.train import TrainConfig
 from idglow.runs.adopt import inherit
@@ -139,12 +138,12 @@ class Trainer:
 
     def _param_groups(self) -> list[dict]:
         """Trainable parameters for AdamW: LoRA weights get ``optim.lora_lr`` when it is set."""
-        named = [(n, q) for n, q in self.model.named_parameters() if q.requires_grad]
-        lora = [q for n, q in named if is_lora_parameter(n)]
-        if self.cfg.optim.lora_lr is None or not lora:
-            return [{"params": [q for _, q in named]}]
-        rest = [q for n, q in named if not is_lora_parameter(n)]
-        return [g for g in ({"params": rest}, {"params": lora, "lr": self.cfg.optim.lora_lr}) if g["params"]]
+        trained = [q for q in self.model.parameters() if q.requires_grad]
+        lora = {id(q) for q in self.model.trainable_parameter_groups()["lora"]}
+        if self.cfg.optim.lora_lr is None or not lora & {id(q) for q in trained}:
+            return [{"params": trained}]
+        rest, adapters = [q for q in trained if id(q) not in lora], [q for q in trained if id(q) in lora]
+        return [g for g in ({"params": rest}, {"params": adapters, "lr": self.cfg.optim.lora_lr}) if g["params"]]
 
     # What a stage defines (base/, sft/, dpo/): its data, its model with what it trains, its loss, its final
     # weights and its sample grid.
