@@ -190,3 +190,53 @@ def test_work_that_overruns_the_time_budget_still_checkpoints_the_last_step_and_
     log.write_text(log.read_text() + json.dumps({"step": 99, "loss": 1.0}) + "\n")
     BaseTrainer(load_config(TrainConfig, ROOT / "configs" / "tiny-base.yaml", overrides))
     assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == [3]
+
+
+@pytest.mark.e2e
+def test_a_non_finite_loss_stops_the_run_before_the_update_and_keeps_the_last_good_checkpoint(cast, tmp_path):
+    from idglow.base.trainer import BaseTrainer
+    from idglow.recipes.train import TrainConfig
+    from idglow.training.loop import NonFiniteLossError
+    from idglow.utils.config import load_config
+
+    class Poisoned(BaseTrainer):  # as a NaN pair weight or a bad learning rate would make it
+        def _loss(self, index):
+            terms = super()._loss(index)
+            return {**terms, "loss": terms["loss"] * float("nan")} if self.step == 2 else terms
+
+    overrides = ["--out", str(tmp_path / "run"), "--data.manifests", f"[{cast / 'sft-group-train.jsonl'}]",
+                 "--log.checkpoint_every", "2", "--log.log_every", "1"]
+    with pytest.raises(NonFiniteLossError, match=r"step 3: the loss is nan; stopped before updating the weights"):
+        Poisoned(load_config(TrainConfig, ROOT / "configs" / "tiny-base.yaml", overrides)).run()
+    assert latest_checkpoint(tmp_path / "run" / "checkpoints").name == "step-0000002"
+    assert not (tmp_path / "run" / "final").exists()
+
+
+@pytest.mark.e2e
+def test_resuming_with_a_changed_config_is_refused_unless_asked_for(cast, tmp_path):
+    run = tmp_path / "run"
+    proc = _train(run, cast, "--optim.steps", "2")
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, output
+    config = (run / "config.json").read_text()
+    proc = _train(run, cast, "--optim.steps", "4", "--optim.lr", "0.5", "--seed", "3")
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 2 and "optim.lr: 0.001 -> 0.5" in output and "seed: 0 -> 3" in output, output
+    assert "optim.steps" not in output  # how long it trains may always change
+    assert (run / "config.json").read_text() == config  # refused before anything was rewritten
+    proc = _train(run, cast, "--optim.steps", "4", "--optim.lr", "0.5", "--seed", "3", "--resume_changed", "true")
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0 and "resuming with a changed config" in output and "resumed from" in output, output
+
+
+@pytest.mark.e2e
+def test_a_damaged_checkpoint_is_named_when_resuming(cast, tmp_path):
+    run = tmp_path / "run"
+    proc = _train(run, cast, "--optim.steps", "2")
+    assert proc.communicate(timeout=300) and proc.returncode == 0
+    newest = latest_checkpoint(run / "checkpoints")
+    (newest / "optimizer.pt").write_bytes(os.urandom(2048))
+    proc = _train(run, cast, "--optim.steps", "4")
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in output, output
+    assert f"{newest}: cannot resume from this checkpoint" in output and "move it aside" in output

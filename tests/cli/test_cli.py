@@ -87,3 +87,29 @@ def test_config_file_is_the_annotated_default(capsys):
 def test_bad_arguments_exit_2_with_a_named_error(argv, message, capsys):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["generate", "--run", "r", "--benchmark", "b.jsonl", "--batch", "0"], "argument --batch: expected an integer > 0, got '0'"),
+        (["generate", "--run", "r", "--benchmark", "b.jsonl", "--limit", "-2"], "argument --limit: expected an integer > 0"),
+        (["generate", "--run", "r", "--benchmark", "b.jsonl", "--id-guidance", "nan"], "argument --id-guidance: expected a number >= 0"),
+        (["generate", "--run", "r", "--benchmark", "b.jsonl", "--id-guidance", "-1"], "argument --id-guidance: expected a number >= 0"),
+        (["train", "sft-eval", "--run", "r", "--steps", "zero"], "argument --steps: expected an integer > 0, got 'zero'"),
+        (["pairs", "build", "--run", "r", "--candidates", "0"], "argument --candidates: expected an integer > 0"),
+        (["generate", "--run", "r", "--prompt", "p", "--refs", "x.png", "--name", "../../x"], "name: '../../x' is not a safe file name"),
+        (["config", "--kind", "train", "--optim.lr", ".nan"], "optim.lr: expected a finite number"),
+        (["config", "--kind", "dpo", "--dpo.beta", ".inf"], "dpo.beta: expected a finite number"),
+        (["synth", "mu-real", "--optim.lr", "1"], "unrecognized arguments: --optim.lr 1"),
+    ],
+)
+def test_bad_values_exit_2_naming_the_argument(argv, message, capsys):
+    """Argument values are checked where they are parsed: one line naming the argument, exit status 2."""
+    try:
+        status = main(argv)
+    except SystemExit as exit:  # argparse's own errors
+        status = exit.code
+    assert status == 2
+    assert message in capsys.readouterr().err

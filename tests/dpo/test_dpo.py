@@ -210,3 +210,19 @@ def test_dpo_takes_the_model_from_its_sft_run_and_refuses_a_conflicting_key(sft_
     bad = load_config(DPOConfig, ROOT / "configs" / "tiny-dpo.yaml", [*overrides, "--representation.patch", "2"])
     with pytest.raises(ConfigError, match="representation: set to .*\"patch\": 2.*, but the SFT run .* has .*\"patch\": 8"):
         resolve_dpo(bad)
+
+
+def test_a_dpo_run_refuses_an_sft_run_retrained_since(tmp_path):
+    from idglow.runs.load import PARENT, check_dpo_parent, weights_fingerprint
+
+    sft, dpo = tmp_path / "sft", tmp_path / "dpo"
+    (sft / "final").mkdir(parents=True)
+    (dpo / "final").mkdir(parents=True)
+    (sft / "config.json").write_text("{}")
+    (sft / "final" / "identity_branch.safetensors").write_bytes(b"weights v1")
+    (dpo / "config.json").write_text(json.dumps({"sft": str(sft)}))
+    (dpo / "final" / PARENT).write_text(json.dumps({"sft": str(sft), "sft_weights": weights_fingerprint(sft)}))
+    check_dpo_parent(dpo)  # unchanged: accepted
+    (sft / "final" / "identity_branch.safetensors").write_bytes(b"weights v2")
+    with pytest.raises(ValueError, match=r"its SFT run .* changed since this DPO run was trained"):
+        check_dpo_parent(dpo)

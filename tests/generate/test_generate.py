@@ -57,3 +57,48 @@ def test_generate_rejects_bad_input(cast, sft_run, tmp_path, argv, message):
     argv = [str(paths.get(a, a)) for a in argv]
     done = _cli("generate", "--run", str(sft_run), "--out", str(tmp_path / "o"), "--steps", "1", *argv)
     assert done.returncode == 2 and message in done.stderr, done.stderr
+
+
+@pytest.mark.e2e
+def test_generate_refuses_images_made_otherwise_and_clears_torn_temporaries(cast, sft_run, tmp_path):
+    """An output folder holding images of other settings is refused (naming what differs), never silently reused;
+    temporaries of an interrupted run are removed."""
+    out = tmp_path / "gen"
+    argv = ["generate", "--run", str(sft_run), "--benchmark", str(cast / "synth-group.jsonl"), "--out", str(out), "--limit", "2"]
+    assert _cli(*argv, "--steps", "2").returncode == 0
+    (out / ".synth-group-000000.png.x1.tmp").write_bytes(b"torn by a kill")
+    for extra, field in ((["--steps", "3"], "steps: 2 -> 3"), (["--steps", "2", "--seed", "5"], "seed: 0 -> 5")):
+        done = _cli(*argv, *extra)
+        assert done.returncode == 2 and "made otherwise" in done.stderr and field in done.stderr, done.stderr
+    assert not list(out.glob(".*.tmp"))
+    assert "2 already there" in _cli(*argv, "--steps", "2").stdout
+
+
+def test_sidecars_of_another_run_or_other_weights_are_stale(tmp_path):
+    from idglow.generate.files import stale_fields
+
+    made = {"run": str(tmp_path / "a"), "weights": "0123", "prompt": "p", "seed": 1}
+    (tmp_path / "x.json").write_text(json.dumps(made))
+    assert stale_fields(tmp_path / "x.json", made) == []
+    assert stale_fields(tmp_path / "x.json", {**made, "weights": "4567"}) == ["weights: '0123' -> '4567'"]
+    assert stale_fields(tmp_path / "x.json", {**made, "run": str(tmp_path / "b")})[0].startswith("run: ")
+    (tmp_path / "x.json").write_text('{"run": "a", "wei')  # torn
+    assert stale_fields(tmp_path / "x.json", made) == ["sidecar: unreadable"]
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("damage", ["truncated", "random", "pickle"])
+def test_broken_weights_of_a_run_are_named_not_a_traceback(cast, sft_run, tmp_path, damage):
+    import os
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(sft_run, run)
+    weights = run / "final" / "identity_branch.safetensors"
+    content = {"truncated": weights.read_bytes()[: weights.stat().st_size // 2], "random": os.urandom(4096),
+               "pickle": b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00}\x94."}[damage]
+    weights.write_bytes(content)
+    done = _cli("generate", "--run", str(run), "--benchmark", str(cast / "synth-group.jsonl"), "--limit", "1",
+                "--steps", "1", "--out", str(tmp_path / "o"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "identity_branch.safetensors: not a readable safetensors file" in done.stderr

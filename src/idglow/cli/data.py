@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from idglow.cli.registry import command, group
+from idglow.cli.registry import command, group, non_negative_int, positive_int
 
 
 def cmd_cache_build(args: argparse.Namespace) -> int:
@@ -58,7 +58,7 @@ def register(sub) -> None:
         "training reads the same records and gives the same batches.", full_name="data shard")
     p.add_argument("--manifest", required=True, help="an SFT manifest (.jsonl)")
     p.add_argument("--out", required=True, help="output folder of the shards")
-    p.add_argument("--per-shard", type=int, default=1000, help="scenes per shard (default: 1000)")
+    p.add_argument("--per-shard", type=positive_int, default=1000, help="scenes per shard (default: 1000)")
 
     flux = group(sub, "flux", "FLUX.1 folders", "FLUX.1 folders in diffusers format.")
     p = command(
@@ -67,4 +67,4 @@ def register(sub) -> None:
         "tokenizers, scheduler) at toy size with random weights. Pass it as --base to `idglow train sft` "
         "to run exactly the code path of FLUX.1-dev in seconds.", full_name="flux tiny-folder")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--seed", type=int, default=0, help="weight seed (default: 0)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="weight seed (default: 0)")

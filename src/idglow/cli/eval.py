@@ -6,17 +6,25 @@ import argparse
 import json
 from pathlib import Path
 
-from idglow.cli.registry import command, group
+from idglow.cli.registry import command, group, non_negative_float, non_negative_int, positive_float, positive_int
 from idglow.faces import BACKENDS
 from idglow.utils.defaults import JUDGES
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
     """Images from a trained run: one prompt with reference files, or every record of a benchmark."""
-    from idglow.generate.files import SamplingOptions, generate_benchmark, generate_one, override_schedules, reference_files
+    from idglow.generate.files import (
+        SamplingOptions,
+        check_name,
+        generate_benchmark,
+        generate_one,
+        override_schedules,
+        reference_files,
+    )
     from idglow.generate.pipeline import IdGlowPipeline
     from idglow.runs.load import check_run
 
+    check_name(args.name)
     if bool(args.benchmark) == bool(args.prompt):
         raise ValueError("give either --benchmark MANIFEST or --prompt TEXT with --refs")
     if args.prompt and not args.refs:
@@ -106,22 +114,22 @@ def register(sub) -> None:
     p.add_argument("--run", required=True, help="a finished run folder of `idglow train sft` or `train dpo`")
     p.add_argument("--out", default="runs/generate", help="output folder (default: runs/generate)")
     p.add_argument("--benchmark", help="benchmark manifest: generate every record as <id>.png")
-    p.add_argument("--limit", type=int, help="only the first N records of the benchmark")
+    p.add_argument("--limit", type=positive_int, help="only the first N records of the benchmark")
     p.add_argument("--prompt", help="one prompt (with --refs)")
     p.add_argument("--refs", nargs="+", metavar="PATH", help="reference face images or folders of them, left to right")
     p.add_argument("--task", choices=["group", "age"], default="group", help="group fusion or age transformation (default: group)")
     p.add_argument("--name", default="image", help="file name (without .png) of a single image (default: image)")
-    p.add_argument("--seed", type=int, default=0, help="noise seed; benchmark record k uses seed + k (default: 0)")
-    p.add_argument("--steps", type=int, default=20, help="Euler steps (default: 20)")
-    p.add_argument("--id-guidance", type=float, default=1.0,
+    p.add_argument("--seed", type=non_negative_int, default=0, help="noise seed; benchmark record k uses seed + k (default: 0)")
+    p.add_argument("--steps", type=positive_int, default=20, help="Euler steps (default: 20)")
+    p.add_argument("--id-guidance", type=non_negative_float, default=1.0,
                    help="identity guidance g: v_none + g (v_id - v_none); 1 = off (default: 1)")
     p.add_argument("--schedule", action="append", metavar="KEY=VALUE",
                    help="override the gate, e.g. group.kind=constant or age.sigma_lo=0.2 (repeatable; analytic gates only)")
-    p.add_argument("--height", type=int, default=64, help="image height in pixels (default: 64)")
+    p.add_argument("--height", type=positive_int, default=64, help="image height in pixels (default: 64)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available, else cpu)")
     p.add_argument("--dtype", choices=["fp32", "bf16"], help="weights (default: bf16 on CUDA, fp32 on the CPU)")
-    p.add_argument("--width", type=int, default=128, help="image width in pixels (default: 128)")
-    p.add_argument("--batch", type=int, default=16, help="images per forward pass (default: 16)")
+    p.add_argument("--width", type=positive_int, default=128, help="image width in pixels (default: 128)")
+    p.add_argument("--batch", type=positive_int, default=16, help="images per forward pass (default: 16)")
 
     p = command(sub, "eval", cmd_eval, "score generations against a benchmark (FaceSim, ID-Conf, count, swaps, ...)",
                 "Detect, embed and Hungarian-match faces of a folder of generations (<id>.png) against its benchmark "
@@ -133,7 +141,7 @@ def register(sub) -> None:
                    help="face backend: synth (cast judges), dlib (real photos, offline), insightface (--model-dir)")
     p.add_argument("--judges", default=JUDGES, help=f"cast judges for the synth backend (default: {JUDGES})")
     p.add_argument("--model-dir", help="local insightface model folder (insightface backend)")
-    p.add_argument("--mu-real", type=float, help="FaceSim of true photos to normalise by (default: <benchmark>.mu_real.json)")
+    p.add_argument("--mu-real", type=positive_float, help="FaceSim of true photos to normalise by (default: <benchmark>.mu_real.json)")
     p.add_argument("--skip-missing", action="store_true", help="score the images present; count records without one")
     p.add_argument("--skip-bad", action="store_true", help="count and skip unreadable images instead of stopping")
     p.add_argument("--against", metavar="GENERATIONS", help="another folder of the same records and seeds (e.g. the SFT "
@@ -152,7 +160,7 @@ def register(sub) -> None:
     p.add_argument("--judges", default=JUDGES, help="cast judges for the synth backend")
     p.add_argument("--model-dir", help="local insightface model folder (insightface backend)")
     p.add_argument("--sizes", type=int, nargs="+", default=[2, 3, 4], choices=[2, 3, 4], help="group sizes (default: 2 3 4)")
-    p.add_argument("--per-size", type=int, default=50, help="identity sets per group size and benchmark (default: 50)")
-    p.add_argument("--expand", type=float, default=1.6, help="crop side as a multiple of the face box (default: 1.6)")
-    p.add_argument("--size", type=int, default=128, help="side of the saved reference crops in pixels (default: 128)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the set sampling (default: 0)")
+    p.add_argument("--per-size", type=positive_int, default=50, help="identity sets per group size and benchmark (default: 50)")
+    p.add_argument("--expand", type=positive_float, default=1.6, help="crop side as a multiple of the face box (default: 1.6)")
+    p.add_argument("--size", type=positive_int, default=128, help="side of the saved reference crops in pixels (default: 128)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the set sampling (default: 0)")

@@ -2,7 +2,8 @@
 
 Each group module registers its subcommands (:mod:`idglow.cli.registry`); a command that reads a
 configuration takes ``--config FILE.yaml`` plus ``--dotted.key value`` overrides, and for every other
-command a leftover ``--key value`` is an error. Library errors end as one line naming the command.
+command a leftover ``--key value`` is an error. Library errors (bad values, data, files, configs) end as one
+line naming the command and what is wrong, exit status 2; ``IDGLOW_DEBUG=1`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -53,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_libraries()
     try:
         return args.func(args)
-    except (ConfigError, ValueError, FileNotFoundError, ImportError) as err:  # ManifestError is a ValueError
+    except (ConfigError, ValueError, OSError, ImportError) as err:  # ManifestError is a ValueError
+        if os.environ.get("IDGLOW_DEBUG"):
+            raise
         print(f"idglow {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from idglow.cli.config import load
-from idglow.cli.registry import command, group
+from idglow.cli.registry import command, group, non_negative_float, non_negative_int, positive_int
 from idglow.utils.defaults import HELDOUT, JUDGES, SFT_TRAIN
 
 
@@ -41,10 +41,10 @@ def register(sub) -> None:
                    help="manifests whose identities must not appear in pairs (default: the cast's held-out sets and benchmarks)")
     p.add_argument("--skip-heldout", action="store_true", help="skip (and count) scenes with held-out identities instead of stopping")
     p.add_argument("--out", default="data/pairs", help="output folder (default: data/pairs)")
-    p.add_argument("--items", type=int, help="scenes to use, evenly spread over the manifests (default: all)")
-    p.add_argument("--candidates", type=int, default=4, help="candidates per scene, K (default: 4)")
-    p.add_argument("--seed", type=int, default=0, help="candidate j of scene k uses seed + k K + j (default: 0)")
-    p.add_argument("--steps", type=int, default=20, help="Euler steps (default: 20)")
-    p.add_argument("--id-guidance", type=float, default=1.0, help="identity guidance of the sampler (default: 1)")
-    p.add_argument("--batch", type=int, default=8, help="scenes per forward pass, each with K candidates (default: 8)")
+    p.add_argument("--items", type=positive_int, help="scenes to use, evenly spread over the manifests (default: all)")
+    p.add_argument("--candidates", type=positive_int, default=4, help="candidates per scene, K (default: 4)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="candidate j of scene k uses seed + k K + j (default: 0)")
+    p.add_argument("--steps", type=positive_int, default=20, help="Euler steps (default: 20)")
+    p.add_argument("--id-guidance", type=non_negative_float, default=1.0, help="identity guidance of the sampler (default: 1)")
+    p.add_argument("--batch", type=positive_int, default=8, help="scenes per forward pass, each with K candidates (default: 8)")
     p.add_argument("--judges", default=JUDGES, help=f"cast judges that score (default: {JUDGES})")

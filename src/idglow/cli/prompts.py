@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from idglow.cli.registry import command, group
+from idglow.cli.registry import command, group, non_negative_float, non_negative_int, positive_float, positive_int
 from idglow.utils.defaults import BENCHMARKS, JUDGES
 
 
@@ -50,9 +50,9 @@ def _add_backend_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base-url", default="http://127.0.0.1:8000/v1", help="openai: endpoint base URL")
     p.add_argument("--model", default="Qwen2.5-VL-7B-Instruct", help="openai: model name")
     p.add_argument("--api-key-env", default="OPENAI_API_KEY", help="openai: environment variable holding the key")
-    p.add_argument("--timeout", type=float, default=30.0, help="openai: seconds per request (default: 30)")
-    p.add_argument("--max-retries", type=int, default=2, help="openai: retries with backoff on 429/5xx/connection errors")
-    p.add_argument("--concurrency", type=int, default=4, help="openai: requests in flight (default: 4)")
+    p.add_argument("--timeout", type=positive_float, default=30.0, help="openai: seconds per request (default: 30)")
+    p.add_argument("--max-retries", type=non_negative_int, default=2, help="openai: retries with backoff on 429/5xx/connection errors")
+    p.add_argument("--concurrency", type=positive_int, default=4, help="openai: requests in flight (default: 4)")
 
 
 def register(sub) -> None:
@@ -69,10 +69,10 @@ def register(sub) -> None:
     p.add_argument("--benchmark", default=BENCHMARKS[0], help=f"benchmark manifest (default: {BENCHMARKS[0]})")
     p.add_argument("--out", default="runs/refine", help="output folder (default: runs/refine)")
     p.add_argument("--judges", default=JUDGES, help=f"cast judges (default: {JUDGES})")
-    p.add_argument("--limit", type=int, help="only the first N records")
-    p.add_argument("--steps", type=int, default=20, help="Euler steps (default: 20)")
-    p.add_argument("--seed", type=int, default=0, help="noise seed; record k uses seed + k (default: 0)")
-    p.add_argument("--id-guidance", type=float, default=1.0, help="identity guidance scale (default: 1 = off)")
+    p.add_argument("--limit", type=positive_int, help="only the first N records")
+    p.add_argument("--steps", type=positive_int, default=20, help="Euler steps (default: 20)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="noise seed; record k uses seed + k (default: 0)")
+    p.add_argument("--id-guidance", type=non_negative_float, default=1.0, help="identity guidance scale (default: 1 = off)")
     p.add_argument("--reorder", action="store_true",
                    help="rules: put the failing people's clauses first (default: keep them left to right)")
     _add_backend_options(p)

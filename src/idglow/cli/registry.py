@@ -9,6 +9,7 @@ leftover ``--key value`` is an error (a typo, not an override).
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 
 EPILOG = """configuration: --config FILE.yaml, then any --dotted.key value override, e.g.
@@ -38,3 +39,25 @@ def command(sub, name: str, func: Callable[[argparse.Namespace], int], help: str
         parser.add_argument("--config", metavar="FILE", help=config)
     parser.set_defaults(func=func, command=full_name or name, takes_config=config is not None)
     return parser
+
+
+def _number(kind: type, minimum: float, strict: bool):
+    what = f"{'an integer' if kind is int else 'a number'} {'>' if strict else '>='} {minimum:g}"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not math.isfinite(value) or value < minimum or (strict and value == minimum):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    parse.__name__ = what  # argparse names the type in its message
+    return parse
+
+
+positive_int = _number(int, 0, strict=True)            # counts and sizes: --steps, --batch, --limit, ...
+non_negative_int = _number(int, 0, strict=False)       # seeds, retries
+positive_float = _number(float, 0.0, strict=True)      # timeouts, scales
+non_negative_float = _number(float, 0.0, strict=False)  # identity guidance (0 = identity off, 1 = no guidance)

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from idglow.cli.config import load
-from idglow.cli.registry import command, group
+from idglow.cli.registry import command, group, non_negative_int
 from idglow.utils.defaults import CAST, JUDGES
 
 SYNTH_CONFIG = "synth config YAML (default: built-in defaults; keys: idglow config --kind synth)"
@@ -77,7 +77,7 @@ def register(sub) -> None:
     p = command(synth, "preview", cmd_synth_preview, "write a contact sheet of identities, children, groups and mini-adults",
                 config=SYNTH_CONFIG, full_name="synth preview")
     p.add_argument("--out", default="runs/cast-preview.png", help="PNG path (default: runs/cast-preview.png)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: 0)")
     p = command(synth, "train-judges", cmd_synth_train_judges,
                 "train the face detector, the two identity embedders and the age and colour classifiers",
                 config=SYNTH_CONFIG, full_name="synth train-judges")

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 from idglow.cli.config import load
-from idglow.cli.registry import command, group
+from idglow.cli.registry import command, group, non_negative_float, non_negative_int, positive_int
 from idglow.utils.defaults import BASE, BENCHMARKS, JUDGES, SFT_HELDOUT
 
 
@@ -110,9 +110,9 @@ def register(sub) -> None:
     p.add_argument("--manifest", action="append",
                    help=f"held-out SFT manifests (repeatable; default: {' and '.join(SFT_HELDOUT)})")
     p.add_argument("--judges", default=JUDGES, help=f"trained judges (default: {JUDGES})")
-    p.add_argument("--num", type=int, default=200, help="captions to sample (default: 200)")
-    p.add_argument("--steps", type=int, default=24, help="Euler steps (default: 24)")
-    p.add_argument("--seed", type=int, default=0, help="seed of caption choice; caption i's noise uses seed + i (default: 0)")
+    p.add_argument("--num", type=positive_int, default=200, help="captions to sample (default: 200)")
+    p.add_argument("--steps", type=positive_int, default=24, help="Euler steps (default: 24)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of caption choice; caption i's noise uses seed + i (default: 0)")
     command(train, "sft", cmd_train_sft, "stage 1: the identity branch on the frozen base model (identity loss, gates)",
             "Train the identity branch (and optional backbone LoRA) on SFT scenes from the shipped base model: flow "
             "matching plus the identity loss on x0_hat, task-adaptive gate. Logs the held-out binding diagnostic (true "
@@ -127,11 +127,11 @@ def register(sub) -> None:
     p.add_argument("--out", help="output folder (default: RUN/eval, RUN/eval-no-identity or RUN/eval-gG)")
     p.add_argument("--no-identity", action="store_true", help="sample with the identity branch off (text-only baseline)")
     p.add_argument("--judges", default=JUDGES, help=f"judges that score (default: {JUDGES})")
-    p.add_argument("--limit", type=int, help="score N records of each benchmark, evenly spread over it (all group sizes)")
-    p.add_argument("--steps", type=int, default=20, help="Euler steps (default: 20)")
-    p.add_argument("--id-guidance", type=float, default=1.0,
+    p.add_argument("--limit", type=positive_int, help="score N records of each benchmark, evenly spread over it (all group sizes)")
+    p.add_argument("--steps", type=positive_int, default=20, help="Euler steps (default: 20)")
+    p.add_argument("--id-guidance", type=non_negative_float, default=1.0,
                    help="identity guidance scale g: v_none + g (v_id - v_none); 1 = off, >1 costs a second forward")
-    p.add_argument("--seed", type=int, default=0, help="record k's noise uses seed + k (default: 0)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="record k's noise uses seed + k (default: 0)")
     command(train, "dpo", cmd_train_dpo, "stage 2: Flow-DPO of a LoRA policy on an SFT run (preference pairs)",
             "Train a LoRA adapter on a finished SFT model with Flow-DPO on the pairs of `idglow pairs build`. The "
             "reference is the same model with the adapter disabled. Loss variants: sigmoid, weighted (per-pair weight), "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,14 +17,38 @@ from idglow.data.manifest import ManifestError, load_manifest
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")  # what folders of user images are searched for
 
 
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS  # decoded-size limit (Pillow's, 89.5 M pixels): larger files are refused unread
+
+
 def read_rgb(path: Path | io.BytesIO, where: str, name: str | None = None) -> np.ndarray:
     """uint8 [H, W, 3] of the image at ``path`` (or in a buffer called ``name``); ManifestError prefixed by
-    ``where`` (file:line: field) if unreadable."""
+    ``where`` (file:line: field) if unreadable or larger than :data:`MAX_PIXELS`. Palette, greyscale, CMYK and
+    alpha images are converted to RGB; 16-bit greyscale is scaled to 8 bits (not clipped to white)."""
+    label = name or getattr(path, "name", "image")
     try:
-        with Image.open(path) as im:
-            return np.array(im.convert("RGB"))
-    except (OSError, UnidentifiedImageError) as err:
-        raise ManifestError(f"{where}: unreadable image {name or path.name!r} ({err})") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below, with the file named
+            im = Image.open(path)
+        with im:
+            width, height = im.size
+            if width * height > MAX_PIXELS:
+                raise ManifestError(f"{where}: image {label!r} is {width}x{height} pixels, over the limit of "
+                                    f"{MAX_PIXELS:,} pixels")
+            return _to_rgb(im)
+    except Image.DecompressionBombError as err:
+        raise ManifestError(f"{where}: image {label!r} is over the limit of {MAX_PIXELS:,} pixels ({err})") from None
+    except (OSError, UnidentifiedImageError, ValueError) as err:
+        if isinstance(err, ManifestError):
+            raise
+        raise ManifestError(f"{where}: unreadable image {label!r} ({err})") from None
+
+
+def _to_rgb(im: Image.Image) -> np.ndarray:
+    """uint8 [H, W, 3]: 16-bit (and 32-bit integer) greyscale scaled by 1/257, every other mode through Pillow."""
+    if im.mode.startswith("I"):
+        grey = np.clip(np.asarray(im, dtype=np.float64) / 257.0, 0, 255).round().astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    return np.array(im.convert("RGB"))
 
 
 def read_same_size(path: Path | io.BytesIO, where: str, earlier: list[np.ndarray], what: str,
@@ -83,6 +108,8 @@ class CaptionedImages:
             raise ValueError("data.manifests: no manifest given")
         arrays, self.prompts, self.sources = [], [], []
         self.records = scene_records(manifests)
+        if not self.records:
+            raise ManifestError(f"{', '.join(map(str, manifests))}: no records (an empty manifest)")
         for files, record in tqdm(self.records, desc="loading images", disable=not progress):
             where = f"{files.label}:{record['_line']}: image"
             arrays.append(files.read(record["image"], where, arrays, "image"))

@@ -13,12 +13,16 @@ ignored).
 from __future__ import annotations
 
 import json
+import math
+import re
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from idglow.utils.defaults import TASKS  # noqa: E402  (re-exported: manifests name their task)
+
+SAFE_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9._\-]{0,199}")
 
 
 class ManifestError(ValueError):
@@ -53,7 +57,17 @@ class _Record:
     def number(self, field: str, value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.fail(field, f"expected a number, got {value!r}")
+        if not math.isfinite(value):  # JSON readers accept NaN and Infinity; no field of ours means them
+            self.fail(field, f"expected a finite number, got {value!r}")
         return float(value)
+
+    def name(self, field: str, value: Any) -> str:
+        """A name that becomes a file name under an output folder: no separators, no ``..``, no leading dot."""
+        self.text(field, value)
+        if not SAFE_NAME.fullmatch(value):
+            self.fail(field, f"{value!r} is not a safe file name (letters, digits, '.', '_', '-'; not starting "
+                             "with '.'): it names output files")
+        return value
 
     def task(self, value: Any) -> str:
         if value not in TASKS:
@@ -94,6 +108,8 @@ class _Record:
 def _check_sft(r: _Record) -> None:
     r.keys(("image", "prompt", "task", "subjects"))
     d = r.data
+    if "id" in d:
+        r.name("id", d["id"])
     r.file("image", d["image"])
     r.text("prompt", d["prompt"])
     r.task(d["task"])
@@ -131,11 +147,25 @@ def _check_preference(r: _Record) -> None:
 def _check_benchmark(r: _Record) -> None:
     r.keys(("id", "prompt", "task", "refs", "expected"))
     d = r.data
-    r.text("id", d["id"])
+    r.name("id", d["id"])
     r.text("prompt", d["prompt"])
     r.task(d["task"])
     r.files("refs", d["refs"])
-    r.mapping("expected", d["expected"])
+    _check_expected(r, r.mapping("expected", d["expected"]), len(d["refs"]))
+
+
+def _check_expected(r: _Record, expected: dict, refs: int) -> None:
+    """``count`` (every benchmark: people the image should show); the cast's per-reference lists and target."""
+    count = expected.get("count")
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        r.fail("expected.count", f"expected a positive integer (the people the image should show), got {count!r}")
+    for key in ("identities", "clothing", "positions", "boxes"):
+        if key in expected and (not isinstance(expected[key], list) or len(expected[key]) != refs):
+            r.fail(f"expected.{key}", f"expected a list with one entry per reference ({refs}), got {expected[key]!r}")
+    for i, box in enumerate(expected.get("boxes", [])):
+        r.box(f"expected.boxes[{i}]", box)
+    if "target" in expected:
+        r.file("expected.target", expected["target"])
 
 
 CHECKS: dict[str, Callable[[_Record], None]] = {"sft": _check_sft, "preference": _check_preference, "benchmark": _check_benchmark}
@@ -159,11 +189,8 @@ def load_manifest(path: str | Path, kind: str, check_files: bool = True, skip_in
     if kind not in CHECKS:
         raise ValueError(f"kind: unknown manifest kind {kind!r}; choose one of {tuple(CHECKS)}")
     path = Path(path)
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as err:
-        raise ManifestError(f"{path}: cannot read manifest: {err.strerror}") from None
-    records, skipped = [], []
+    lines = _read_lines(path)
+    records, skipped, ids = [], [], {}
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -173,15 +200,33 @@ def load_manifest(path: str | Path, kind: str, check_files: bool = True, skip_in
             except json.JSONDecodeError as err:
                 raise ManifestError(f"{path}:{number}: record: invalid JSON ({err.msg} at column {err.colno})") from None
             CHECKS[kind](_Record(data, path, number, check_files))
+            if kind == "benchmark" and data["id"] in ids:  # ids name the output files: a repeat would overwrite
+                raise ManifestError(f"{path}:{number}: id: {data['id']!r} repeats the id of line {ids[data['id']]}")
         except ManifestError as err:
             if not skip_invalid:
                 raise
             skipped.append(str(err))
             continue
         records.append({**data, "_line": number})
+        if kind == "benchmark":
+            ids[data["id"]] = number
     if skipped:
         warnings.warn(f"{path}: skipped {len(skipped)} invalid record(s); first: {skipped[0]}", stacklevel=2)
     return records
+
+
+def _read_lines(path: Path) -> list[str]:
+    """The manifest's lines (UTF-8; a byte-order mark is allowed); unreadable or undecodable: a ManifestError."""
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise ManifestError(f"{path}: cannot read manifest: {err.strerror}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise ManifestError(f"{path}:{line}: record: not UTF-8 text (byte 0x{raw[err.start]:02x})") from None
+    return text.splitlines()
 
 
 def evenly_spread(records: list[dict], limit: int | None) -> list[dict]:

@@ -11,6 +11,7 @@ update whatever the split into micro-batches or processes.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ from idglow.models.io import save_lora
 from idglow.models.lora import adapters_disabled, add_lora
 from idglow.recipes.dpo import DPOConfig
 from idglow.runs.adopt import resolve_dpo
-from idglow.runs.load import load_policy
+from idglow.runs.load import PARENT, load_policy, weights_fingerprint
 from idglow.training.loop import Trainer
 from idglow.utils.defaults import TASKS
 from idglow.utils.io import atomic_write
@@ -113,8 +114,11 @@ class DPOTrainer(Trainer):
             return model(*inputs, **condition)
 
     def _save_final(self, model: IdGlowTransformer, folder: Path) -> None:
-        """The DPO adapter as safetensors + JSON; the SFT run it applies to is named in config.json."""
+        """The DPO adapter as safetensors + JSON, and ``parent.json``: the SFT run it applies to and that run's weights
+        fingerprint, so that a retrained SFT run is refused rather than silently combined with this adapter."""
         save_lora(model, folder)
+        parent = {"sft": self.cfg.sft, "sft_weights": weights_fingerprint(self.cfg.sft)}
+        atomic_write(folder / PARENT, lambda p: p.write_text(json.dumps(parent, indent=2) + "\n"))
 
     @torch.no_grad()
     def sample_grid(self, path: Path) -> Path:

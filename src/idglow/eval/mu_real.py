@@ -13,16 +13,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from idglow.cast.crops import face_crops, to_tensor
+from idglow.data.images import read_rgb
 from idglow.data.manifest import load_manifest
 from idglow.eval.facesim import face_sim
 from idglow.utils.io import atomic_write
 
 
-def _image(path: Path) -> torch.Tensor:
-    return to_tensor(np.array(Image.open(path).convert("RGB")))
+def _image(path: Path, where: str) -> torch.Tensor:
+    return to_tensor(read_rgb(path, where))
 
 
 @torch.no_grad()
@@ -33,11 +33,12 @@ def benchmark_mu_real(manifest: str | Path, judges: dict[str, torch.nn.Module]) 
     by_size: dict[int, list[float]] = defaultdict(list)
     detected = 0
     for record in load_manifest(manifest, "benchmark"):
-        target = _image(root / record["expected"]["target"])[None]
+        target = _image(root / record["expected"]["target"], f"{manifest}:{record['_line']}: expected.target")[None]
         boxes = judges["detector"].detect(target)[0][:, :4]
         detected += len(boxes)
         faces = judges["judge"](face_crops(target, boxes)) if len(boxes) else torch.zeros(0, 1)
-        refs = judges["judge"](torch.stack([_image(root / r) for r in record["refs"]]))
+        refs = judges["judge"](torch.stack([_image(root / r, f"{manifest}:{record['_line']}: refs[{i}]")
+                                               for i, r in enumerate(record["refs"])]))
         by_size[len(record["refs"])].append(face_sim(refs, faces))
     values = [v for vs in by_size.values() for v in vs]
     return {

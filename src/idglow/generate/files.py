@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from idglow.cast.crops import to_tensor, to_uint8
 from idglow.data.images import IMAGE_SUFFIXES, read_rgb
-from idglow.data.manifest import load_manifest
+from idglow.data.manifest import SAFE_NAME, ManifestError, load_manifest
 from idglow.generate.pipeline import IdGlowPipeline
 from idglow.identity.config import GateConfig
 from idglow.identity.gate import DynamicsAwareGate
@@ -100,8 +100,17 @@ def override_schedules(pipe: IdGlowPipeline, overrides: Sequence[str]) -> dict:
     return to_dict(updated)
 
 
+def check_name(name: str) -> str:
+    """``name`` if it is a plain file name (letters, digits, '.', '_', '-'; not starting with '.'), else ValueError."""
+    if not SAFE_NAME.fullmatch(name):
+        raise ValueError(f"name: {name!r} is not a safe file name (letters, digits, '.', '_', '-'; not starting with '.')")
+    return name
+
+
 def write_image(out: Path, name: str, image: torch.Tensor, sidecar: dict) -> Path:
-    """``out/name.png`` and ``out/name.json``, each written atomically (the PNG last: it marks completion)."""
+    """``out/name.png`` and ``out/name.json``, each written atomically (the PNG last: it marks completion).
+    ``name`` must be a plain file name (it may come from data: a benchmark id), so nothing lands outside ``out``."""
+    check_name(name)
     atomic_write(out / f"{name}.json", lambda p: p.write_text(json.dumps(sidecar, indent=2) + "\n"))
     atomic_write(out / f"{name}.png", lambda p: Image.fromarray(to_uint8(image)).save(p, format="PNG"))
     return out / f"{name}.png"
@@ -109,8 +118,24 @@ def write_image(out: Path, name: str, image: torch.Tensor, sidecar: dict) -> Pat
 
 def _sidecar(run: str | Path, prompt: str, task: str, refs: Sequence[str], options: SamplingOptions, schedule: dict,
              pipe: IdGlowPipeline, **extra) -> dict:
-    return {"run": str(run), "prompt": prompt, "task": task, "refs": list(refs), **dataclasses.asdict(options),
-            "height": pipe.height, "width": pipe.width, "schedule": schedule, **extra}
+    return {"run": str(run), "weights": pipe.weights, "prompt": prompt, "task": task, "refs": list(refs),
+            **dataclasses.asdict(options), "height": pipe.height, "width": pipe.width, "schedule": schedule, **extra}
+
+
+# What decides a generated image: a sidecar that differs in any of these was made by something else.
+MADE_BY = ("weights", "prompt", "task", "refs", "seed", "steps", "id_guidance", "height", "width", "schedule", "benchmark")
+
+
+def stale_fields(sidecar: Path, expected: dict) -> list[str]:
+    """``field: saved -> expected`` for each of :data:`MADE_BY` (and the run) where an existing image's sidecar differs."""
+    try:
+        saved = json.loads(sidecar.read_text())
+    except (OSError, json.JSONDecodeError):
+        return ["sidecar: unreadable"]
+    changed = [f"{k}: {saved.get(k)!r} -> {expected.get(k)!r}" for k in MADE_BY if saved.get(k) != expected.get(k)]
+    if Path(str(saved.get("run"))).resolve() != Path(expected["run"]).resolve():
+        changed.insert(0, f"run: {saved.get('run')!r} -> {expected['run']!r}")
+    return changed
 
 
 def generate_one(pipe: IdGlowPipeline, run: str | Path, prompt: str, ref_files: Sequence[Path], task: str,
@@ -139,12 +164,33 @@ def generate_benchmark(pipe: IdGlowPipeline, run: str | Path, manifest: str | Pa
     """
     manifest = Path(manifest)
     records = load_manifest(manifest, "benchmark")
+    if not records:
+        raise ManifestError(f"{manifest}: no records to generate (an empty benchmark)")
     keep = [(k, r) for k, r in enumerate(records) if ids is None or r["id"] in ids]
     if limit is not None:
         keep = keep[:limit]
     if prompts:
         keep = [(k, {**r, "prompt": prompts.get(r["id"], r["prompt"])}) for k, r in keep]
-    todo = [(k, r) for k, r in keep if not ((out / f"{r['id']}.png").is_file() and (out / f"{r['id']}.json").is_file())]
+    too_many = [r for _, r in keep if len(r["refs"]) > pipe.cfg.model.identity.max_refs]
+    if too_many:
+        raise ManifestError(f"{manifest}:{too_many[0]['_line']}: refs: {len(too_many[0]['refs'])} references; the model "
+                            f"takes at most {pipe.cfg.model.identity.max_refs}")
+    for tmp in out.glob(".*.tmp"):  # left by an interrupted run (atomic writes rename only finished files)
+        tmp.unlink(missing_ok=True)
+
+    def sidecar(k: int, record: dict) -> dict:
+        seeded = dataclasses.replace(options, seed=options.seed + k)
+        return _sidecar(run, record["prompt"], record["task"], record["refs"], seeded, schedule, pipe, id=record["id"],
+                        benchmark=str(manifest.resolve()))
+
+    done = {r["id"] for _, r in keep if (out / f"{r['id']}.png").is_file() and (out / f"{r['id']}.json").is_file()}
+    stale = {r["id"]: stale_fields(out / f"{r['id']}.json", sidecar(k, r)) for k, r in keep if r["id"] in done}
+    stale = {name: fields for name, fields in stale.items() if fields}
+    if stale:
+        name, fields = next(iter(stale.items()))
+        raise ValueError(f"{out}: {len(stale)} image(s) there were made otherwise, e.g. {name}.png ({'; '.join(fields[:3])}); "
+                         "use another --out folder or delete them")
+    todo = [(k, r) for k, r in keep if r["id"] not in done]
     bar = tqdm(total=len(keep), initial=len(keep) - len(todo), desc=f"generate {manifest.stem}", disable=not progress)
     for start in range(0, len(todo), batch):
         chunk = todo[start : start + batch]
@@ -153,9 +199,7 @@ def generate_benchmark(pipe: IdGlowPipeline, run: str | Path, manifest: str | Pa
         images = pipe([r["prompt"] for _, r in chunk], crops, [r["task"] for _, r in chunk], steps=options.steps,
                       generator=generators, id_guidance=options.id_guidance)
         for (k, record), image in zip(chunk, images):
-            seeded = dataclasses.replace(options, seed=options.seed + k)
-            write_image(out, record["id"], image, _sidecar(run, record["prompt"], record["task"], record["refs"], seeded,
-                                                           schedule, pipe, id=record["id"], benchmark=str(manifest.resolve())))
+            write_image(out, record["id"], image, sidecar(k, record))
         bar.update(len(chunk))
     bar.close()
     return {"generated": len(todo), "skipped": len(keep) - len(todo)}

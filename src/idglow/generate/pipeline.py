@@ -21,7 +21,7 @@ from idglow.flow import flux_shift_mu
 from idglow.generate.sampling import generate_images
 from idglow.identity.branch import pad_references
 from idglow.models import IdGlowTransformer
-from idglow.runs.load import load_run
+from idglow.runs.load import load_run, weights_fingerprint
 
 
 class IdGlowPipeline:
@@ -48,6 +48,7 @@ class IdGlowPipeline:
         self.text = build_text_encoder(cfg.text, cfg.data.max_tokens, self.device, cfg.data.cache_dir)
         self.mu = flux_shift_mu(self.rep.tokens) if cfg.flow.shift == "resolution" else None
         self.embedder = None
+        self.weights: str | None = None  # the run's weights fingerprint (from_run), recorded in generation sidecars
         if cfg.model.identity.encoder == "embedding":
             self.embedder = load_reference_embedder(cfg).to(self.device)
 
@@ -58,7 +59,9 @@ class IdGlowPipeline:
         model, cfg = load_run(run, dtype)
         # ArcFace reads 112 x 112 crops; dlib and insightface detect the face in the reference (HOG needs ~80 px)
         ref_size = {"dlib": 160, "insightface": 160}.get(cfg.references.backend, 112 if cfg.identity_loss.recognizer == "arcface" else 32)
-        return cls(model.to(device=device, dtype=dtype), cfg, height, width, ref_size, device=device)
+        pipe = cls(model.to(device=device, dtype=dtype), cfg, height, width, ref_size, device=device)
+        pipe.weights = weights_fingerprint(run)
+        return pipe
 
     def reference_inputs(self, references: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-sample reference crops (B tensors [N_b, 3, h, w] in [-1, 1]) -> the identity encoder's padded inputs

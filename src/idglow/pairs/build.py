@@ -30,7 +30,7 @@ from idglow.data.manifest import ManifestError, evenly_spread, load_manifest
 from idglow.eval.group_score import PairScoring, component_gaps, group_score, subject_scores
 from idglow.faces.identity_loss import face_embeddings
 from idglow.utils.defaults import JUDGES
-from idglow.utils.io import atomic_write, read_append_log
+from idglow.utils.io import atomic_write, open_append_log, read_append_log
 
 
 @dataclasses.dataclass
@@ -78,7 +78,7 @@ def training_items(manifests: list[str | Path], heldout: list[str | Path], limit
         ManifestError: a record with a held-out identity (file, line, field), unless ``skip_heldout``.
     """
     excluded = set().union(*(manifest_identities(m) for m in heldout)) if heldout else set()
-    items, counts = [], {"heldout_skipped": 0, "without_identity": 0}
+    items, counts, sources = [], {"heldout_skipped": 0, "without_identity": 0}, {}
     for manifest in map(Path, manifests):
         for record in load_manifest(manifest, "sft"):
             where = f"{manifest}:{record['_line']}"
@@ -92,6 +92,9 @@ def training_items(manifests: list[str | Path], heldout: list[str | Path], limit
                 counts["heldout_skipped"] += 1
                 continue
             name = record.get("id") or f"{manifest.stem}-{record['_line']:06d}"
+            if name in sources:  # candidates and references are filed under it: a repeat would overwrite them
+                raise ManifestError(f"{where}: id: {name!r} repeats the scene of {sources[name]}")
+            sources[name] = where
             items.append({"id": name, "source": where, "manifest": manifest, "record": record})
     if counts["heldout_skipped"]:
         warnings.warn(f"skipped {counts['heldout_skipped']} scene(s) with held-out identities", stacklevel=2)
@@ -199,7 +202,7 @@ def build_pairs(run: str | Path, manifests: list[str | Path], out: str | Path, o
     pipe = IdGlowPipeline.from_run(run, height, width)
     todo = [(k, item) for k, item in enumerate(items) if item["id"] not in done]
     bar = tqdm(total=len(items), initial=len(items) - len(todo), desc="pairs: sample and score", disable=not progress)
-    with open(out / "scored.jsonl", "a") as log:
+    with open_append_log(out / "scored.jsonl") as log:
         for start in range(0, len(todo), options.batch):
             chunk = todo[start : start + options.batch]
             seeds = [[options.seed + k * options.candidates + j for j in range(options.candidates)] for k, _ in chunk]

@@ -14,6 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from idglow.prompts.scene import SceneDescription
+from idglow.utils.io import open_append_log
 
 
 def detect_failures(record: dict, score: dict) -> dict[int, set[str]]:
@@ -52,7 +53,7 @@ def library_entries(record: dict, failures: dict[int, set[str]], image: str, rou
 def append_library(path: Path, entries: list[dict]) -> None:
     """Append entries to the JSONL library (created if absent)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as f:
+    with open_append_log(path) as f:
         for entry in entries:
             f.write(json.dumps(entry) + "\n")
 

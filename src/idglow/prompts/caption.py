@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from idglow.data.manifest import load_manifest
 from idglow.prompts import rules
 from idglow.prompts.scene import SceneDescription
-from idglow.utils.io import atomic_write, read_append_log
+from idglow.utils.io import atomic_write, open_append_log, read_append_log
 
 
 def _id(record: dict) -> str:
@@ -59,7 +59,7 @@ def caption_manifest(manifest: str | Path, out: str | Path | None = None, synthe
     key = "rules" if synthesizer is None else f"openai:{synthesizer.options.model}"
     done = read_cache(cache, key)
     todo = [r for r in records if _id(r) not in done]
-    with cache.open("a") as f, tqdm(total=len(records), initial=len(records) - len(todo), desc="caption",
+    with open_append_log(cache) as f, tqdm(total=len(records), initial=len(records) - len(todo), desc="caption",
                                      disable=not progress) as bar:
         for start in range(0, len(todo), batch):
             chunk = todo[start : start + batch]

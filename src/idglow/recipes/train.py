@@ -117,6 +117,10 @@ class TrainConfig:
     flow: FlowConfig = option(help="flow-matching objective", factory=FlowConfig)
     optim: OptimConfig = option(help="optimisation", factory=OptimConfig)
     log: LogConfig = option(help="logging, checkpoints and samples", factory=LogConfig)
+    resume_changed: bool = option(
+        False, "resume from the run folder's newest checkpoint even where this config differs from the one it was "
+        "trained with (the differences are printed); without it such a resume is refused. optim.steps, "
+        "optim.max_minutes and log.* may always change")
 
     def validate(self) -> None:
         validate_sections(self, "model", "data", "representation", "text", "optim", "log")

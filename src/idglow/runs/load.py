@@ -9,11 +9,13 @@ thing: an :class:`IdGlowTransformer` plus the SFT config that says how to sample
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from pathlib import Path
 
 import torch
 from diffusers import FluxTransformer2DModel
+from safetensors import SafetensorError
 
 from idglow.conditioning.flux_folder import adopt_flux_folder, is_pipeline_folder
 from idglow.models import IdGlowTransformer, load_identity_branch, load_lora
@@ -22,6 +24,8 @@ from idglow.models.lora import fuse_lora
 from idglow.recipes.sft import SFTConfig
 from idglow.recipes.train import TrainConfig
 from idglow.utils.config import from_dict
+
+PARENT = "parent.json"  # in a DPO run's final/: the SFT run and its weights fingerprint
 
 
 def load_base(run: str | Path, dtype: torch.dtype = torch.float32) -> tuple[IdGlowTransformer, TrainConfig]:
@@ -37,15 +41,21 @@ def load_base(run: str | Path, dtype: torch.dtype = torch.float32) -> tuple[IdGl
         cfg = dataclasses.replace(cfg, representation=dataclasses.replace(cfg.representation, vae=str(run / "vae")))
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"{folder}: no final transformer; finish (or resume) the run first")
-    backbone = FluxTransformer2DModel.from_pretrained(folder, torch_dtype=dtype, local_files_only=True)
-    return IdGlowTransformer(cfg.model, backbone=backbone).eval(), cfg
+    return IdGlowTransformer(cfg.model, backbone=_transformer(folder, dtype)).eval(), cfg
 
 
 def load_flux_folder(folder: Path, dtype: torch.dtype = torch.float32) -> tuple[IdGlowTransformer, TrainConfig]:
     """The transformer of a diffusers FLUX folder, with the config that reads its VAE and text encoders."""
     cfg = adopt_flux_folder(TrainConfig(), folder)
-    backbone = FluxTransformer2DModel.from_pretrained(folder / "transformer", torch_dtype=dtype, local_files_only=True)
-    return IdGlowTransformer(cfg.model, backbone=backbone).eval(), cfg
+    return IdGlowTransformer(cfg.model, backbone=_transformer(folder / "transformer", dtype)).eval(), cfg
+
+
+def _transformer(folder: Path, dtype: torch.dtype) -> FluxTransformer2DModel:
+    """diffusers' FLUX transformer from a local folder; a broken or foreign file is an error naming the folder."""
+    try:
+        return FluxTransformer2DModel.from_pretrained(folder, torch_dtype=dtype, local_files_only=True)
+    except (OSError, ValueError, RuntimeError, SafetensorError) as err:
+        raise ValueError(f"{folder}: cannot load the transformer ({type(err).__name__}: {err})") from None
 
 
 def is_dpo_run(run: str | Path) -> bool:
@@ -98,11 +108,40 @@ def load_policy(sft_run: str | Path, dtype: torch.dtype = torch.float32) -> tupl
     return model, cfg
 
 
+def weights_fingerprint(run: str | Path) -> str:
+    """What a finished SFT or DPO run's weights are: sha256 (16 hex digits) of its ``final/*.safetensors`` (a DPO run's
+    SFT run's included). Generation sidecars and DPO runs record it, so outputs of other weights are never reused."""
+    run = Path(run)
+    files = sorted((run / "final").glob("*.safetensors"))
+    if is_dpo_run(run):
+        files = sorted((Path(json.loads((run / "config.json").read_text())["sft"]) / "final").glob("*.safetensors")) + files
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode())
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def check_dpo_parent(run: str | Path) -> None:
+    """Refuse a DPO run whose SFT run has been retrained since (its ``final/parent.json`` records the SFT weights)."""
+    parent = Path(run) / "final" / PARENT
+    if not parent.is_file():  # written by every DPO run since the fingerprints; older runs cannot be checked
+        return
+    recorded = json.loads(parent.read_text())
+    now = weights_fingerprint(recorded["sft"])
+    if now != recorded["sft_weights"]:
+        raise ValueError(f"{run}: its SFT run {recorded['sft']} changed since this DPO run was trained (weights "
+                         f"{recorded['sft_weights']} then, {now} now); retrain the DPO run on it")
+
+
 def load_run(run: str | Path, dtype: torch.dtype = torch.float32) -> tuple[IdGlowTransformer, SFTConfig]:
     """The model (eval mode) and SFT config of a finished SFT or DPO run."""
     check_run(run)
     if not is_dpo_run(run):
         return load_sft(run, dtype)
+    check_dpo_parent(run)
     model, cfg = load_policy(json.loads((Path(run) / "config.json").read_text())["sft"], dtype)
     load_lora(model, Path(run) / "final")
     return model.eval(), cfg

@@ -29,7 +29,7 @@ from idglow.recipes.sft import SFTConfig
 from idglow.runs.adopt import resolve_sft
 from idglow.sft.diagnostics import BindingDiagnostic
 from idglow.training.loop import Trainer
-from idglow.utils.io import atomic_write
+from idglow.utils.io import atomic_write, open_append_log
 
 
 class SFTTrainer(Trainer):
@@ -114,7 +114,7 @@ class SFTTrainer(Trainer):
             return {}
         with self.accelerator.autocast():
             result = self.diagnostic(self.accelerator.unwrap_model(self.model))
-        with open(self.out / "diagnostics.jsonl", "a") as f:
+        with open_append_log(self.out / "diagnostics.jsonl") as f:
             f.write(json.dumps({"step": self.step, **result}) + "\n")
         return {k: v for k, v in result.items() if "_sigma_" not in k}
 

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from idglow.utils.io import atomic_write
@@ -81,17 +83,29 @@ def latest_checkpoint(folder: Path) -> Path | None:
     return path
 
 
+class CheckpointError(ValueError):
+    """A checkpoint cannot be read (truncated, foreign or from another configuration); the message names it."""
+
+
 def load_checkpoint(path: Path, optimizer: torch.optim.Optimizer, scheduler, generator: torch.Generator) -> tuple[dict, dict, dict | None]:
-    """Restore optimiser, scheduler and RNG states in place; return ``(trainable weights, state, ema)``."""
+    """Restore optimiser, scheduler and RNG states in place; return ``(trainable weights, state, ema)``.
+
+    Raises:
+        CheckpointError: a part is missing, truncated, not what it should be, or does not fit the optimizer.
+    """
     path = Path(path)
-    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
-    scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
-    rng = load_file(str(path / "rng.safetensors"))
-    torch.set_rng_state(rng["torch_cpu"])
-    generator.set_state(rng["train_generator"])
-    if torch.cuda.is_available():
-        states = [rng[k] for k in sorted(k for k in rng if k.startswith("torch_cuda_"))]
-        if states:
-            torch.cuda.set_rng_state_all(states)
-    ema = load_file(str(path / "ema.safetensors")) if (path / "ema.safetensors").is_file() else None
-    return load_file(str(path / "model.safetensors")), json.loads((path / "state.json").read_text()), ema
+    try:
+        optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+        scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
+        rng = load_file(str(path / "rng.safetensors"))
+        torch.set_rng_state(rng["torch_cpu"])
+        generator.set_state(rng["train_generator"])
+        if torch.cuda.is_available():
+            states = [rng[k] for k in sorted(k for k in rng if k.startswith("torch_cuda_"))]
+            if states:
+                torch.cuda.set_rng_state_all(states)
+        ema = load_file(str(path / "ema.safetensors")) if (path / "ema.safetensors").is_file() else None
+        return load_file(str(path / "model.safetensors")), json.loads((path / "state.json").read_text()), ema
+    except (OSError, RuntimeError, ValueError, KeyError, EOFError, pickle.UnpicklingError, SafetensorError) as err:
+        raise CheckpointError(f"{path}: cannot resume from this checkpoint ({type(err).__name__}: {err}); move it "
+                              "aside to resume from an earlier one, or start a new run folder") from None

@@ -26,13 +26,19 @@ from idglow.models import IdGlowTransformer
 from idglow.models.packing import text_ids
 from idglow.recipes.train import TrainConfig
 from idglow.runs.adopt import inherit
-from idglow.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from idglow.training.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
 from idglow.training.memory import apply_memory_options, make_optimizer
-from idglow.utils.config import to_dict
+from idglow.utils.config import ConfigError, differences, to_dict
 from idglow.utils.defaults import TASKS
-from idglow.utils.io import atomic_write
+from idglow.utils.io import atomic_write, open_append_log, read_append_log
 
 SIGMA_BUCKETS = 10
+# What may change when a run is resumed: how long it trains, how it logs, and the permission itself.
+RESUMABLE_CHANGES = ("optim.steps:", "optim.max_minutes:", "log.", "resume_changed:")
+
+
+class NonFiniteLossError(ValueError):
+    """A training step's loss is NaN or infinite: the step is not applied and nothing more is saved."""
 
 
 class TermStats:
@@ -194,9 +200,15 @@ class Trainer:
         path = latest_checkpoint(self.out / "checkpoints")
         if path is None:
             return
+        self._check_resumed_config(path)
         weights, state, ema = load_checkpoint(path, self.optimizer, self.scheduler, self.generator)
+        trainable = self._trainable()
+        unfit = [n for n, q in trainable.items() if n not in weights or weights[n].shape != q.shape]
+        if unfit:
+            raise CheckpointError(f"{path}: its weights do not fit this model ({unfit[0]}, {len(unfit)} in all): written "
+                                  "by another configuration; resume with the run's own config or use a new run folder")
         with torch.no_grad():
-            for name, tensor in self._trainable().items():
+            for name, tensor in trainable.items():
                 tensor.copy_(weights[name])
         if self.ema is not None and ema is not None:
             self.ema.shadow_params = [ema[n].clone() for n in self.names]
@@ -207,6 +219,20 @@ class Trainer:
         self.elapsed_before = state.get("elapsed_seconds", 0.0)
         self.accelerator.print(f"resumed from {path} at step {self.step}")
 
+    def _check_resumed_config(self, path: Path) -> None:
+        """Refuse to continue a run with another config than it was trained with (unless ``resume_changed``)."""
+        try:
+            saved = json.loads((path / "state.json").read_text()).get("config", {})
+        except (OSError, json.JSONDecodeError) as err:
+            raise CheckpointError(f"{path}: unreadable state.json ({err}); move the checkpoint aside") from None
+        changed = [d for d in differences(saved, to_dict(self.cfg)) if not d.startswith(RESUMABLE_CHANGES)]
+        if changed and not self.cfg.resume_changed:
+            raise ConfigError(f"{self.out}: resuming with a config that differs from the one this run was trained with:"
+                              "\n  " + "\n  ".join(changed) + "\nrestore those values, use a new `out` folder, or set "
+                              "resume_changed: true to continue anyway")
+        if changed:
+            self.accelerator.print("resuming with a changed config:\n  " + "\n  ".join(changed))
+
     def _truncate_logs(self) -> None:
         """Drop log lines written after the checkpoint being resumed (they will be written again)."""
         if not self.accelerator.is_main_process:
@@ -214,8 +240,8 @@ class Trainer:
         for name in ("log.jsonl", "diagnostics.jsonl"):
             path = self.out / name
             if path.is_file():
-                lines = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= self.step]
-                atomic_write(path, lambda p, kept=lines: p.write_text("".join(f"{line}\n" for line in kept)))
+                kept = [json.dumps(r) for r in read_append_log(path) if r.get("step", 0) <= self.step]  # torn line: dropped
+                atomic_write(path, lambda p, kept=kept: p.write_text("".join(f"{line}\n" for line in kept)))
 
     def _checkpoint(self) -> None:
         if not self.accelerator.is_main_process:
@@ -238,7 +264,13 @@ class Trainer:
         for _ in range(self.cfg.optim.grad_accum):
             with self.accelerator.accumulate(self.model):
                 terms = self._loss(self.order.next())
-                self.accelerator.backward(terms["loss"].mean())
+                loss = terms["loss"].mean()
+                if not torch.isfinite(loss):
+                    raise NonFiniteLossError(
+                        f"step {self.step + 1}: the loss is {float(loss.detach())}; stopped before updating the weights. The "
+                        f"newest checkpoint in {self.out / 'checkpoints'} holds the last good weights; check the data "
+                        "(pair weights and margins, boxes, images) and optim.lr")
+                self.accelerator.backward(loss)
                 if self.accelerator.sync_gradients and self.cfg.optim.grad_clip > 0:
                     stats.grad_norm = float(self.accelerator.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip))
                 self.optimizer.step()
@@ -260,7 +292,7 @@ class Trainer:
             **(extra or {}),
         }
         if self.accelerator.is_main_process:
-            with open(self.out / "log.jsonl", "a") as f:
+            with open_append_log(self.out / "log.jsonl") as f:
                 f.write(json.dumps(record) + "\n")
         self.accelerator.log({k: v for k, v in record.items() if k != "step"}, step=self.step)
         return record

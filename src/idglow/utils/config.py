@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import types
 import typing
@@ -110,6 +111,8 @@ def _coerce(value: Any, tp: Any, key: str, base: Any = None) -> Any:
             value = float(value)  # PyYAML (YAML 1.1) reads `1e-4`, with no dot, as a string
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected float, got {type(value).__name__} {value!r}")
+        if not math.isfinite(value):  # YAML's .nan / .inf: no setting of ours means them
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -279,3 +282,15 @@ def format_help(cls: type) -> str:
     for key, tp, default, text in describe(cls):
         lines.append(f"  --{key} ({tp}, default {default})\n      {text}")
     return "\n".join(lines)
+
+
+def differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """``key: old -> new`` for every dotted key whose value differs between two nested dicts (``to_dict`` output)."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key, "<absent>"), new.get(key, "<absent>")
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            out += differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return out

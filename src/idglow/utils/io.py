@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 
@@ -46,12 +46,18 @@ def load_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such weights file")
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, RuntimeError) as err:
+        raise ValueError(f"{path}: not a readable safetensors file ({err})") from None
     if "config" not in meta:
         raise ValueError(f"{path}: safetensors metadata has no 'config' entry")
-    return tensors, json.loads(meta["config"])
+    try:
+        return tensors, json.loads(meta["config"])
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: the 'config' metadata is not JSON ({err.msg})") from None
 
 
 def read_append_log(path: str | Path) -> list[dict]:
@@ -65,3 +71,15 @@ def read_append_log(path: str | Path) -> list[dict]:
             except json.JSONDecodeError:
                 continue
     return records
+
+
+def open_append_log(path: str | Path):
+    """Open an append-only JSON Lines log for appending, first cutting a torn last line (a kill mid-write) so
+    the next record starts on a line of its own. Returns the open text file."""
+    path = Path(path)
+    if path.is_file():
+        data = path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            with open(path, "r+b") as f:
+                f.truncate(data.rfind(b"\n") + 1)
+    return open(path, "a")
