@@ -150,3 +150,11 @@ def test_sft_scene_ids_are_safe_names_and_pairs_refuse_a_repeated_one(tmp_path):
     path = _manifest(tmp_path, [{**_sft(tmp_path), "id": "s"}, {**_sft(tmp_path), "id": "s"}])
     with pytest.raises(ManifestError, match=r"m.jsonl:2: id: 's' repeats the scene of .*m.jsonl:1"):
         training_items([path], [], None)
+
+
+def test_an_odd_first_image_is_named_beside_the_one_that_differs(tmp_path):
+    first = {**_sft(tmp_path), "image": _png(tmp_path / "tiny.png", (1, 1))}
+    path = _manifest(tmp_path, [first, _sft(tmp_path)])
+    with pytest.raises(ManifestError, match=r"m.jsonl:2: image: size 64x32 differs from the first image's 1x1 "
+                                            r"\(.*m.jsonl:1: image\); every image must have one size"):
+        CaptionedImages([path], progress=False)

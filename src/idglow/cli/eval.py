@@ -30,6 +30,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.prompt and not args.refs:
         raise ValueError("refs: --prompt needs --refs (image files or a folder)")
     files = reference_files(args.refs) if args.prompt else None  # bad input fails before the model loads
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ValueError(f"out: {args.out} is a file; give a folder")
     check_run(args.run)
     import torch
 

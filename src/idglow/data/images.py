@@ -51,13 +51,23 @@ def _to_rgb(im: Image.Image) -> np.ndarray:
     return np.array(im.convert("RGB"))
 
 
+class SameSize(list):
+    """Decoded images that must share one size (one batch); remembers where the first came from, for errors."""
+
+    first: str | None = None
+
+
 def read_same_size(path: Path | io.BytesIO, where: str, earlier: list[np.ndarray], what: str,
                    name: str | None = None) -> np.ndarray:
-    """:func:`read_rgb`, checking the size against the first of ``earlier`` (a batch needs one size)."""
+    """:func:`read_rgb`, checking the size against the first of ``earlier`` (a batch needs one size); with a
+    :class:`SameSize` list the error names both images, so a lone odd first image is not blamed on the next."""
     array = read_rgb(path, where, name)
     if earlier and array.shape != earlier[0].shape:
+        first = f" ({earlier.first})" if getattr(earlier, "first", None) else ""
         raise ManifestError(f"{where}: size {array.shape[1]}x{array.shape[0]} differs from the first {what}'s "
-                            f"{earlier[0].shape[1]}x{earlier[0].shape[0]}")
+                            f"{earlier[0].shape[1]}x{earlier[0].shape[0]}{first}; every {what} must have one size")
+    if not earlier and isinstance(earlier, SameSize):
+        earlier.first = where
     return array
 
 
@@ -106,7 +116,7 @@ class CaptionedImages:
     def __init__(self, manifests: list[str | Path], progress: bool = True):
         if not manifests:
             raise ValueError("data.manifests: no manifest given")
-        arrays, self.prompts, self.sources = [], [], []
+        arrays, self.prompts, self.sources = SameSize(), [], []
         self.records = scene_records(manifests)
         if not self.records:
             raise ManifestError(f"{', '.join(map(str, manifests))}: no records (an empty manifest)")

@@ -189,7 +189,7 @@ def load_manifest(path: str | Path, kind: str, check_files: bool = True, skip_in
     if kind not in CHECKS:
         raise ValueError(f"kind: unknown manifest kind {kind!r}; choose one of {tuple(CHECKS)}")
     path = Path(path)
-    lines = _read_lines(path)
+    lines = read_lines(path)
     records, skipped, ids = [], [], {}
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -215,7 +215,7 @@ def load_manifest(path: str | Path, kind: str, check_files: bool = True, skip_in
     return records
 
 
-def _read_lines(path: Path) -> list[str]:
+def read_lines(path: Path) -> list[str]:
     """The manifest's lines (UTF-8; a byte-order mark is allowed); unreadable or undecodable: a ManifestError."""
     try:
         raw = path.read_bytes()

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from idglow.data.images import RecordFiles, read_same_size
+from idglow.data.images import RecordFiles, SameSize, read_same_size
 from idglow.data.manifest import TASKS, ManifestError, load_manifest
 from idglow.data.subjects import scene_subjects
 
@@ -30,7 +30,7 @@ class PreferencePairs:
         self.records = [(Path(m), r) for m in manifests for r in load_manifest(m, "preference")]
         if not self.records:
             raise ValueError(f"data.manifests: no pairs in {', '.join(map(str, manifests))}")
-        winners, losers, refs, first = [], [], [], [0]
+        winners, losers, refs, first = SameSize(), [], SameSize(), [0]
         for manifest, record in tqdm(self.records, desc="loading pairs", disable=not progress):
             where = f"{manifest}:{record['_line']}"
             winners.append(read_same_size(manifest.parent / record["winner"], f"{where}: winner", winners, "image"))

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from idglow.data.images import CaptionedImages
+from idglow.data.images import CaptionedImages, SameSize
 from idglow.data.manifest import TASKS, ManifestError
 
 
@@ -36,7 +36,7 @@ class SubjectScenes(CaptionedImages):
 
     def __init__(self, manifests: list[str | Path], progress: bool = True, max_refs: int | None = None):
         super().__init__(manifests, progress)
-        crops, boxes, first, self.ref_sources = [], [], [0], []
+        crops, boxes, first, self.ref_sources = SameSize(), [], [0], []
         for files, record in self.records:
             if max_refs is not None and len(record["subjects"]) > max_refs:
                 raise ManifestError(f"{files.label}:{record['_line']}: subjects: {len(record['subjects'])} subjects exceed "

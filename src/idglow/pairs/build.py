@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from idglow.cast.crops import to_tensor, to_uint8
 from idglow.cast.judge_training import load_judges
 from idglow.data.images import read_rgb
-from idglow.data.manifest import ManifestError, evenly_spread, load_manifest
+from idglow.data.manifest import ManifestError, evenly_spread, load_manifest, read_lines
 from idglow.eval.group_score import PairScoring, component_gaps, group_score, subject_scores
 from idglow.faces.identity_loss import face_embeddings
 from idglow.utils.defaults import JUDGES
@@ -56,10 +56,13 @@ class PairsOptions:
 def manifest_identities(path: str | Path) -> set[int]:
     """Identities named in an SFT manifest (``subjects[].attributes.identity``) or a benchmark (``expected.identities``)."""
     ids: set[int] = set()
-    for line in Path(path).read_text().splitlines():
+    for number, line in enumerate(read_lines(Path(path)), start=1):
         if not line.strip():
             continue
-        record = json.loads(line)
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ManifestError(f"{path}:{number}: record: invalid JSON ({err.msg} at column {err.colno})") from None
         ids.update(s.get("attributes", {}).get("identity") for s in record.get("subjects", []))
         ids.update(record.get("expected", {}).get("identities", []))
     ids.discard(None)

@@ -59,12 +59,15 @@ def append_library(path: Path, entries: list[dict]) -> None:
 
 
 def read_library(path: Path) -> list[dict]:
-    """Every entry of a library; a malformed line is an error naming the file and line."""
-    entries = []
-    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
+    """Every entry of a library; a malformed line is an error naming the file and line (a torn last line is skipped)."""
+    entries, text = [], Path(path).read_text()
+    lines = text.splitlines()
+    for number, line in enumerate(lines, start=1):
         try:
             entry = json.loads(line)
         except json.JSONDecodeError as err:
+            if number == len(lines) and not text.endswith("\n"):
+                break  # a last line torn by a kill mid-append: that entry was never finished
             raise ValueError(f"{path}:{number}: not JSON ({err.msg})") from None
         if not isinstance(entry, dict) or "failure" not in entry or "prompt" not in entry:
             raise ValueError(f"{path}:{number}: a badcase needs fields 'failure' and 'prompt'")
