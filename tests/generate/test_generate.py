@@ -67,11 +67,9 @@ def test_generate_refuses_images_made_otherwise_and_clears_torn_temporaries(cast
     argv = ["generate", "--run", str(sft_run), "--benchmark", str(cast / "synth-group.jsonl"), "--out", str(out), "--limit", "2"]
     assert _cli(*argv, "--steps", "2").returncode == 0
     (out / ".synth-group-000000.png.x1.tmp").write_bytes(b"torn by a kill")
-    for extra, field in ((["--steps", "3"], "steps: 2 -> 3"), (["--steps", "2", "--seed", "5"], "seed: 0 -> 5")):
-        done = _cli(*argv, *extra)
-        assert done.returncode == 2 and "made otherwise" in done.stderr and field in done.stderr, done.stderr
+    done = _cli(*argv, "--steps", "3", "--seed", "5")
+    assert done.returncode == 2 and "made otherwise" in done.stderr and "seed: 0 -> 5; steps: 2 -> 3" in done.stderr, done.stderr
     assert not list(out.glob(".*.tmp"))
-    assert "2 already there" in _cli(*argv, "--steps", "2").stdout
 
 
 def test_sidecars_of_another_run_or_other_weights_are_stale(tmp_path):
@@ -87,17 +85,14 @@ def test_sidecars_of_another_run_or_other_weights_are_stale(tmp_path):
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("damage", ["truncated", "random", "pickle"])
-def test_broken_weights_of_a_run_are_named_not_a_traceback(cast, sft_run, tmp_path, damage):
-    import os
+def test_broken_weights_of_a_run_are_named_not_a_traceback(cast, sft_run, tmp_path):
+    """Through the real CLI for a truncated file; random and pickle bytes take the same path (tests/data)."""
     import shutil
 
     run = tmp_path / "run"
     shutil.copytree(sft_run, run)
     weights = run / "final" / "identity_branch.safetensors"
-    content = {"truncated": weights.read_bytes()[: weights.stat().st_size // 2], "random": os.urandom(4096),
-               "pickle": b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00}\x94."}[damage]
-    weights.write_bytes(content)
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
     done = _cli("generate", "--run", str(run), "--benchmark", str(cast / "synth-group.jsonl"), "--limit", "1",
                 "--steps", "1", "--out", str(tmp_path / "o"))
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr

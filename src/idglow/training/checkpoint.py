@@ -107,5 +107,7 @@ def load_checkpoint(path: Path, optimizer: torch.optim.Optimizer, scheduler, gen
         ema = load_file(str(path / "ema.safetensors")) if (path / "ema.safetensors").is_file() else None
         return load_file(str(path / "model.safetensors")), json.loads((path / "state.json").read_text()), ema
     except (OSError, RuntimeError, ValueError, KeyError, EOFError, pickle.UnpicklingError, SafetensorError) as err:
-        raise CheckpointError(f"{path}: cannot resume from this checkpoint ({type(err).__name__}: {err}); move it "
-                              "aside to resume from an earlier one, or start a new run folder") from None
+        why = ("a file that is not plain tensors (refused: nothing is unpickled)" if isinstance(err, pickle.UnpicklingError)
+               else f"{type(err).__name__}: {(str(err).splitlines() or [''])[0][:200]}")
+        raise CheckpointError(f"{path}: cannot resume from this checkpoint ({why}); move it aside to resume from an "
+                              "earlier one, or start a new run folder") from None
