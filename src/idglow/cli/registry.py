@@ -41,15 +41,15 @@ def command(sub, name: str, func: Callable[[argparse.Namespace], int], help: str
     return parser
 
 
-def _number(kind: type, minimum: float, strict: bool):
-    what = f"{'an integer' if kind is int else 'a number'} {'>' if strict else '>='} {minimum:g}"
+def _number(kind: type, minimum: float, exclusive: bool):
+    what = f"{'an integer' if kind is int else 'a number'} {'>' if exclusive else '>='} {minimum:g}"
 
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if not math.isfinite(value) or value < minimum or (strict and value == minimum):
+        if not math.isfinite(value) or value < minimum or (exclusive and value == minimum):
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
         return value
 
@@ -57,7 +57,7 @@ def _number(kind: type, minimum: float, strict: bool):
     return parse
 
 
-positive_int = _number(int, 0, strict=True)            # counts and sizes: --steps, --batch, --limit, ...
-non_negative_int = _number(int, 0, strict=False)       # seeds, retries
-positive_float = _number(float, 0.0, strict=True)      # timeouts, scales
-non_negative_float = _number(float, 0.0, strict=False)  # identity guidance (0 = identity off, 1 = no guidance)
+positive_int = _number(int, 0, exclusive=True)            # counts and sizes: --steps, --batch, --limit, ...
+non_negative_int = _number(int, 0, exclusive=False)       # seeds, retries
+positive_float = _number(float, 0.0, exclusive=True)      # timeouts, scales
+non_negative_float = _number(float, 0.0, exclusive=False)  # identity guidance (0 = identity off, 1 = no guidance)
