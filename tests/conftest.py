@@ -1,7 +1,11 @@
 """Shared fixtures: offline, small thread count, tiny models."""
 
+import contextlib
+import io
 import os
 import subprocess
+import tempfile
+from collections.abc import Callable
 import sys
 from pathlib import Path
 
@@ -10,11 +14,19 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import pytest
 import torch
+from filelock import FileLock
 
 from idglow.models import IdGlowTransformer, ModelConfig
 from idglow.models.packing import image_ids, pack_latents, text_ids
 
-torch.set_num_threads(2)
+# Under pytest-xdist each worker takes one core: two threads per worker would oversubscribe a 2-core machine.
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The demo's file first: it is the longest (two quick demos), so under ``--dist loadfile`` one worker starts
+    it at once while the other takes everything else, instead of it starting last."""
+    items.sort(key=lambda item: 0 if item.nodeid.startswith("tests/demo/") else 1)
 
 
 class TinyBatch:
@@ -101,21 +113,57 @@ def run_cli(*argv: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "idglow", *argv], env=ENV, capture_output=True, text=True, timeout=300)
 
 
+def cli(*argv: str) -> subprocess.CompletedProcess:
+    """``idglow ARGV`` in this process: the same parser, handlers and error boundary (exit status 2 and one line
+    naming what is wrong) as :func:`run_cli`, without a new interpreter's ~6 s of imports. For commands that fail
+    on their input or finish in seconds; runs that train, resume or are killed keep their own process."""
+    from idglow.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in argv])
+        except SystemExit as exit_:  # argparse's own errors
+            code = exit_.code if isinstance(exit_.code, int) else 1
+    return subprocess.CompletedProcess(["idglow", *argv], code, out.getvalue(), err.getvalue())
+
+
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], Path]) -> Path:
+    """A session fixture's folder, built once per test run and shared by the pytest-xdist workers (xdist's recipe:
+    the first worker builds it under a file lock, the others wait and reuse it; each would otherwise build its
+    own). ``build(empty folder) -> the fixture's path``. Tests only add files of their own names to these folders."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return build(tmp_path_factory.mktemp(name))
+    shared = tmp_path_factory.getbasetemp().parent / "shared-fixtures"
+    shared.mkdir(exist_ok=True)
+    with FileLock(str(shared / f"{name}.lock")):
+        marker = shared / f"{name}.path"
+        if not marker.is_file():
+            marker.write_text(str(build(Path(tempfile.mkdtemp(prefix=f"{name}-", dir=shared)))))
+        return Path(marker.read_text())
+
+
 @pytest.fixture(scope="session")
 def cast(tmp_path_factory) -> Path:
     """8 group and 4 age training scenes, 2 benchmark records per group size (held-out identities), mu_real."""
     from idglow.cast.judge_training import load_judges
     from idglow.eval.mu_real import write_mu_real
 
-    out = build_tiny_cast(tmp_path_factory.mktemp("cast"), sft_age=4, bench_per_size=2, heldout_identities=8)
-    write_mu_real(out, load_judges(JUDGES))
-    return out
+    def build(folder: Path) -> Path:
+        out = build_tiny_cast(folder, sft_age=4, bench_per_size=2, heldout_identities=8)
+        write_mu_real(out, load_judges(JUDGES))
+        return out
+
+    return built_once(tmp_path_factory, "cast", build)
 
 
 @pytest.fixture(scope="session")
 def base(cast, tmp_path_factory) -> Path:
     """A tiny base model trained for 4 steps and exported like assets/base."""
-    root = tmp_path_factory.mktemp("base")
+    return built_once(tmp_path_factory, "base", lambda root: _train_base(cast, root))
+
+
+def _train_base(cast: Path, root: Path) -> Path:
     done = run_cli("train", "base", "--config", str(ROOT / "configs" / "tiny-base.yaml"), "--out", str(root / "run"),
                    "--data.manifests", f"[{cast / 'sft-group-train.jsonl'}]", "--optim.steps", "4")
     assert done.returncode == 0, done.stderr
@@ -131,22 +179,22 @@ def run_sft(cast: Path, base: Path, out: Path, *extra: str) -> subprocess.Comple
                    "--data.manifests", manifests, "--diagnostics.manifests", manifests, *extra)
 
 
+def _finished_sft(cast: Path, base: Path, run: Path, *extra: str) -> Path:
+    done = run_sft(cast, base, run, "--optim.steps", "2", "--diagnostics.every", "0", *extra)
+    assert done.returncode == 0, done.stderr
+    return run
+
+
 @pytest.fixture(scope="session")
 def sft_run(cast, base, tmp_path_factory) -> Path:
     """A finished tiny SFT run (2 steps of configs/tiny-sft.yaml on the tiny cast and base)."""
-    run = tmp_path_factory.mktemp("sft") / "run"
-    done = run_sft(cast, base, run, "--optim.steps", "2", "--diagnostics.every", "0")
-    assert done.returncode == 0, done.stderr
-    return run
+    return built_once(tmp_path_factory, "sft", lambda root: _finished_sft(cast, base, root / "run"))
 
 
 @pytest.fixture(scope="session")
 def sft_lora(cast, base, tmp_path_factory) -> Path:
     """A tiny SFT run with a LoRA (so DPO must merge it before adding its own adapter)."""
-    run = tmp_path_factory.mktemp("sft-lora") / "run"
-    done = run_sft(cast, base, run, "--model.lora.rank", "2", "--optim.steps", "2", "--diagnostics.every", "0")
-    assert done.returncode == 0, done.stderr
-    return run
+    return built_once(tmp_path_factory, "sft-lora", lambda root: _finished_sft(cast, base, root / "run", "--model.lora.rank", "2"))
 
 
 def pairs_build(cast: Path, run: Path, out: Path, *extra: str):
@@ -156,12 +204,16 @@ def pairs_build(cast: Path, run: Path, out: Path, *extra: str):
                 "--items", "4", "--candidates", "2", "--steps", "2", "--batch", "3", *extra)
 
 
-@pytest.fixture(scope="session")
-def pairs(cast, sft_lora, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("pairs") / "pairs"
+def _built_pairs(cast: Path, sft_lora: Path, out: Path) -> Path:
     done = pairs_build(cast, sft_lora, out, "--min_gap", "0")
     assert done.returncode == 0, done.stderr
     return out
+
+
+@pytest.fixture(scope="session")
+def pairs(cast, sft_lora, tmp_path_factory) -> Path:
+    """DPO pairs built from the LoRA SFT run (4 scenes x 2 candidates, every gap kept)."""
+    return built_once(tmp_path_factory, "pairs", lambda root: _built_pairs(cast, sft_lora, root / "pairs"))
 
 
 @pytest.fixture(scope="session")

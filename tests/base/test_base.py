@@ -2,6 +2,7 @@
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -237,6 +238,6 @@ def test_resuming_refuses_a_changed_config_unless_asked_and_names_a_damaged_chec
     assert (run / "config.json").read_text() == saved  # refused before anything was rewritten
     assert BaseTrainer(config("--optim.steps", "4", "--optim.lr", "0.5", "--seed", "3", "--resume_changed", "true")).step == 2
     newest = latest_checkpoint(run / "checkpoints")
-    (newest / "optimizer.pt").write_bytes(os.urandom(2048))
+    (newest / "optimizer.pt").write_bytes(random.Random(0).randbytes(2048))
     with pytest.raises(CheckpointError, match=re.escape(f"{newest}: cannot resume from this checkpoint") + ".*move it aside"):
         BaseTrainer(config("--optim.steps", "4"))

@@ -40,12 +40,13 @@ def _sft(cast, flux, out, *extra):
 
 
 SFT_ARGS = ("--identity_loss.recognizer", "arcface", "--model.lora.rank", "2", "--optim.steps", "2", "--optim.gradient_checkpointing", "true",
-            "--optim.weights_dtype", "bf16", "--optim.mixed_precision", "bf16")
+            "--optim.weights_dtype", "bf16", "--optim.mixed_precision", "bf16", "--optim.attention_fp32", "true")
 
 
 @pytest.fixture(scope="module")
 def flux_run(cast, flux, arcface, tmp_path_factory):
-    """An SFT run on the tiny FLUX folder (2 steps, bf16 weights, checkpointing, ArcFace loss, disk cache)."""
+    """An SFT run on the tiny FLUX folder (2 steps, bf16 weights and autocast with fp32 attention, checkpointing,
+    ArcFace loss, disk cache)."""
     root = tmp_path_factory.mktemp("flux-run")
     done = _sft(cast, flux, root / "run", *SFT_ARGS, "--identity_loss.arcface", str(arcface),
                 "--data.cache_dir", str(root / "cache"))

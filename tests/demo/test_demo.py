@@ -1,4 +1,5 @@
-"""`idglow demo --preset quick` end to end: every stage, the report, reuse on re-run, the headless-browser render."""
+"""`idglow demo --preset quick` end to end: every stage, the report, reuse on re-run, the same metrics when redone,
+the headless-browser render."""
 
 import json
 import os
@@ -8,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ENV, JUDGES, ROOT
+from conftest import ENV, JUDGES, ROOT, cli
 
 from idglow.demo import STAGES
 from idglow.demo.browser import check_images, find_browser
@@ -35,10 +36,12 @@ def test_quick_demo_runs_every_stage_and_writes_the_report(demo):
         summary = json.loads((out / name / "stage.json").read_text())
         assert summary["seconds"] >= 0 and summary["summary"]
         assert re.search(rf"^\[{number}/{len(STAGES)}\] {name}: .+\(\d+ s\)$", stdout, re.M), stdout
-    assert re.search(r"^demo finished in [\d.]+ min \(0 of 8 stages reused\)", stdout, re.M)
+    assert re.search(rf"^demo, preset quick: {len(STAGES)} of {len(STAGES)} stages to run, estimated [\d.]+ min", stdout, re.M)
+    assert re.search(rf"^demo finished in [\d.]+ min \(0 of {len(STAGES)} stages reused\)", stdout, re.M)
+    assert not (out / "vae").exists() and not (out / "judges" / "judge.safetensors").exists()  # shipped judges, no VAE
     results = json.loads((out / "eval" / "results.json").read_text())
     assert set(results["models"]) == {"identity off", "SFT", "SFT, identity guidance 2", "DPO"}
-    assert results["win_rate"]["records"] == 16  # 8 records of each benchmark, same seeds for SFT and DPO
+    assert results["win_rate"]["records"] == 12  # 6 records of each benchmark, same seeds for SFT and DPO
     assert (out / "dpo" / "run" / "final" / "lora.safetensors").is_file()
     assert len((out / "pairs" / "scored.jsonl").read_text().splitlines()) == 8
     page = (out / "report.html").read_text()
@@ -55,18 +58,41 @@ def test_rerun_reuses_every_stage_and_a_different_preset_is_refused(demo):
     before = {name: (out / name / "stage.json").stat().st_mtime_ns for name, _, _ in STAGES}
     done = _demo(out)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.count(": reused (") == len(STAGES) and "(8 of 8 stages reused)" in done.stdout
+    assert done.stdout.count(": reused (") == len(STAGES) and f"({len(STAGES)} of {len(STAGES)} stages reused)" in done.stdout
     assert {name: (out / name / "stage.json").stat().st_mtime_ns for name, _, _ in STAGES} == before
-    refused = subprocess.run([sys.executable, "-m", "idglow", "demo", "--preset", "default", "--out", str(out)],
-                             env=ENV, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    shipped = ("--base", ROOT / "assets" / "base", "--judges", JUDGES)
+    refused = cli("demo", "--preset", "default", "--out", out, *shipped)
     assert refused.returncode == 2 and "holds a demo of preset 'quick'; use --force" in refused.stderr
+    refused = cli("demo", "--preset", "quick", "--out", out, "--train-judges", *shipped)
+    assert refused.returncode == 2 and "holds a demo of train_judges False; use --force" in refused.stderr
+
+
+def _metrics(out: Path) -> dict:
+    """Everything the demo measured, without the times."""
+    stages = {name: json.loads((out / name / "stage.json").read_text())["summary"] for name, _, _ in STAGES}
+    return {"stages": stages, "results": json.loads((out / "eval" / "results.json").read_text()),
+            "images": {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted((out / "eval").rglob("*.png"))}}
 
 
 @pytest.mark.e2e
-def test_demo_refuses_a_missing_base_model(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "idglow", "demo", "--preset", "quick", "--out", str(tmp_path / "d"),
-                           "--base", str(tmp_path / "nothing")], env=ENV, capture_output=True, text=True, timeout=120)
+def test_redoing_the_quick_demo_gives_identical_metrics(demo):
+    """Budgets in steps: a second run of the same command (--force) measures exactly the same."""
+    out, _ = demo
+    before = _metrics(out)
+    done = _demo(out, "--force")
+    assert done.returncode == 0, done.stderr[-2000:]
+    after = _metrics(out)
+    assert after["stages"] == before["stages"] and after["results"] == before["results"]
+    assert len(before["images"]) >= 48 and after["images"] == before["images"]
+
+
+@pytest.mark.e2e
+def test_demo_refuses_a_missing_base_model_or_judges(tmp_path):
+    done = cli("demo", "--preset", "quick", "--out", tmp_path / "d", "--base", tmp_path / "nothing")
     assert done.returncode == 2 and "never pretrains from noise" in done.stderr
+    done = cli("demo", "--preset", "quick", "--out", tmp_path / "d", "--base", ROOT / "assets" / "base", "--judges", tmp_path)
+    assert done.returncode == 2 and f"judges: {tmp_path} holds no judges" in done.stderr and "--train-judges" in done.stderr
+    assert not (tmp_path / "d").exists()  # refused before anything was written
 
 
 @pytest.mark.e2e
@@ -82,3 +108,17 @@ def test_report_renders_in_headless_chromium_with_every_image_loaded(demo):
     broken.write_text((out / "report.html").read_text().replace('src="eval/', 'src="missing/', 1))
     counts = check_images(broken)
     assert counts["loaded"] == counts["total"] - 1  # the check sees a broken image
+
+
+def test_the_estimate_covers_every_stage_and_grows_with_the_budgets():
+    import dataclasses
+
+    from idglow.demo import PRESETS
+    from idglow.demo.estimate import estimate_seconds
+
+    for preset in PRESETS.values():
+        estimate = estimate_seconds(preset)
+        assert set(estimate) == {name for name, _, _ in STAGES} and all(v > 0 for v in estimate.values())
+        assert estimate_seconds(preset, train_judges=True)["judges"] > estimate["judges"]
+        longer = dataclasses.replace(preset, sft_steps=2 * preset.sft_steps, eval_limit=2 * preset.eval_limit)
+        assert estimate_seconds(longer)["sft"] > estimate["sft"] and estimate_seconds(longer)["eval"] > estimate["eval"]

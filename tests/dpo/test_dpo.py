@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import JUDGES, ROOT
+from conftest import JUDGES, ROOT, cli
 from conftest import run_cli as _cli
 from safetensors.torch import load_file
 
@@ -165,14 +165,14 @@ def test_train_dpo_logs_the_terms_resumes_and_generates(cast, sft_lora, pairs, t
     done = _cli(*argv, "--optim.steps", "3")
     assert done.returncode == 0 and "resumed from" in done.stdout + done.stderr, done.stderr
     assert [r["step"] for r in map(json.loads, (run / "log.jsonl").read_text().splitlines())] == [1, 2, 3]
-    done = _cli("generate", "--run", str(run), "--benchmark", str(cast / "synth-group.jsonl"), "--limit", "2",
+    done = cli("generate", "--run", str(run), "--benchmark", str(cast / "synth-group.jsonl"), "--limit", "2",
                 "--steps", "2", "--out", str(tmp_path / "gen"))
     assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "gen" / "synth-group-000000.json").read_text())["run"] == str(run)
-    done = _cli("generate", "--run", str(sft_lora), "--benchmark", str(cast / "synth-group.jsonl"), "--limit", "2",
+    done = cli("generate", "--run", str(sft_lora), "--benchmark", str(cast / "synth-group.jsonl"), "--limit", "2",
                 "--steps", "2", "--out", str(tmp_path / "gen-sft"))
     assert done.returncode == 0, done.stderr
-    done = _cli("eval", "--generations", str(tmp_path / "gen"), "--benchmark", str(cast / "synth-group.jsonl"),
+    done = cli("eval", "--generations", str(tmp_path / "gen"), "--benchmark", str(cast / "synth-group.jsonl"),
                 "--skip-missing", "--against", str(tmp_path / "gen-sft"), "--judges", str(JUDGES))
     assert done.returncode == 0, done.stderr
     win = json.loads((tmp_path / "gen" / "eval" / "win_rate.json").read_text())
@@ -185,10 +185,10 @@ def test_train_dpo_names_a_bad_pair_field_and_a_missing_sft_run(sft_lora, pairs,
     bad = json.loads(lines[0])
     bad["weight"] = -1
     (pairs / "bad.jsonl").write_text(lines[1] + "\n" + json.dumps(bad) + "\n")
-    done = _cli("train", "dpo", "--config", str(ROOT / "configs" / "tiny-dpo.yaml"), "--sft", str(sft_lora),
+    done = cli("train", "dpo", "--config", str(ROOT / "configs" / "tiny-dpo.yaml"), "--sft", str(sft_lora),
                 "--data.manifests", f"[{pairs / 'bad.jsonl'}]", "--out", str(tmp_path / "d"))
     assert done.returncode == 2 and "bad.jsonl:2: weight: must be >= 0" in done.stderr
-    done = _cli("train", "dpo", "--config", str(ROOT / "configs" / "tiny-dpo.yaml"), "--sft", str(tmp_path / "nope"),
+    done = cli("train", "dpo", "--config", str(ROOT / "configs" / "tiny-dpo.yaml"), "--sft", str(tmp_path / "nope"),
                 "--out", str(tmp_path / "d"))
     assert done.returncode == 2 and "no config.json" in done.stderr
 

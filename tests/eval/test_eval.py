@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import JUDGES
-from conftest import run_cli as _cli
+from conftest import cli as _cli  # in-process: these commands run in seconds
 from PIL import Image
 
 from idglow.data.manifest import load_manifest

@@ -4,7 +4,7 @@ import json
 
 import pytest
 from conftest import pairs_build
-from conftest import run_cli as _cli
+from conftest import cli as _cli  # in-process: these commands run in seconds
 
 from idglow.data.manifest import ManifestError, load_manifest
 from idglow.eval.group_score import PairScoring

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 import torch
-from conftest import ENV, ROOT
+from conftest import ENV, ROOT, cli
 from conftest import run_cli as _cli
 from conftest import run_sft as _sft
 from safetensors.torch import load_file
@@ -151,13 +151,14 @@ def test_sft_run_logs_diagnostics_trains_only_the_branch_and_resumes_exactly(cas
 
 @pytest.mark.e2e
 def test_sft_rejects_a_missing_base_and_a_missing_run(cast, tmp_path):
-    done = _sft(cast, tmp_path / "nowhere", tmp_path / "run")
+    done = cli("train", "sft", "--config", ROOT / "configs" / "tiny-sft.yaml", "--out", tmp_path / "run",
+               "--base", tmp_path / "nowhere", "--data.manifests", f"[{cast / 'sft-group-train.jsonl'}]")
     assert done.returncode == 2 and "is not an exported base model" in done.stderr
-    done = _cli("train", "sft-eval", "--run", str(tmp_path / "nothing"), "--benchmark", str(cast / "synth-group.jsonl"))
+    done = cli("train", "sft-eval", "--run", str(tmp_path / "nothing"), "--benchmark", str(cast / "synth-group.jsonl"))
     assert done.returncode == 2 and "no config.json; not a run folder of `idglow train sft` or `train dpo`" in done.stderr
     (tmp_path / "unfinished").mkdir()
     (tmp_path / "unfinished" / "config.json").write_text("{}")
-    done = _cli("train", "sft-eval", "--run", str(tmp_path / "unfinished"), "--benchmark", str(cast / "missing.jsonl"))
+    done = cli("train", "sft-eval", "--run", str(tmp_path / "unfinished"), "--benchmark", str(cast / "missing.jsonl"))
     assert done.returncode == 2 and "no identity_branch.safetensors; finish (or resume) the run first" in done.stderr
 
 

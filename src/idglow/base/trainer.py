@@ -39,7 +39,7 @@ class BaseTrainer(Trainer):
         latents, prompts = self._batch(index)
         noisy, noise, sigma = self._noised(latents)
         states, pooled = self.text(prompts)
-        with self.accelerator.autocast():
+        with self.autocast():
             velocity = self.model(noisy, sigma, states, pooled, self.img_ids, self.txt_ids)
         flow = flow_matching_loss(velocity, velocity_target(latents, noise), sigma, self.cfg.flow.weighting)
         return {"loss": flow, "flow": flow, "sigma": sigma}
@@ -53,7 +53,7 @@ class BaseTrainer(Trainer):
             self.ema.copy_to(self._params())
         n = min(self.cfg.log.num_samples, len(self.data))
         prompts = self.data.prompts[:n]
-        with self.accelerator.autocast():
+        with self.autocast():
             images = generate_images(model, self.rep, self.text, prompts, [1234 + i for i in range(n)],
                                      num_steps=self.cfg.log.sample_steps, mu=self.mu)
         if self.ema is not None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from idglow.cli.registry import command, group, non_negative_float, non_negative_int, positive_float, positive_int
 from idglow.faces import BACKENDS
-from idglow.utils.defaults import JUDGES
+from idglow.utils.defaults import JUDGES, PRECISIONS
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -37,7 +37,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype or ("bf16" if device.startswith("cuda") else "fp32")]
-    pipe = IdGlowPipeline.from_run(args.run, args.height, args.width, device=device, dtype=dtype)
+    pipe = IdGlowPipeline.from_run(args.run, args.height, args.width, device=device, dtype=dtype, precision=args.precision)
     schedule = override_schedules(pipe, args.schedule or [])
     options = SamplingOptions(seed=args.seed, steps=args.steps, id_guidance=args.id_guidance)
     out = Path(args.out)
@@ -130,6 +130,9 @@ def register(sub) -> None:
     p.add_argument("--height", type=positive_int, default=64, help="image height in pixels (default: 64)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available, else cpu)")
     p.add_argument("--dtype", choices=["fp32", "bf16"], help="weights (default: bf16 on CUDA, fp32 on the CPU)")
+    p.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="arithmetic of sampling: auto = bf16 autocast where the CPU has AVX512-BF16 or AMX (or on a bf16 "
+                        "GPU), else fp32; fp32 for bit-exact comparisons with older runs (default: $IDGLOW_PRECISION or auto)")
     p.add_argument("--width", type=positive_int, default=128, help="image width in pixels (default: 128)")
     p.add_argument("--batch", type=positive_int, default=16, help="images per forward pass (default: 16)")
 

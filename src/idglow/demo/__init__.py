@@ -1,6 +1,7 @@
 """``idglow demo``: the whole method on the synthetic cast, from the shipped base model to ``report.html``.
 
-Stages (each reused when re-run, redone with ``--force``): cast, judges, autoencoder, SFT, pairs, DPO,
+Stages (each reused when re-run, redone with ``--force``): cast, judges (shipped, or trained with
+``--train-judges``) and mu_real, SFT, pairs, DPO,
 one prompt-refine round, evaluation of both held-out benchmarks; then the report.
 """
 

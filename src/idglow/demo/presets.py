@@ -1,7 +1,9 @@
-"""Sizes and budgets of the ``idglow demo`` presets.
+"""Sizes and budgets of the ``idglow demo`` presets, every budget in steps or items (never minutes).
 
-``default`` (what ``make demo`` runs) is sized for about 30 minutes on 2 CPU cores; ``quick`` for
-a few minutes (the end-to-end test runs it) and is a smoke run: its models are barely trained.
+A budget in steps makes the demo's numbers a function of the command alone: the same command gives the
+same metrics on a busy or a quiet machine, only the time differs (it is estimated before the run and
+reported after). ``default`` (what ``make demo`` runs) is sized for about 12 minutes on 2 CPU cores;
+``quick`` for under 2 minutes (the end-to-end test runs it) and is a smoke run: its models are barely trained.
 """
 
 from __future__ import annotations
@@ -15,12 +17,10 @@ class DemoPreset:
 
     name: str
     cast: tuple[str, ...]            # `idglow synth build` overrides (dataset sizes)
-    train_judges: bool               # False: use the shipped assets/judges (trained by the same code)
-    judges: tuple[str, ...]          # `idglow synth train-judges` overrides when trained
-    vae_steps: int                   # step cap of the small latent autoencoder (reported; the base model is pixels)
-    vae_minutes: float               # and its wall-clock budget
-    sft_minutes: float               # wall-clock budget of SFT (LoRA recipe) from the shipped base model
-    sft_steps: int                   # and its step cap
+    judges: tuple[str, ...]          # `idglow synth train-judges` overrides, used with --train-judges
+    sft_steps: int                   # SFT (LoRA recipe) steps from the shipped base model
+    sft_batch: int                   # scenes per SFT step
+    diagnostic_items: int            # held-out scenes of SFT's binding diagnostic (run once, at the end)
     pairs_items: int                 # training scenes sampled for DPO pairs
     pairs_candidates: int            # candidates per scene
     dpo_steps: int                   # DPO steps (8 pairs each)
@@ -35,18 +35,18 @@ PRESETS = {
         name="default",
         cast=("--build.sft_group", "1200", "--build.sft_age", "1200", "--build.heldout_sft", "40",
               "--build.bench_per_size", "10", "--build.mini_adults", "0"),
-        train_judges=True,
         judges=("--judges.train_scenes", "4000", "--judges.eval_scenes", "500", "--judges.detector_steps", "500",
                 "--judges.embedder_epochs", "4", "--judges.age_epochs", "8", "--judges.colour_epochs", "2"),
-        vae_steps=300, vae_minutes=1.5, sft_minutes=10.0, sft_steps=100000, pairs_items=120, pairs_candidates=4, dpo_steps=80,
-        refine_limit=20, eval_limit=40, sample_steps=20, examples=4,
+        sft_steps=260, sft_batch=8, diagnostic_items=8, pairs_items=40, pairs_candidates=4, dpo_steps=32,
+        refine_limit=16, eval_limit=20, sample_steps=12, examples=4,
     ),
     "quick": DemoPreset(
         name="quick",
         cast=("--build.sft_group", "48", "--build.sft_age", "48", "--build.heldout_sft", "8",
               "--build.bench_per_size", "2", "--build.mini_adults", "0", "--world.heldout_identities", "60"),
-        train_judges=False, judges=(),
-        vae_steps=0, vae_minutes=0.0, sft_minutes=5.0, sft_steps=30, pairs_items=8, pairs_candidates=2, dpo_steps=4,
-        refine_limit=4, eval_limit=8, sample_steps=6, examples=2,
+        judges=("--judges.train_scenes", "400", "--judges.eval_scenes", "100", "--judges.detector_steps", "60",
+                "--judges.embedder_epochs", "1", "--judges.age_epochs", "1", "--judges.colour_epochs", "1"),
+        sft_steps=20, sft_batch=4, diagnostic_items=4, pairs_items=8, pairs_candidates=2, dpo_steps=4,
+        refine_limit=4, eval_limit=6, sample_steps=4, examples=2,
     ),
 }

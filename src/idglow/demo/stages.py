@@ -28,6 +28,7 @@ class DemoContext:
     preset: DemoPreset
     base: Path = Path(BASE)
     shipped_judges: Path = Path(JUDGES)
+    train_judges: bool = False       # True: train the judges with the preset's sizes instead of using the shipped ones
     progress: bool = True
 
     @property
@@ -36,7 +37,7 @@ class DemoContext:
 
     @property
     def judges(self) -> Path:
-        return self.out / "judges" if self.preset.train_judges else self.shipped_judges
+        return self.out / "judges" if self.train_judges else self.shipped_judges
 
     def run(self, name: str) -> Path:
         return self.out / name / "run"
@@ -62,27 +63,16 @@ def stage_judges(ctx: DemoContext) -> str:
     from idglow.cast.judge_training import load_judges, train_all
     from idglow.eval.mu_real import write_mu_real
 
-    if ctx.preset.train_judges:
+    if ctx.train_judges:
         cfg = load_config(SynthConfig, None, list(ctx.preset.judges))
         w = cfg.world
         report = train_all(ctx.judges, w.seed, w.width, w.height, w.ids("train"), w.ids("heldout"), cfg.judges)
         what = (f"trained: detector recall {report['detector']['recall']:.3f}, judge AUC {report['judge']['auc']:.4f}, "
                 f"age accuracy {report['classifiers']['age_accuracy']:.3f}")
     else:
-        what = f"shipped {ctx.judges} (trained by `idglow synth train-judges`)"
+        what = f"shipped {ctx.judges} (trained by `idglow synth train-judges`; --train-judges trains them here)"
     mu = write_mu_real(ctx.cast, load_judges(ctx.judges))
     return what + "; mu_real " + ", ".join(f"{k} {v['mu_real']:.3f}" for k, v in mu.items())
-
-
-def stage_vae(ctx: DemoContext) -> str:
-    if ctx.preset.vae_steps == 0:
-        return "skipped by this preset (the base model works on pixels; `idglow train vae` trains one)"
-    from idglow.base.vae import VaeConfig, train_vae
-
-    cfg = VaeConfig(out=str(ctx.out / "vae"), manifests=[str(m) for m in ctx.train_manifests()], steps=ctx.preset.vae_steps,
-                    max_minutes=ctx.preset.vae_minutes)
-    stats = train_vae(cfg, progress=ctx.progress)
-    return f"{stats['steps']} steps, reconstruction PSNR {stats['psnr_db_first_256']:.1f} dB (not used by the pixel base model)"
 
 
 def stage_sft(ctx: DemoContext) -> str:
@@ -93,11 +83,13 @@ def stage_sft(ctx: DemoContext) -> str:
     heldout = f"[{ctx.cast / 'sft-group-heldout.jsonl'},{ctx.cast / 'sft-age-heldout.jsonl'}]"
     cfg = load_config(SFTConfig, None, [
         "--out", str(ctx.run("sft")), "--base", str(ctx.base), "--data.manifests", manifests,
-        "--diagnostics.manifests", heldout, "--diagnostics.every", "0", "--diagnostics.items", "8",
+        "--diagnostics.manifests", heldout, "--diagnostics.every", "0", "--diagnostics.items", str(ctx.preset.diagnostic_items),
         "--identity_loss.judges", str(ctx.judges), "--model.identity.encoder", "embedding", "--model.lora.rank", "8",
         "--optim.lr", "3e-3", "--optim.lora_lr", "5e-4", "--optim.schedule", "constant", "--optim.warmup_steps", "20",
-        "--optim.max_minutes", str(ctx.preset.sft_minutes), "--optim.steps", str(ctx.preset.sft_steps),
-        "--log.sample_every", "0", "--log.tensorboard", "false", "--log.progress", str(ctx.progress).lower()])
+        "--optim.max_minutes", "0", "--optim.steps", str(ctx.preset.sft_steps),
+        "--optim.batch_size", str(ctx.preset.sft_batch),
+        "--log.sample_every", "0", "--log.num_samples", str(2 * ctx.preset.examples),
+        "--log.sample_steps", str(ctx.preset.sample_steps), "--log.tensorboard", "false", "--log.progress", str(ctx.progress).lower()])
     record = SFTTrainer(cfg).run()
     return f"{record['step']} steps of the LoRA recipe, identity similarity {record.get('id_sim', float('nan')):.3f}"
 
@@ -122,7 +114,8 @@ def stage_dpo(ctx: DemoContext) -> str:
     cfg = load_config(DPOConfig, None, [
         "--sft", str(ctx.run("sft")), "--out", str(ctx.run("dpo")), "--data.manifests", f"[{pairs}]",
         "--optim.steps", str(ctx.preset.dpo_steps), "--optim.batch_size", str(min(8, count)),
-        "--log.tensorboard", "false", "--log.progress", str(ctx.progress).lower(), "--log.sample_steps", str(ctx.preset.sample_steps)])
+        "--log.tensorboard", "false", "--log.progress", str(ctx.progress).lower(), "--log.sample_steps", str(ctx.preset.sample_steps),
+        "--log.num_samples", str(2 * ctx.preset.examples)])
     record = DPOTrainer(cfg).run()
     return (f"{record['step']} steps, loss {record['loss']:.3f}, implicit accuracy {record['implicit_acc']:.2f}, "
             f"reward margin {record['reward_margin']:.2f}")
@@ -138,15 +131,13 @@ def stage_refine(ctx: DemoContext) -> str:
             f"count accuracy {before['count_accuracy']:.3f} -> {after['count_accuracy']:.3f}")
 
 
-def _scored(ctx: DemoContext, folder: str, run: str, guidance: float, bench: str, ids: set[str], judges) -> dict:
+def _scored(ctx: DemoContext, pipe, folder: str, run: str, guidance: float, bench: str, ids: set[str], judges) -> dict:
     """Generate ``ids`` of one benchmark with one model (seed 0 + record order) and score them."""
     from idglow.eval.preference import benchmark_group_scores
     from idglow.eval.report import evaluate_generations
     from idglow.generate.files import SamplingOptions, generate_benchmark
-    from idglow.generate.pipeline import IdGlowPipeline
 
     manifest, where = ctx.cast / f"{bench}.jsonl", ctx.out / "eval" / folder / bench
-    pipe = IdGlowPipeline.from_run(ctx.run(run))
     options = SamplingOptions(seed=0, steps=ctx.preset.sample_steps, id_guidance=guidance)
     generate_benchmark(pipe, ctx.run(run), manifest, options, where, {}, ids=ids, progress=ctx.progress)
     metrics = evaluate_generations(where, manifest, where / "eval", judges=str(ctx.judges), progress=False, ids=ids)
@@ -161,13 +152,16 @@ def stage_eval(ctx: DemoContext) -> str:
     from idglow.data.manifest import evenly_spread, load_manifest
     from idglow.eval.preference import win_rate
     from idglow.eval.report import compare
+    from idglow.generate.pipeline import IdGlowPipeline
 
     judges = load_judges(ctx.judges)
+    ids = {bench: {r["id"] for r in evenly_spread(load_manifest(ctx.cast / f"{bench}.jsonl", "benchmark"), ctx.preset.eval_limit)}
+           for bench in BENCHMARKS}
     results: dict[str, dict] = {}
-    for bench in BENCHMARKS:
-        ids = {r["id"] for r in evenly_spread(load_manifest(ctx.cast / f"{bench}.jsonl", "benchmark"), ctx.preset.eval_limit)}
-        for label, (folder, run, guidance) in MODELS.items():
-            results.setdefault(label, {})[bench] = _scored(ctx, folder, run, guidance, bench, ids, judges)
+    pipes = {run: IdGlowPipeline.from_run(ctx.run(run)) for run in {run for _, run, _ in MODELS.values()}}
+    for label, (folder, run, guidance) in MODELS.items():
+        for bench in BENCHMARKS:
+            results.setdefault(label, {})[bench] = _scored(ctx, pipes[run], folder, run, guidance, bench, ids[bench], judges)
 
     def pooled(folder: str) -> dict[str, float]:
         scores = {}

@@ -99,9 +99,9 @@ class DPOTrainer(Trainer):
         inputs = (noisy, sigma2, states.repeat(2, 1, 1), pooled.repeat(2, 1), self.img_ids, self.txt_ids)
         condition = dict(task=task.repeat(2), refs=refs.repeat(2, *[1] * (refs.dim() - 1)).to(device),
                          ref_mask=mask.repeat(2, 1).to(device))
-        with torch.no_grad(), self.accelerator.autocast():
+        with torch.no_grad(), self.autocast():
             reference = flow_matching_loss(self._reference_velocity(inputs, condition), target, sigma2, cfg.flow.weighting)
-        with self.accelerator.autocast():
+        with self.autocast():
             policy = flow_matching_loss(self.model(*inputs, **condition), target, sigma2, cfg.flow.weighting)
         terms = dpo_terms(policy[:b], policy[b:], reference[:b], reference[b:], cfg.dpo.beta, cfg.dpo.loss,
                           self.data.weights[index].to(device), self.data.margins[index].to(device))
@@ -135,9 +135,9 @@ class DPOTrainer(Trainer):
             seeds = [torch.Generator().manual_seed(1234 + int(i)) for i in index]
             return pipe(prompts, refs, tasks, steps=self.cfg.log.sample_steps, generator=seeds)
 
-        with adapters_disabled(model.flux), self.accelerator.autocast():
+        with adapters_disabled(model.flux), self.autocast():
             before = generate()
-        with self.accelerator.autocast():
+        with self.autocast():
             after = generate()
         model.train()
         rows = []

@@ -119,11 +119,12 @@ def write_image(out: Path, name: str, image: torch.Tensor, sidecar: dict) -> Pat
 def _sidecar(run: str | Path, prompt: str, task: str, refs: Sequence[str], options: SamplingOptions, schedule: dict,
              pipe: IdGlowPipeline, **extra) -> dict:
     return {"run": str(run), "weights": pipe.weights, "prompt": prompt, "task": task, "refs": list(refs),
-            **dataclasses.asdict(options), "height": pipe.height, "width": pipe.width, "schedule": schedule, **extra}
+            **dataclasses.asdict(options), "height": pipe.height, "width": pipe.width, "schedule": schedule, "precision": pipe.precision, **extra}
 
 
 # What decides a generated image: a sidecar that differs in any of these was made by something else.
-MADE_BY = ("weights", "prompt", "task", "refs", "seed", "steps", "id_guidance", "height", "width", "schedule", "benchmark")
+MADE_BY = ("weights", "prompt", "task", "refs", "seed", "steps", "id_guidance", "height", "width", "schedule", "precision",
+           "benchmark")
 
 
 def stale_fields(sidecar: Path, expected: dict) -> list[str]:

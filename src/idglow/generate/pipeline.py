@@ -22,6 +22,7 @@ from idglow.generate.sampling import generate_images
 from idglow.identity.branch import pad_references
 from idglow.models import IdGlowTransformer
 from idglow.runs.load import load_run, weights_fingerprint
+from idglow.utils.precision import resolve_precision
 
 
 class IdGlowPipeline:
@@ -33,16 +34,19 @@ class IdGlowPipeline:
         height, width: output image size in pixels.
         ref_size: side of the square reference crops the identity branch was trained on (the cast's
             ``build.ref_size``); :mod:`idglow.generate.files` resizes user files to it.
-        device: where everything runs (default: where ``model`` is). Weights other than float32 run under
-            bf16 autocast. Images are returned on the CPU.
+        device: where everything runs (default: where ``model`` is). Images are returned on the CPU.
+        precision: arithmetic of sampling: ``auto`` (bf16 autocast where the hardware makes it fast, else fp32),
+            ``bf16`` or ``fp32``; None: ``$IDGLOW_PRECISION``, else auto. Weights other than float32 always run
+            under bf16 autocast. ``self.precision`` holds the resolved choice (recorded in generation sidecars).
     """
 
     def __init__(self, model: IdGlowTransformer, cfg, height: int, width: int, ref_size: int = 32,
-                 device: torch.device | str | None = None):
+                 device: torch.device | str | None = None, precision: str | None = None):
         param = next(model.parameters())
         self.device = torch.device(device) if device is not None else param.device
         self.model, self.cfg, self.ref_size = model.eval().to(self.device), cfg, ref_size
         self.autocast = param.dtype != torch.float32
+        self.precision = "bf16" if self.autocast else resolve_precision(precision, self.device)
         self.height, self.width = height, width
         self.rep = build_representation(cfg.representation, height, width).to(self.device)
         self.text = build_text_encoder(cfg.text, cfg.data.max_tokens, self.device, cfg.data.cache_dir)
@@ -54,12 +58,13 @@ class IdGlowPipeline:
 
     @classmethod
     def from_run(cls, run: str | Path, height: int = 64, width: int = 128, device: torch.device | str = "cpu",
-                 dtype: torch.dtype = torch.float32) -> IdGlowPipeline:
-        """The pipeline of a finished ``idglow train sft`` or ``train dpo`` run folder, on ``device`` in ``dtype``."""
+                 dtype: torch.dtype = torch.float32, precision: str | None = None) -> IdGlowPipeline:
+        """The pipeline of a finished ``idglow train sft`` or ``train dpo`` run folder, on ``device`` in ``dtype``,
+        sampling in ``precision`` (see the class)."""
         model, cfg = load_run(run, dtype)
         # ArcFace reads 112 x 112 crops; dlib and insightface detect the face in the reference (HOG needs ~80 px)
         ref_size = {"dlib": 160, "insightface": 160}.get(cfg.references.backend, 112 if cfg.identity_loss.recognizer == "arcface" else 32)
-        pipe = cls(model.to(device=device, dtype=dtype), cfg, height, width, ref_size, device=device)
+        pipe = cls(model.to(device=device, dtype=dtype), cfg, height, width, ref_size, device=device, precision=precision)
         pipe.weights = weights_fingerprint(run)
         return pipe
 
@@ -102,5 +107,5 @@ class IdGlowPipeline:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             refs, ref_mask = self.reference_inputs(references) if references is not None else (None, None)
             images = generate_images(self.model, self.rep, self.text, prompts, generator, refs, ref_mask, task=task,
-                                     num_steps=steps, mu=self.mu, id_guidance=id_guidance)
+                                     num_steps=steps, mu=self.mu, id_guidance=id_guidance, precision=self.precision)
         return images.cpu()

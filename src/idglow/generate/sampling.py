@@ -10,6 +10,7 @@ from idglow.flow import euler_sample, sigma_grid
 from idglow.identity.attention import IdentityCondition
 from idglow.models.packing import text_ids
 from idglow.models.transformer import IdGlowTransformer
+from idglow.utils.precision import autocast, resolve_precision
 
 
 @torch.no_grad()
@@ -53,7 +54,7 @@ def sample_packed(
         return model(
             x, sigma, encoder_hidden_states, pooled_projections, img_ids, txt_ids,
             identity=condition, task=task, guidance=guidance,
-        )
+        ).float()  # under bf16 autocast: the guidance difference and the Euler step stay fp32
 
     def velocity(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         v_id = forward(x, sigma, identity)
@@ -85,6 +86,7 @@ def generate_images(
     num_steps: int = 20,
     mu: float | None = None,
     id_guidance: float = 1.0,
+    precision: str | None = None,
 ) -> torch.Tensor:
     """Images [B, 3, H, W] in [-1, 1] (float32, on the model's device): the one way every caller samples.
 
@@ -98,6 +100,9 @@ def generate_images(
         refs, ref_mask: the identity encoder's inputs [B, N, ...] and mask [B, N] (padded with
             :func:`idglow.identity.pad_references`), or None: the base model. Encoded once, K/V cached for all steps.
         task, num_steps, mu, id_guidance: as for :func:`sample_packed`.
+        precision: ``auto`` (bf16 autocast where the hardware makes it fast), ``bf16`` or ``fp32``; None: the
+            process default (``$IDGLOW_PRECISION``, else auto). See :mod:`idglow.utils.precision`. The noise, the
+            Euler integration and the decoded images stay fp32.
     """
     if len(seeds) != len(prompts):
         raise ValueError(f"seeds: {len(seeds)} seeds for {len(prompts)} prompts")
@@ -105,9 +110,10 @@ def generate_images(
     states, pooled = text(list(prompts))
     states, pooled = states.to(device), pooled.to(device)
     identity = None
-    if refs is not None:
-        identity = model.cache_identity(model.identity_condition(refs.to(device), ref_mask.to(device), states))
     noise = seeded_noise(seeds, rep.tokens, rep.channels).to(device)
-    packed = sample_packed(model, noise, states, pooled, rep.image_ids(device), text_ids(text.max_tokens, device),
-                           identity=identity, task=task, num_steps=num_steps, mu=mu, id_guidance=id_guidance)
+    with autocast(resolve_precision(precision, device), device):
+        if refs is not None:
+            identity = model.cache_identity(model.identity_condition(refs.to(device), ref_mask.to(device), states))
+        packed = sample_packed(model, noise, states, pooled, rep.image_ids(device), text_ids(text.max_tokens, device),
+                               identity=identity, task=task, num_steps=num_steps, mu=mu, id_guidance=id_guidance)
     return rep.decode(packed.float()).clamp(-1, 1).float()

@@ -52,6 +52,9 @@ class OptimConfig:
     grad_clip: float = option(1.0, "clip the gradient norm to this (0 = off)")
     ema_decay: float = option(0.0, "EMA decay of the trained weights (0 = no EMA)")
     mixed_precision: Literal["no", "bf16"] = option("no", "autocast precision of the forward and backward passes")
+    attention_fp32: bool = option(
+        False, "with mixed_precision bf16: keep scaled-dot-product attention in fp32 (its bf16 backward is slower than "
+        "fp32 on CPUs; benchmarks/cpu_speed.py)")
     weights_dtype: Literal["fp32", "bf16"] = option(
         "fp32", "storage of the frozen weights (bf16 halves a 12 B backbone to 24 GB); trained ones stay fp32")
     gradient_checkpointing: bool = option(False, "recompute each backbone block in the backward pass (less memory, ~1.5x time)")
@@ -69,6 +72,8 @@ class OptimConfig:
                 raise ValueError(f"{name}: must be positive, got {value}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay: must lie in [0, 1), got {self.ema_decay}")
+        if self.attention_fp32 and self.mixed_precision != "bf16":
+            raise ValueError("attention_fp32: only means something with mixed_precision: bf16")
         if self.weights_dtype == "bf16" and self.mixed_precision != "bf16":
             raise ValueError("weights_dtype: bf16 weights need mixed_precision: bf16 (inputs are autocast to them)")
 

@@ -85,7 +85,7 @@ class SFTTrainer(Trainer):
         task = self.data.tasks[index].to(device)
         noisy, noise, sigma = self._noised(latents)
         states, pooled = self.text(prompts)
-        with self.accelerator.autocast():
+        with self.autocast():
             velocity = self.model(noisy, sigma, states, pooled, self.img_ids, self.txt_ids, task=task,
                                   refs=refs.to(device), ref_mask=mask.to(device))
         flow = flow_matching_loss(velocity, velocity_target(latents, noise), sigma, cfg.flow.weighting)
@@ -112,7 +112,7 @@ class SFTTrainer(Trainer):
         every = self.cfg.diagnostics.every
         if not self.accelerator.is_main_process or not ((every and self.step % every == 0) or last):
             return {}
-        with self.accelerator.autocast():
+        with self.autocast():
             result = self.diagnostic(self.accelerator.unwrap_model(self.model))
         with open_append_log(self.out / "diagnostics.jsonl") as f:
             f.write(json.dumps({"step": self.step, **result}) + "\n")
@@ -128,7 +128,7 @@ class SFTTrainer(Trainer):
     def sample_grid(self, path: Path) -> Path:
         """Held-out scenes, one row each: reference crops | true scene | with references | without."""
         model = self.accelerator.unwrap_model(self.model).eval()
-        with self.accelerator.autocast():
+        with self.autocast():
             rows = self.diagnostic.sample_rows(model, self.cfg.log.num_samples, self.cfg.log.sample_steps, self.mu)
         model.train()
         path.parent.mkdir(parents=True, exist_ok=True)

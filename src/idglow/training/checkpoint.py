@@ -106,7 +106,9 @@ def load_checkpoint(path: Path, optimizer: torch.optim.Optimizer, scheduler, gen
                 torch.cuda.set_rng_state_all(states)
         ema = load_file(str(path / "ema.safetensors")) if (path / "ema.safetensors").is_file() else None
         return load_file(str(path / "model.safetensors")), json.loads((path / "state.json").read_text()), ema
-    except (OSError, RuntimeError, ValueError, KeyError, EOFError, pickle.UnpicklingError, SafetensorError) as err:
+    # torch's weights-only unpickler meets foreign bytes with assorted errors (IndexError, TypeError, ...): any failure
+    # to read a part means the checkpoint cannot be resumed from
+    except Exception as err:  # noqa: BLE001
         why = ("a file that is not plain tensors (refused: nothing is unpickled)" if isinstance(err, pickle.UnpicklingError)
                else f"{type(err).__name__}: {(str(err).splitlines() or [''])[0][:200]}")
         raise CheckpointError(f"{path}: cannot resume from this checkpoint ({why}); move it aside to resume from an "

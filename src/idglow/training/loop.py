@@ -7,6 +7,7 @@ checkpoint in ``out/checkpoints`` and ends with the same weights as an uninterru
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -31,6 +32,7 @@ from idglow.training.memory import apply_memory_options, make_optimizer
 from idglow.utils.config import ConfigError, differences, to_dict
 from idglow.utils.defaults import TASKS
 from idglow.utils.io import atomic_write, open_append_log, read_append_log
+from idglow.utils.precision import fp32_attention
 
 SIGMA_BUCKETS = 10
 # What may change when a run is resumed: how long it trains, how it logs, and the permission itself.
@@ -251,6 +253,15 @@ class Trainer:
                  "elapsed_seconds": self.elapsed(), "config": to_dict(self.cfg)}
         save_checkpoint(self.out / "checkpoints", self.step, self._trainable(), self.optimizer, self.scheduler,
                         self.generator, state, ema, keep=self.cfg.log.keep_checkpoints)
+
+    def autocast(self):
+        """The forward passes' precision: accelerate's autocast (``optim.mixed_precision``), with attention kept in
+        fp32 inside it when ``optim.attention_fp32`` (the backward follows the forward's dtypes)."""
+        stack = contextlib.ExitStack()
+        stack.enter_context(self.accelerator.autocast())
+        if self.cfg.optim.attention_fp32:
+            stack.enter_context(fp32_attention())
+        return stack
 
     def _noised(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(x_sigma, noise, sigma [B])`` for clean tokens ``latents``, from the trainer's generator."""

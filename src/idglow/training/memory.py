@@ -5,7 +5,10 @@ maths beyond rounding."""
 from __future__ import annotations
 
 import torch
+import torch.utils.checkpoint
 from diffusers.training_utils import cast_training_params
+
+from idglow.utils.precision import fp32_attention
 
 
 def apply_memory_options(model, optim, device: torch.device) -> None:
@@ -15,9 +18,16 @@ def apply_memory_options(model, optim, device: torch.device) -> None:
         model.to(torch.bfloat16)
         cast_training_params(model, dtype=torch.float32)  # only the frozen weights stay in bf16
     if optim.gradient_checkpointing:
-        model.flux.enable_gradient_checkpointing()
+        model.flux.enable_gradient_checkpointing(_checkpoint_in_fp32_attention if optim.attention_fp32 else None)
     if torch.device(device).type == "cuda":
         torch.backends.cuda.enable_cudnn_sdp(optim.cudnn_attention)
+
+
+def _checkpoint_in_fp32_attention(module, *args):
+    """diffusers' default checkpointing (non-reentrant), with the recomputation in the backward pass run under the
+    same fp32 attention as the forward (``optim.attention_fp32``); otherwise recomputed tensors change dtype."""
+    return torch.utils.checkpoint.checkpoint(module.__call__, *args, use_reentrant=False,
+                                             context_fn=lambda: (fp32_attention(), fp32_attention()))
 
 
 def make_optimizer(groups: list[dict], optim) -> torch.optim.Optimizer:

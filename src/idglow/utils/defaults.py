@@ -23,3 +23,7 @@ SFT_TRAIN = [cast_manifest("sft-group-train"), cast_manifest("sft-age-train")]
 SFT_HELDOUT = [cast_manifest("sft-group-heldout"), cast_manifest("sft-age-heldout")]
 BENCHMARKS = [cast_manifest("synth-group"), cast_manifest("synth-age")]
 HELDOUT = [*SFT_HELDOUT, *BENCHMARKS]  # every manifest whose identities training must never see
+
+# Arithmetic of sampling (idglow.utils.precision): the choices, and the variable holding the process default.
+PRECISIONS = ("auto", "bf16", "fp32")
+PRECISION_ENV = "IDGLOW_PRECISION"
