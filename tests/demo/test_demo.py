@@ -41,9 +41,9 @@ def test_quick_demo_runs_every_stage_and_writes_the_report(demo):
     assert not (out / "vae").exists() and not (out / "judges" / "judge.safetensors").exists()  # shipped judges, no VAE
     results = json.loads((out / "eval" / "results.json").read_text())
     assert set(results["models"]) == {"identity off", "SFT", "SFT, identity guidance 2", "DPO"}
-    assert results["win_rate"]["records"] == 12  # 6 records of each benchmark, same seeds for SFT and DPO
+    assert results["win_rate"]["records"] == 8  # 4 records of each benchmark, same seeds for SFT and DPO
     assert (out / "dpo" / "run" / "final" / "lora.safetensors").is_file()
-    assert len((out / "pairs" / "scored.jsonl").read_text().splitlines()) == 8
+    assert len((out / "pairs" / "scored.jsonl").read_text().splitlines()) == 6
     page = (out / "report.html").read_text()
     sources = re.findall(r'<img [^>]*src="([^"]+)"', page)
     assert len(sources) >= 20 and all((out / s).is_file() for s in sources)
@@ -83,7 +83,7 @@ def test_redoing_the_quick_demo_gives_identical_metrics(demo):
     assert done.returncode == 0, done.stderr[-2000:]
     after = _metrics(out)
     assert after["stages"] == before["stages"] and after["results"] == before["results"]
-    assert len(before["images"]) >= 48 and after["images"] == before["images"]
+    assert len(before["images"]) >= 32 and after["images"] == before["images"]
 
 
 @pytest.mark.e2e

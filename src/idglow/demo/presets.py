@@ -46,7 +46,7 @@ PRESETS = {
               "--build.bench_per_size", "2", "--build.mini_adults", "0", "--world.heldout_identities", "60"),
         judges=("--judges.train_scenes", "400", "--judges.eval_scenes", "100", "--judges.detector_steps", "60",
                 "--judges.embedder_epochs", "1", "--judges.age_epochs", "1", "--judges.colour_epochs", "1"),
-        sft_steps=20, sft_batch=4, diagnostic_items=4, pairs_items=8, pairs_candidates=2, dpo_steps=4,
-        refine_limit=4, eval_limit=6, sample_steps=4, examples=2,
+        sft_steps=12, sft_batch=4, diagnostic_items=2, pairs_items=6, pairs_candidates=2, dpo_steps=3,
+        refine_limit=3, eval_limit=4, sample_steps=4, examples=2,
     ),
 }
