@@ -22,6 +22,7 @@ Run it on a quiet machine: two threads, nothing else running.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -87,8 +88,9 @@ class Jobs:
     def _base_model(self):
         from idglow.models import IdGlowTransformer
 
-        model = IdGlowTransformer(self.sft.cfg.model)  # the base model's shape; every weight trained
-        model.flux.load_state_dict(self.sft.accelerator.unwrap_model(self.sft.model).flux.state_dict(), strict=False)
+        # the base model's shape without LoRA, every weight trained; random weights: a step's time does not depend on them
+        cfg = self.sft.cfg.model
+        model = IdGlowTransformer(dataclasses.replace(cfg, lora=dataclasses.replace(cfg.lora, rank=0)))
         return model.train(), torch.optim.AdamW(model.flux.parameters(), lr=1e-5)
 
     def _sample_inputs(self) -> None:

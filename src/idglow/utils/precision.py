@@ -22,7 +22,6 @@ from torch.overrides import TorchFunctionMode
 from idglow.utils.defaults import PRECISION_ENV, PRECISIONS
 
 Precision = Literal["auto", "bf16", "fp32"]
-ENV = PRECISION_ENV  # the process-wide default of sampling precision (auto when unset)
 log = logging.getLogger(__name__)
 _said: set[str] = set()
 
@@ -43,9 +42,9 @@ def fast_bf16(device: torch.device | str) -> bool:
 
 def default_precision() -> str:
     """The sampling precision of this process: ``$IDGLOW_PRECISION`` if set, else ``auto``."""
-    value = os.environ.get(ENV, "auto").strip().lower() or "auto"
+    value = os.environ.get(PRECISION_ENV, "auto").strip().lower() or "auto"
     if value not in PRECISIONS:
-        raise ValueError(f"{ENV}: unknown {value!r}; choose one of {list(PRECISIONS)}")
+        raise ValueError(f"{PRECISION_ENV}: unknown {value!r}; choose one of {list(PRECISIONS)}")
     return value
 
 
