@@ -4,8 +4,10 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from conftest import JUDGES, ROOT, cli
 from conftest import run_cli as _cli
 from safetensors.torch import load_file
@@ -177,6 +179,27 @@ def test_train_dpo_logs_the_terms_resumes_and_generates(cast, sft_lora, pairs, t
     assert done.returncode == 0, done.stderr
     win = json.loads((tmp_path / "gen" / "eval" / "win_rate.json").read_text())
     assert win["records"] == 2 and win["wins"] + win["ties"] + win["losses"] == 2 and 0 <= win["low"] <= win["high"] <= 1
+    # exported: one self-contained folder (SFT LoRA and DPO adapter merged) that draws the DPO run's images
+    done = cli("train", "export", "--run", str(run), "--out", str(tmp_path / "model"), "--scores", str(tmp_path / "gen" / "eval"))
+    assert done.returncode == 0, done.stderr
+    moved = tmp_path / "elsewhere" / "model"  # nothing in it may point back at the runs or the base
+    moved.parent.mkdir()
+    (tmp_path / "model").rename(moved)
+    provenance = json.loads((moved / "provenance.json").read_text())
+    assert provenance["stages"]["dpo"]["steps"] == 3 and provenance["stages"]["sft"]["steps"] == 2
+    assert provenance["scores"]["metrics"]["images"] == 2
+    done = cli("generate", "--run", str(moved), "--benchmark", str(cast / "synth-group.jsonl"), "--limit", "2",
+               "--steps", "2", "--out", str(tmp_path / "gen-exported"), "--precision", "fp32")
+    assert done.returncode == 0, done.stderr
+    done = cli("generate", "--run", str(run), "--benchmark", str(cast / "synth-group.jsonl"), "--limit", "2",
+               "--steps", "2", "--out", str(tmp_path / "gen-fp32"), "--precision", "fp32")
+    assert done.returncode == 0, done.stderr
+    names = sorted(p.name for p in (tmp_path / "gen-fp32").glob("*.png"))
+    assert len(names) == 2 and names == sorted(p.name for p in (tmp_path / "gen-exported").glob("*.png"))
+    for name in names:
+        a = np.asarray(Image.open(tmp_path / "gen-fp32" / name), dtype=np.float64)
+        b = np.asarray(Image.open(tmp_path / "gen-exported" / name), dtype=np.float64)
+        assert np.abs(a - b).mean() < 1.0, name  # fp16 storage of the merged backbone: under one grey level
 
 
 @pytest.mark.e2e

@@ -12,7 +12,7 @@ from conftest import cli as _cli  # in-process: these commands run in seconds
 from PIL import Image
 
 from idglow.data.manifest import load_manifest
-from idglow.eval.facesim import id_confusion, match_similarity, swapped
+from idglow.eval.facesim import id_confusion, identified, identity_gallery, match_similarity, swapped
 from idglow.eval.group_score import PairScoring, group_score, worst_weights
 from idglow.faces import load_backend
 
@@ -25,6 +25,8 @@ def test_true_renders_score_mu_real_and_the_judges_read_age_and_colour(cast):
         truth = evaluate_targets(cast / f"{name}.jsonl", JUDGES)
         assert truth["facesim_norm"] == pytest.approx(1.0, abs=1e-5)
         assert truth["count_accuracy"] == 1.0 and truth["colour_accuracy"] >= 0.9 and truth["leakage_rate"] <= 0.1
+        # every true render's faces are identified among all identities of the benchmark, far above chance
+        assert truth["identification"] >= 0.9 and truth["identification_chance"] < 0.2
     assert truth["child_rate"] >= 0.9 and truth["mini_adult_rate"] <= 0.1
 
 
@@ -41,6 +43,8 @@ def test_eval_scores_a_generation_folder_and_rejects_mismatches(cast, tmp_path):
     metrics = json.loads((gens / "eval" / "metrics.json").read_text())
     mu_real = json.loads(bench.with_suffix(".mu_real.json").read_text())["mu_real"]
     assert metrics["images"] == len(records) and metrics["facesim"] == pytest.approx(mu_real, abs=1e-4)
+    assert metrics["identification"] >= 0.9 and metrics["identification_chance"] < 0.2
+    assert all(s["identified"] <= s["size"] for s in map(json.loads, (gens / "eval" / "scores.jsonl").read_text().splitlines()))
     for key in ("id_conf", "count_accuracy", "swap_rate", "leakage_rate", "colour_accuracy", "frechet_judge", "artifact_score"):
         assert metrics[key] is not None, key
     assert len((gens / "eval" / "scores.jsonl").read_text().splitlines()) == len(records)
@@ -94,6 +98,19 @@ def test_hungarian_matching_is_one_to_one_and_unmatched_references_score_zero():
     assert index.tolist()[:2] == [1, 0] and matched[:2].tolist() == [0.8, 0.85]
     assert index[2] == -1 and matched[2] == 0.0
     assert match_similarity(np.zeros((2, 0)))[0].tolist() == [0.0, 0.0]
+
+
+def test_identification_is_top1_among_the_gallery_and_unmatched_references_miss():
+    # identity "a" twice (its two references averaged), "b" once; embeddings in 2-D
+    keys, gallery = identity_gallery(["a", "b", "a"], np.array([[1.0, 0.0], [0.0, 2.0], [0.6, 0.8]]))
+    assert keys == ["a", "b"]
+    np.testing.assert_allclose(gallery[0], np.array([1.6, 0.8]) / np.linalg.norm([1.6, 0.8]))
+    np.testing.assert_allclose(np.linalg.norm(gallery, axis=1), 1.0)
+    # three references (identities a, b, b); faces 0 and 1; reference 2 unmatched
+    face_to_gallery = np.array([[0.9, 0.1], [0.7, 0.6]])
+    hits = identified(face_to_gallery, face_index=np.array([0, 1, -1]), truth=np.array([0, 1, 1]))
+    assert hits.tolist() == [True, False, False]  # face 1 looks more like a than like b
+    assert identified(np.zeros((0, 2)), np.array([-1]), np.array([0])).tolist() == [False]
 
 
 def test_id_confusion_and_swaps():

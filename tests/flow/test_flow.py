@@ -17,6 +17,7 @@ from idglow.flow import (
     sample_sigmas,
     shift_sigmas,
     sigma_grid,
+    start_at,
     velocity_target,
 )
 
@@ -111,6 +112,19 @@ def test_euler_reaches_the_data_point_of_the_conditional_field():
     torch.testing.assert_close(out, latents, rtol=0, atol=1e-12)
 
 
+def test_start_at_begins_exactly_at_the_noise_level_and_image_to_image_reaches_the_data():
+    grid = sigma_grid(10, mu=0.54)
+    torch.testing.assert_close(start_at(grid, 1.0), grid)  # sigma 1: ordinary sampling, unchanged
+    tail = start_at(grid, 0.3)
+    assert tail[0] == 0.3 and tail[-1] == 0 and bool((tail[1:] < tail[:-1]).all())
+    assert tail[1:].tolist() == [s for s in grid.tolist() if s < 0.3]
+    # from an image noised to 0.3, the exact field of its data point leads back to it
+    latents, noise = torch.randn(2, 3, dtype=torch.float64), torch.randn(2, 3, dtype=torch.float64)
+    start = add_noise(latents, noise, 0.3)
+    out = euler_sample(lambda x, s: (x - latents) / s.view(-1, 1), start, tail.double())
+    torch.testing.assert_close(out, latents, rtol=0, atol=1e-12)
+
+
 def test_euler_transports_gaussian_to_gaussian():
     # Data N(m, s^2): the marginal ODE maps noise e to m + s * e. Velocity of x_sigma = a(sigma) m + b(sigma) e
     # with a = 1 - sigma, b = sqrt((1 - sigma)^2 s^2 + sigma^2): v = -m + b'/b * (x - a m).
@@ -145,6 +159,8 @@ def test_euler_matches_diffusers_scheduler_step():
         (lambda: sample_sigmas(4, "logit_normal", logit_std=0.0), "logit_std"),
         (lambda: loss_weighting(torch.rand(3), "sqrt"), "weighting"),
         (lambda: sigma_grid(0), "num_steps"),
+        (lambda: start_at(sigma_grid(4), 0.0), "sigma_start"),
+        (lambda: start_at(sigma_grid(4), 1.5), "sigma_start"),
         (lambda: shift_sigmas(torch.rand(3), shift=0.0), "shift"),
         (lambda: add_noise(torch.zeros(2, 3), torch.zeros(2, 4), 0.5), "noise"),
         (lambda: add_noise(torch.zeros(2, 3), torch.zeros(2, 3), torch.ones(3)), "sigma"),

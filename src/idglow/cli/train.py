@@ -9,7 +9,7 @@ from pathlib import Path
 
 from idglow.cli.config import load
 from idglow.cli.registry import command, group, non_negative_float, non_negative_int, positive_int
-from idglow.utils.defaults import BASE, BENCHMARKS, JUDGES, SFT_HELDOUT
+from idglow.utils.defaults import BASE, BENCHMARKS, IDGLOW_MODEL, JUDGES, SFT_HELDOUT
 
 
 def cmd_train_base(args: argparse.Namespace) -> int:
@@ -76,13 +76,32 @@ def cmd_train_base_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_train_export(args: argparse.Namespace) -> int:
-    """Export a finished base run as fp16 safetensors with its provenance (command, commit, wall time)."""
-    from idglow.runs.export import export_base
+    """Export a finished base, SFT or DPO run as a self-contained model folder with its provenance."""
+    from pathlib import Path
+
+    from idglow.runs.export import export_base, export_idglow
 
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip() or "unknown"
-    provenance = export_base(args.run, args.out, args.train_command_line, commit)
-    print(json.dumps({k: v for k, v in provenance.items() if k != "train_config"}, indent=2))
+    config = Path(args.run) / "config.json"
+    if not config.is_file():
+        raise FileNotFoundError(f"{args.run}: no config.json; not a run folder of `idglow train base`, `sft` or `dpo`")
+    identity = "sft" in json.loads(config.read_text()) or (Path(args.run) / "final" / "identity_branch.safetensors").is_file()
+    if not identity:
+        provenance = export_base(args.run, args.out or BASE, args.train_command_line or DEFAULT_BASE_COMMAND, commit)
+    else:
+        scores = {}
+        for folder in args.scores:
+            for path in sorted(Path(folder).glob("*.json")):
+                scores[path.stem] = json.loads(path.read_text())
+        if args.scores and not scores:
+            raise FileNotFoundError(f"--scores: no JSON results in {', '.join(args.scores)} (an `idglow train sft-eval` --out)")
+        provenance = export_idglow(args.run, args.out or IDGLOW_MODEL, args.train_command_line or "(not recorded)",
+                                   commit, scores)
+    print(json.dumps({k: v for k, v in provenance.items() if not k.endswith("config")}, indent=2))
     return 0
+
+
+DEFAULT_BASE_COMMAND = "idglow train base --config configs/synth-base.yaml"
 
 
 def register(sub) -> None:
@@ -93,13 +112,20 @@ def register(sub) -> None:
             "Train the base text-to-image model: the backbone on captioned images. Re-running the same command resumes "
             "from the newest checkpoint.", config="train config YAML, e.g. configs/synth-base.yaml (keys: idglow config "
             "--kind train)", full_name="train base")
-    p = command(train, "export", cmd_train_export, "export a finished base run as fp16 safetensors with its provenance",
-                "Write RUN's final transformer as an fp16 diffusers folder under OUT, with provenance.json (training "
-                "command, commit, steps, wall time, evaluation).", full_name="train export")
-    p.add_argument("--run", required=True, help="a finished run folder of `idglow train base`")
-    p.add_argument("--out", default=BASE, help=f"output folder (default: {BASE})")
-    p.add_argument("--train-command-line", default="idglow train base --config configs/synth-base.yaml",
-                   help="the command that trained the run, recorded in provenance.json")
+    p = command(train, "export", cmd_train_export, "export a finished base, SFT or DPO run as a self-contained model folder",
+                "Write a finished run as one model folder with provenance.json (training command, commit, steps, wall "
+                "time, scores). A base run: its transformer as an fp16 diffusers folder (what assets/base holds). An SFT "
+                "or DPO run: the backbone with every LoRA merged (fp16) and the identity branch, a folder that --run of "
+                "`idglow generate`, `sft-eval`, `eval` and IdGlowPipeline.from_run accept with no training and no other "
+                "run (what assets/idglow holds); it is also a base model for `idglow train sft --base`.",
+                full_name="train export")
+    p.add_argument("--run", required=True, help="a finished run folder of `idglow train base`, `sft` or `dpo`")
+    p.add_argument("--out", default=None, help=f"output folder (default: {BASE} for a base run, {IDGLOW_MODEL} otherwise); "
+                   "written beside it and renamed into place")
+    p.add_argument("--train-command-line", default=None,
+                   help="the command(s) that trained the run, recorded in provenance.json")
+    p.add_argument("--scores", action="append", default=[], metavar="DIR",
+                   help="an `idglow train sft-eval --out` folder whose benchmark results go into provenance.json (repeatable)")
     command(train, "vae", cmd_train_vae, "a small latent autoencoder (diffusers AutoencoderKL) on cast images",
             "Train a small diffusers AutoencoderKL on cast images (for representation.kind: latents).",
             config="vae config YAML, e.g. configs/synth-vae.yaml (keys: idglow config --kind vae)", full_name="train vae")

@@ -19,13 +19,15 @@ h1{margin-bottom:.2em} .lead{color:#555} table{border-collapse:collapse;margin:1
 td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right;white-space:nowrap} th:first-child,td:first-child{text-align:left}
 img.px{image-rendering:pixelated;height:96px} img.ref{image-rendering:pixelated;height:48px;margin-right:2px}
 .row{display:flex;gap:10px;align-items:flex-end;margin:.6em 0;flex-wrap:wrap} .cap{font-size:.8em;color:#555}
-figure{margin:0} .prompt{font-size:.85em;color:#333;max-width:1100px} code{background:#f4f4f4;padding:0 .2em}"""
+figure{margin:0} img.face{image-rendering:pixelated;height:64px;width:64px} table.faces td{text-align:center}
+td.miss{color:#a00} .prompt{font-size:.85em;color:#333;max-width:1100px} code{background:#f4f4f4;padding:0 .2em}"""
 
 CHECK = """<script>window.addEventListener('load',()=>{const imgs=[...document.images];
 const ok=imgs.filter(i=>i.complete&&i.naturalWidth>0).length;const el=document.getElementById('image-check');
 el.dataset.total=imgs.length;el.dataset.loaded=ok;el.textContent=ok+' of '+imgs.length+' images loaded';});</script>"""
 
 METRICS = [("group_score", "group-level score", "{:.3f}"), ("facesim_norm", "FaceSim / mu_real", "{:.3f}"),
+           ("identification", "identified", "{:.3f}"),
            ("id_conf", "ID-Conf", "{:.3f}"), ("count_accuracy", "count accuracy", "{:.3f}"),
            ("artifact_score", "artifact (lower better)", "{:.3f}"), ("frechet_judge", "Fréchet (lower better)", "{:.2f}"),
            ("leakage_rate", "leakage (lower better)", "{:.3f}"), ("child_rate", "child rate", "{:.3f}")]
@@ -40,11 +42,54 @@ def _fmt(value, pattern: str) -> str:
     return pattern.format(value) if isinstance(value, (int, float)) else "—"
 
 
+def _scores(ctx: DemoContext, folder: str, bench: str) -> dict[str, dict]:
+    """Per-record ``idglow eval`` scores of one model on one benchmark, by record id."""
+    path = ctx.out / "eval" / folder / bench / "eval" / "scores.jsonl"
+    return {s["id"]: s for s in map(json.loads, path.read_text().splitlines())}
+
+
+def _face_crop(ctx: DemoContext, image: Path, box: list[float], name: str, size: int = 64) -> Path:
+    """The matched face of a generated image, cut at its detected box (a little wider) and upscaled for the eye."""
+    from PIL import Image
+
+    x0, y0, x1, y1 = box
+    pad = 0.15 * max(x1 - x0, y1 - y0)
+    with Image.open(image) as picture:
+        crop = picture.convert("RGB").crop((round(x0 - pad), round(y0 - pad), round(x1 + pad), round(y1 + pad)))
+    path = ctx.out / "eval" / "faces" / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda p: crop.resize((size, size), Image.NEAREST).save(p, format="PNG"))
+    return path
+
+
+def _face_pairs(ctx: DemoContext, bench: str, record: dict, scores: dict[str, dict[str, dict]]) -> str:
+    """One row per reference: its face, then the face each model drew for it (Hungarian-matched), with the
+    judge similarity and whether that face is identified as this person among all of the benchmark's people."""
+    manifest = ctx.cast / f"{bench}.jsonl"
+    head = "<tr><th>reference</th>" + "".join(f"<th>{html.escape(label)}</th>" for label in MODELS) + "</tr>"
+    rows = []
+    for k, ref in enumerate(record["refs"]):
+        cells = [f"<td>{_img(ctx, manifest.parent / ref, 'face', f'reference {k + 1}')}</td>"]
+        for label, (folder, _, _) in MODELS.items():
+            score = scores[folder].get(record["id"])
+            box = score and score.get("matched_boxes", [None] * (k + 1))[k]
+            if not box:
+                cells.append("<td class='miss'>no face</td>")
+                continue
+            crop = _face_crop(ctx, ctx.out / "eval" / folder / bench / f"{record['id']}.png", box, f"{folder}-{record['id']}-{k}")
+            mark = "identified" if k in score.get("identified_slots", []) else "not identified"
+            cells.append(f"<td>{_img(ctx, crop, 'face', label)}<div class='cap'>{score['facesim_per_ref'][k]:.2f} · "
+                         f"{mark}</div></td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table class='faces'>{head}{''.join(rows)}</table>"
+
+
 def _examples(ctx: DemoContext, bench: str) -> str:
-    """Rows of: reference faces -> the same record from every model (same seed)."""
+    """Rows of: reference faces -> the same record from every model (same seed), then face by face."""
     manifest = ctx.cast / f"{bench}.jsonl"
     evaluated = json.loads((ctx.out / "eval" / "sft" / bench / "eval" / "group_scores.json").read_text())
     records = [r for r in load_manifest(manifest, "benchmark") if r["id"] in evaluated and len(r["refs"]) >= 2]
+    scores = {folder: _scores(ctx, folder, bench) for folder, _, _ in MODELS.values()}
     parts = []
     for record in evenly_spread(records, ctx.preset.examples):
         refs = "".join(_img(ctx, manifest.parent / r, "ref", "reference") for r in record["refs"])
@@ -52,13 +97,16 @@ def _examples(ctx: DemoContext, bench: str) -> str:
         for label, (folder, _, _) in MODELS.items():
             image = ctx.out / "eval" / folder / bench / f"{record['id']}.png"
             cells.append(f'<figure>{_img(ctx, image, alt=label)}<figcaption class="cap">{html.escape(label)}</figcaption></figure>')
-        parts.append(f'<p class="prompt">{html.escape(record["prompt"])}</p><div class="row">{"".join(cells)}</div>')
+        parts.append(f'<p class="prompt">{html.escape(record["prompt"])}</p><div class="row">{"".join(cells)}</div>'
+                     f'{_face_pairs(ctx, bench, record, scores)}')
     return "\n".join(parts)
 
 
-ABLATION = [("synth-group", "facesim_norm", "group FaceSim/mu"), ("synth-group", "count_accuracy", "group count acc"),
+ABLATION = [("synth-group", "facesim_norm", "group FaceSim/mu"), ("synth-group", "identification", "group identified"),
+            ("synth-group", "count_accuracy", "group count acc"),
             ("synth-group", "leakage_rate", "group leakage"), ("synth-group", "frechet_judge", "group Fréchet"),
-            ("synth-age", "facesim_norm", "age FaceSim/mu"), ("synth-age", "child_rate", "age child rate"),
+            ("synth-age", "facesim_norm", "age FaceSim/mu"), ("synth-age", "identification", "age identified"),
+            ("synth-age", "child_rate", "age child rate"),
             ("synth-age", "mini_adult_rate", "age mini-adult rate"), ("synth-age", "frechet_judge", "age Fréchet")]
 
 

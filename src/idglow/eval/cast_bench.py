@@ -25,12 +25,14 @@ import torch
 from idglow.cast.crops import face_crops
 from idglow.cast.factors import CLOTHING_NAMES
 from idglow.cast.judges import torso_boxes
-from idglow.eval.facesim import match_faces
+from idglow.eval.facesim import identified, match_faces
 
 
 @torch.no_grad()
-def score_image(image: torch.Tensor, refs: torch.Tensor, record: dict, judges: dict[str, torch.nn.Module]) -> dict:
-    """Judge one generated image [3, H, W] in [-1, 1] against its reference crops [N, 3, h, w] and benchmark record."""
+def score_image(image: torch.Tensor, refs: torch.Tensor, record: dict, judges: dict[str, torch.nn.Module],
+                gallery: tuple[dict, torch.Tensor] | None = None) -> dict:
+    """Judge one generated image [3, H, W] in [-1, 1] against its reference crops [N, 3, h, w] and benchmark record;
+    with the benchmark's identity gallery (:func:`judge_gallery`) also identification (top-1 among its identities)."""
     boxes = judges["detector"].detect(image[None])[0][:, :4]
     ref_emb = judges["judge"](refs)
     face_emb = judges["judge"](face_crops(image[None], boxes)) if len(boxes) else ref_emb.new_zeros(0, ref_emb.shape[1])
@@ -38,7 +40,13 @@ def score_image(image: torch.Tensor, refs: torch.Tensor, record: dict, judges: d
     matched = match >= 0
     expected = record["expected"]
     result = {"facesim": float(sim.mean()), "count_ok": float(len(boxes) == expected["count"]), "size": len(refs),
-              "task": record["task"]}
+              "task": record["task"], "facesim_per_ref": sim.tolist(), "face_index": match.tolist(),
+              "boxes": boxes.tolist()}
+    if gallery is not None:
+        rows, embeddings = gallery
+        truth = np.array([rows[i] for i in expected["identities"]])
+        hits = identified((face_emb @ embeddings.T).numpy(), match.numpy(), truth)
+        result.update(identified=int(hits.sum()), identified_slots=np.flatnonzero(hits).tolist(), gallery=len(rows))
     if matched.any():
         faces = boxes[match[matched]]
         child = judges["age"](face_crops(image[None], faces)).argmax(-1) == 1
@@ -75,6 +83,8 @@ def summarise(scores: list[dict], mu_real: float) -> dict:
     multi = [s for s in scores if s["size"] >= 2]
     matched_multi = sum(s["matched"] for s in multi)
     matched = sum(s["matched"] for s in scores)
+    identifiable = [s for s in scores if "identified" in s]
+    refs = sum(s["size"] for s in identifiable)
     out = {
         "images": len(scores),
         "facesim": facesim,
@@ -84,6 +94,8 @@ def summarise(scores: list[dict], mu_real: float) -> dict:
         "count_accuracy": float(np.mean([s["count_ok"] for s in scores])),
         "leakage_rate": sum(s["leaked"] for s in multi) / matched_multi if matched_multi else None,
         "colour_accuracy": sum(s["own_colour"] for s in scores) / matched if matched else None,
+        "identification": sum(s["identified"] for s in identifiable) / refs if refs else None,
+        "identification_chance": 1.0 / identifiable[0]["gallery"] if identifiable else None,
     }
     age = [s for s in scores if s["task"] == "age"]
     if age:
@@ -91,6 +103,18 @@ def summarise(scores: list[dict], mu_real: float) -> dict:
         out["child_rate"] = float(np.average([s["child"] for s in age], weights=weights))
         out["mini_adult_rate"] = float(np.average([s["adult"] for s in age], weights=weights))
     return out
+
+
+@torch.no_grad()
+def judge_gallery(records: list[dict], refs: list[torch.Tensor], judge: torch.nn.Module) -> tuple[dict, torch.Tensor]:
+    """The identity gallery of a cast benchmark in ``judge`` embeddings: every record's reference crops [N_r, 3, h, w]
+    averaged per identity (``expected.identities``). Returns ``({identity: row}, gallery [G, D])``."""
+    from idglow.eval.facesim import identity_gallery
+
+    keys = [i for record in records for i in record["expected"]["identities"]]
+    embeddings = torch.cat([judge(crops) for crops in refs]).numpy()
+    identities, gallery = identity_gallery(keys, embeddings)
+    return {key: row for row, key in enumerate(identities)}, torch.from_numpy(gallery).float()
 
 
 @torch.no_grad()

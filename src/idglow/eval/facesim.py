@@ -72,3 +72,44 @@ def face_sim(reference_emb: torch.Tensor, face_emb: torch.Tensor) -> float:
     """FaceSim: mean matched cosine over references; an unmatched reference counts 0."""
     sim, _ = match_faces(reference_emb, face_emb)
     return float(sim.mean()) if len(sim) else 0.0
+
+
+def identity_gallery(keys: list, embeddings: np.ndarray) -> tuple[list, np.ndarray]:
+    """One unit embedding per identity: the mean of its references' unit embeddings [R, D], renormalised.
+
+    Args:
+        keys: R identity keys (any hashable: a cast identity id, a reference file), one per row of ``embeddings``.
+
+    Returns:
+        ``(identities [G], gallery [G, D])``, identities in order of first appearance.
+    """
+    order: dict = {}
+    for key in keys:
+        order.setdefault(key, len(order))
+    embeddings = np.asarray(embeddings, dtype=np.float64)
+    gallery = np.zeros((len(order), embeddings.shape[1]))
+    for key, row in zip(keys, embeddings):
+        gallery[order[key]] += row / max(np.linalg.norm(row), 1e-12)
+    gallery /= np.maximum(np.linalg.norm(gallery, axis=1, keepdims=True), 1e-12)
+    return list(order), gallery
+
+
+def identified(face_to_gallery: np.ndarray, face_index: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Identification (top-1 among every identity of the benchmark) of each reference's matched face.
+
+    Args:
+        face_to_gallery: similarities [F, G] of the image's faces to the benchmark's identity gallery.
+        face_index: [N] the face each reference was matched to (-1: none), from :func:`match_similarity`.
+        truth: [N] each reference's own row in the gallery.
+
+    Returns:
+        bool [N]: the matched face is most similar to the reference's own identity; False for an unmatched
+        reference. Chance is 1 / G.
+    """
+    face_index, truth = np.asarray(face_index), np.asarray(truth)
+    out = np.zeros(len(face_index), dtype=bool)
+    hit = face_index >= 0
+    if hit.any():
+        best = np.asarray(face_to_gallery)[face_index[hit]].argmax(axis=1)
+        out[hit] = best == truth[hit]
+    return out

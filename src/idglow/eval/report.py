@@ -13,7 +13,7 @@ from idglow.faces import load_backend
 from idglow.utils.defaults import JUDGES
 from idglow.utils.io import atomic_write
 
-TABLE_KEYS = [("facesim", "FaceSim"), ("facesim_norm", "FaceSim/mu"), ("id_conf", "ID-Conf"),
+TABLE_KEYS = [("facesim", "FaceSim"), ("facesim_norm", "FaceSim/mu"), ("identification", "identified"), ("id_conf", "ID-Conf"),
               ("count_accuracy", "count acc"), ("swap_rate", "swap rate"), ("child_rate", "child rate"),
               ("mini_adult_rate", "mini-adult rate"), ("leakage_rate", "leakage"), ("colour_accuracy", "colour acc"),
               ("frechet_judge", "Fréchet (judge)"), ("artifact_score", "artifact")]

@@ -16,7 +16,7 @@ from idglow.cast.crops import reference_grid, to_tensor, to_uint8
 from idglow.cast.judge_training import load_judges
 from idglow.data.images import read_rgb
 from idglow.data.manifest import evenly_spread, load_manifest
-from idglow.eval.cast_bench import score_image, summarise
+from idglow.eval.cast_bench import judge_gallery, score_image, summarise
 from idglow.eval.mu_real import read_mu_real
 from idglow.generate.pipeline import IdGlowPipeline
 from idglow.runs.load import check_run
@@ -32,6 +32,11 @@ def _records(manifest: Path, limit: int | None) -> tuple[list[dict], list[torch.
     refs = [torch.stack([to_tensor(read_rgb(manifest.parent / r, f"{manifest}:{rec['_line']}: refs")) for r in rec["refs"]])
             for rec in records]
     return records, refs
+
+
+def _gallery(manifest: Path, judge: torch.nn.Module) -> tuple[dict, torch.Tensor]:
+    """The identity gallery of the whole benchmark (every record, whatever ``limit`` generates)."""
+    return judge_gallery(*_records(manifest, None), judge)
 
 
 @torch.no_grad()
@@ -51,6 +56,7 @@ def evaluate_benchmark(run: str | Path, manifest: str | Path, judges: str | Path
     manifest = Path(manifest)
     scorers = load_judges(judges)
     records, refs = _records(manifest, limit)
+    gallery = _gallery(manifest, scorers["judge"])
     height, width = read_rgb(manifest.parent / records[0]["expected"]["target"], f"{manifest}: target").shape[:2]
     pipe = IdGlowPipeline.from_run(run, height, width)
     scores, rows = [], []
@@ -60,7 +66,7 @@ def evaluate_benchmark(run: str | Path, manifest: str | Path, judges: str | Path
         images = pipe([r["prompt"] for r in chunk], chunk_refs if identity else None, [r["task"] for r in chunk],
                       steps=steps, generator=generators, id_guidance=id_guidance)
         for image, record, crops in zip(images, chunk, chunk_refs):
-            scores.append(score_image(image, crops, record, scorers))
+            scores.append(score_image(image, crops, record, scorers, gallery))
             if len(rows) < 8:
                 rows.append(np.concatenate([reference_grid(crops, height), to_uint8(image)], axis=1))
     metrics = summarise(scores, read_mu_real(manifest))
@@ -75,8 +81,9 @@ def evaluate_targets(manifest: str | Path, judges: str | Path = JUDGES, limit: i
     manifest = Path(manifest)
     scorers = load_judges(judges)
     records, refs = _records(manifest, limit)
+    gallery = _gallery(manifest, scorers["judge"])
     scores = [score_image(to_tensor(read_rgb(manifest.parent / r["expected"]["target"], f"{manifest}:{r['_line']}: target")),
-                          crops, r, scorers) for r, crops in zip(records, refs)]
+                          crops, r, scorers, gallery) for r, crops in zip(records, refs)]
     return {**summarise(scores, read_mu_real(manifest)), "benchmark": str(manifest), "truth": True}
 
 

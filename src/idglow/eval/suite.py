@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from idglow.cast.crops import to_tensor
 from idglow.data.images import read_rgb
 from idglow.data.manifest import ManifestError, load_manifest
-from idglow.eval.facesim import id_confusion, match_similarity, swapped
+from idglow.eval.facesim import id_confusion, identified, identity_gallery, match_similarity, swapped
 from idglow.faces import FaceBackend, NoFaceError
 
 
@@ -64,11 +64,17 @@ def pair_generations(folder: Path, records: list[dict], skip_missing: bool,
     return pairs, missing
 
 
-def identity_scores(backend: FaceBackend, image: np.ndarray, references: np.ndarray, expected_count: int) -> dict:
-    """Backend-agnostic scores of one image against its reference embeddings [N, D]."""
+def identity_scores(backend: FaceBackend, image: np.ndarray, references: np.ndarray, expected_count: int,
+                    gallery: np.ndarray | None = None, truth: np.ndarray | None = None) -> dict:
+    """Backend-agnostic scores of one image against its reference embeddings [N, D]; with the benchmark's
+    identity ``gallery`` [G, D] and each reference's row in it (``truth`` [N]), also identification."""
     found = backend.faces(image)
     sim = backend.similarity(references, found.embeddings)
     matched, index = match_similarity(sim)
+    hits = None
+    if gallery is not None:
+        to_gallery = backend.similarity(found.embeddings, gallery) if len(found) else np.zeros((0, len(gallery)))
+        hits = identified(to_gallery, index, truth)
     swaps = swapped(index, (found.boxes[:, 0] + found.boxes[:, 2]) / 2)
     n = len(references)
     confidence = found.scores[index[index >= 0]] if len(found) else np.zeros(0)
@@ -78,7 +84,11 @@ def identity_scores(backend: FaceBackend, image: np.ndarray, references: np.ndar
         "id_conf": float(id_confusion(sim).mean()),
         "swaps": None if swaps is None else int(swaps.sum()),
         "swapped_slots": [] if swaps is None else np.flatnonzero(swaps).tolist(),
+        # the face each reference was matched to, as a box in pixels (None: unmatched): the report's face pairs
+        "matched_boxes": [None if i < 0 else [round(float(v), 1) for v in found.boxes[i][:4]] for i in index],
         "_confidence": float(confidence.mean()) if len(confidence) else 0.0,
+        **({} if hits is None else {"identified": int(hits.sum()), "identified_slots": np.flatnonzero(hits).tolist(),
+                                    "gallery": len(gallery)}),
     }
 
 
@@ -96,6 +106,8 @@ def summarise_identity(scores: list[dict], mu_real: float | None) -> dict:
         by_size[s["size"]].append(s["facesim"])
     ordered = [s for s in scores if s["swaps"] is not None]
     facesim = float(np.mean([s["facesim"] for s in scores]))
+    with_gallery = [s for s in scores if "identified" in s]
+    refs = sum(s["size"] for s in with_gallery)
     return {
         "images": len(scores),
         "facesim": facesim,
@@ -107,18 +119,42 @@ def summarise_identity(scores: list[dict], mu_real: float | None) -> dict:
         "swap_rate": sum(s["swaps"] for s in ordered) / sum(s["size"] for s in ordered) if ordered else None,
         "swap_images": len(ordered),
         "artifact_score": float(np.mean([artifact_score(s) for s in scores])),
+        # top-1 among every identity of the benchmark, per reference (an unmatched reference is not identified)
+        "identification": sum(s["identified"] for s in with_gallery) / refs if refs else None,
+        "identification_chance": 1.0 / with_gallery[0]["gallery"] if with_gallery else None,
     }
 
 
-def _reference_embeddings(backend: FaceBackend, manifest: Path, record: dict) -> np.ndarray:
+def _reference_embeddings(backend: FaceBackend, manifest: Path, record: dict, cache: dict[str, np.ndarray]) -> np.ndarray:
     embeddings = []
     for k, ref in enumerate(record["refs"]):
-        where = f"{manifest}:{record['_line']}: refs[{k}]"
-        try:
-            embeddings.append(backend.reference(read_rgb(manifest.parent / ref, where), where))
-        except NoFaceError as err:
-            raise ManifestError(str(err)) from None
+        if ref not in cache:
+            where = f"{manifest}:{record['_line']}: refs[{k}]"
+            try:
+                cache[ref] = backend.reference(read_rgb(manifest.parent / ref, where), where)
+            except NoFaceError as err:
+                raise ManifestError(str(err)) from None
+        embeddings.append(cache[ref])
     return np.stack(embeddings)
+
+
+def identity_keys(record: dict) -> list:
+    """Who each reference of a benchmark record is: the cast's ``expected.identities``, else the reference file
+    (photo benchmarks built by ``idglow bench build`` use one crop per person)."""
+    ids = record.get("expected", {}).get("identities")
+    return list(ids) if ids is not None and len(ids) == len(record["refs"]) else list(record["refs"])
+
+
+def benchmark_gallery(backend: FaceBackend, manifest: Path, records: list[dict],
+                      cache: dict[str, np.ndarray]) -> tuple[dict, np.ndarray]:
+    """The identity gallery of a benchmark (:func:`idglow.eval.facesim.identity_gallery` over every reference of
+    every record): ``({identity key: row}, gallery [G, D])``."""
+    keys, rows = [], []
+    for record in records:
+        keys += identity_keys(record)
+        rows.append(_reference_embeddings(backend, manifest, record, cache))
+    identities, gallery = identity_gallery(keys, np.concatenate(rows))
+    return {key: i for i, key in enumerate(identities)}, gallery.astype(np.float32)
 
 
 def score_folder(folder: Path, manifest: Path, backend: FaceBackend, skip_missing: bool = False, skip_bad: bool = False,
@@ -126,8 +162,11 @@ def score_folder(folder: Path, manifest: Path, backend: FaceBackend, skip_missin
                  ids: set[str] | None = None) -> tuple[list[dict], list[torch.Tensor], dict]:
     """Scores of every generation (of the records named in ``ids``, when given); the generated images as
     tensors (for cast extras); skip counts."""
-    records = [r for r in load_manifest(manifest, "benchmark") if ids is None or r["id"] in ids]
+    everything = load_manifest(manifest, "benchmark")
+    records = [r for r in everything if ids is None or r["id"] in ids]
     pairs, missing = pair_generations(folder, records, skip_missing, check_prompts)
+    cache: dict[str, np.ndarray] = {}
+    rows, gallery = benchmark_gallery(backend, manifest, everything, cache)  # all identities, whatever was generated
     scores, images, bad = [], [], []
     for record, path in tqdm(pairs, desc=f"eval {manifest.stem}", disable=not progress):
         try:
@@ -137,8 +176,9 @@ def score_folder(folder: Path, manifest: Path, backend: FaceBackend, skip_missin
                 raise
             bad.append(path.name)
             continue
-        refs = _reference_embeddings(backend, manifest, record)
-        score = identity_scores(backend, image, refs, record.get("expected", {}).get("count", len(refs)))
+        refs = _reference_embeddings(backend, manifest, record, cache)
+        truth = np.array([rows[key] for key in identity_keys(record)])
+        score = identity_scores(backend, image, refs, record.get("expected", {}).get("count", len(refs)), gallery, truth)
         scores.append({"id": record["id"], "task": record["task"], **score})
         images.append((record, to_tensor(image)))
     if not scores:

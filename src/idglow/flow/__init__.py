@@ -14,7 +14,7 @@ Every schedule in the project is a function of sigma. Tensors are named ``latent
 
 from idglow.flow.loss import flow_matching_loss
 from idglow.flow.path import add_noise, broadcast_sigma, latents_from_velocity, velocity_target
-from idglow.flow.sampling import euler_sample, sigma_grid
+from idglow.flow.sampling import euler_sample, sigma_grid, start_at
 from idglow.flow.timesteps import (
     LOSS_WEIGHTINGS,
     TIMESTEP_SAMPLERS,
@@ -37,5 +37,6 @@ __all__ = [
     "sample_sigmas",
     "shift_sigmas",
     "sigma_grid",
+    "start_at",
     "velocity_target",
 ]

@@ -26,6 +26,20 @@ def sigma_grid(num_steps: int, shift: float = 1.0, mu: float | None = None) -> t
     return torch.cat([sigmas, sigmas.new_zeros(1)]).float()
 
 
+def start_at(sigmas: torch.Tensor, sigma_start: float) -> torch.Tensor:
+    """The tail of a sampling grid [S + 1] that starts exactly at ``sigma_start`` in (0, 1]: ``sigma_start``
+    followed by the grid's sigmas strictly below it (so 1 returns the grid unchanged).
+
+    Starting from an image noised to ``sigma_start`` (``add_noise``) and integrating this tail is what
+    diffusers calls image-to-image with ``strength``; here the start is a noise level, not a step fraction,
+    so the same value means the same noise whatever the number of steps or the shift.
+    """
+    if not 0.0 < sigma_start <= 1.0:
+        raise ValueError(f"sigma_start: must be in (0, 1], got {sigma_start}")
+    below = sigmas[sigmas < sigma_start]
+    return torch.cat([sigmas.new_tensor([sigma_start]), below])
+
+
 @torch.no_grad()
 def euler_sample(
     velocity_fn: VelocityFn,

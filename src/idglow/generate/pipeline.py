@@ -84,6 +84,8 @@ class IdGlowPipeline:
         steps: int = 20,
         generator: torch.Generator | Sequence[torch.Generator] | None = None,
         id_guidance: float = 1.0,
+        init_images: torch.Tensor | None = None,
+        sigma_start: float = 1.0,
     ) -> torch.Tensor:
         """Images [B, 3, H, W] in [-1, 1].
 
@@ -96,6 +98,8 @@ class IdGlowPipeline:
                 is in the batch); a single generator draws every image's noise from it in turn; None: torch's
                 default generator.
             id_guidance: identity guidance scale (1 = none; see :func:`idglow.generate.sampling.sample_packed`).
+            init_images, sigma_start: image-to-image: start from these images [B, 3, H, W] in [-1, 1] noised to
+                ``sigma_start`` < 1 (see :func:`idglow.generate.sampling.generate_images`).
         """
         if references is not None and len(references) != len(prompts):
             raise ValueError(f"references: {len(references)} reference sets for {len(prompts)} prompts")
@@ -107,5 +111,6 @@ class IdGlowPipeline:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             refs, ref_mask = self.reference_inputs(references) if references is not None else (None, None)
             images = generate_images(self.model, self.rep, self.text, prompts, generator, refs, ref_mask, task=task,
-                                     num_steps=steps, mu=self.mu, id_guidance=id_guidance, precision=self.precision)
+                                     num_steps=steps, mu=self.mu, id_guidance=id_guidance, precision=self.precision,
+                                     init_images=init_images, sigma_start=sigma_start)
         return images.cpu()

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from idglow.flow import euler_sample, sigma_grid
+from idglow.flow import add_noise, euler_sample, sigma_grid, start_at
 from idglow.identity.attention import IdentityCondition
 from idglow.models.packing import text_ids
 from idglow.models.transformer import IdGlowTransformer
@@ -30,11 +30,12 @@ def sample_packed(
     guidance: torch.Tensor | None = None,
     id_guidance: float = 1.0,
     progress: bool = False,
+    sigma_start: float = 1.0,
 ) -> torch.Tensor:
-    """Integrate the model's velocity from ``noise`` (sigma = 1) to data (sigma = 0).
+    """Integrate the model's velocity from ``noise`` (sigma = ``sigma_start``, 1 by default) to data (sigma = 0).
 
     Args:
-        noise: packed noise tokens [B, S, C].
+        noise: packed tokens [B, S, C] at ``sigma_start``: pure noise, or an image noised to that level.
         encoder_hidden_states, pooled_projections, img_ids, txt_ids: as for :meth:`IdGlowTransformer.forward`.
         identity: encoded references, or None for text-only sampling.
         task: per-sample task(s).
@@ -43,6 +44,7 @@ def sample_packed(
         id_guidance: identity guidance scale g: ``v = v_none + g * (v_id - v_none)``, where ``v_none``
             is the same model without references (the base model, exactly). 1 = one forward per step;
             any other value costs a second forward.
+        sigma_start: the noise level of ``noise``; the grid's steps below it are taken (:func:`idglow.flow.start_at`).
 
     Returns:
         packed latents [B, S, C].
@@ -63,7 +65,8 @@ def sample_packed(
         v_none = forward(x, sigma, None)
         return v_none + id_guidance * (v_id - v_none)
 
-    return euler_sample(velocity, noise, sigma_grid(num_steps, shift=shift, mu=mu).to(noise.device), progress=progress)
+    sigmas = start_at(sigma_grid(num_steps, shift=shift, mu=mu), sigma_start)
+    return euler_sample(velocity, noise, sigmas.to(noise.device), progress=progress)
 
 
 def seeded_noise(seeds: Sequence[int | torch.Generator], tokens: int, channels: int) -> torch.Tensor:
@@ -87,6 +90,8 @@ def generate_images(
     mu: float | None = None,
     id_guidance: float = 1.0,
     precision: str | None = None,
+    init_images: torch.Tensor | None = None,
+    sigma_start: float = 1.0,
 ) -> torch.Tensor:
     """Images [B, 3, H, W] in [-1, 1] (float32, on the model's device): the one way every caller samples.
 
@@ -103,17 +108,28 @@ def generate_images(
         precision: ``auto`` (bf16 autocast where the hardware makes it fast), ``bf16`` or ``fp32``; None: the
             process default (``$IDGLOW_PRECISION``, else auto). See :mod:`idglow.utils.precision`. The noise, the
             Euler integration and the decoded images stay fp32.
+        init_images, sigma_start: start from these images [B, 3, H, W] in [-1, 1] noised to ``sigma_start`` (< 1)
+            instead of pure noise, and take the sampler's steps below that level: image-to-image, and the
+            noise-and-denoise probe of what a model keeps (``benchmarks/identity_cap.py``).
     """
     if len(seeds) != len(prompts):
         raise ValueError(f"seeds: {len(seeds)} seeds for {len(prompts)} prompts")
+    if (init_images is None) != (sigma_start == 1.0):
+        raise ValueError(f"init_images and sigma_start go together: got sigma_start {sigma_start} and "
+                         f"{'no' if init_images is None else 'some'} init_images (sigma_start < 1 needs images to noise)")
+    if init_images is not None and init_images.shape[0] != len(prompts):
+        raise ValueError(f"init_images: {init_images.shape[0]} images for {len(prompts)} prompts")
     device = next(model.parameters()).device
     states, pooled = text(list(prompts))
     states, pooled = states.to(device), pooled.to(device)
     identity = None
     noise = seeded_noise(seeds, rep.tokens, rep.channels).to(device)
+    if init_images is not None:
+        noise = add_noise(rep.encode(init_images.to(device).float()), noise, sigma_start)
     with autocast(resolve_precision(precision, device), device):
         if refs is not None:
             identity = model.cache_identity(model.identity_condition(refs.to(device), ref_mask.to(device), states))
         packed = sample_packed(model, noise, states, pooled, rep.image_ids(device), text_ids(text.max_tokens, device),
-                               identity=identity, task=task, num_steps=num_steps, mu=mu, id_guidance=id_guidance)
+                               identity=identity, task=task, num_steps=num_steps, mu=mu, id_guidance=id_guidance,
+                               sigma_start=sigma_start)
     return rep.decode(packed.float()).clamp(-1, 1).float()

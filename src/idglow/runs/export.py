@@ -1,4 +1,5 @@
-"""Exporting a finished base run: the transformer as fp16 safetensors (a diffusers folder) with its provenance."""
+"""Exporting finished runs as self-contained model folders with their provenance: a base run (the transformer as
+fp16 safetensors, a diffusers folder) or an SFT / DPO run (backbone with its LoRA merged + identity branch)."""
 
 from __future__ import annotations
 
@@ -33,4 +34,64 @@ def export_base(run: str | Path, out: str | Path, command: str, commit: str) -> 
             provenance["eval"] = json.loads((run / name).read_text())
     (out / "provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
     (out / "train_config.json").write_text((run / "config.json").read_text())
+    return provenance
+
+
+def _log_tail(run: Path) -> dict:
+    path = run / "log.jsonl"
+    if not path.is_file():
+        return {}
+    last = json.loads(path.read_text().splitlines()[-1])
+    return {"steps": last.get("step"), "wall_seconds": last.get("elapsed_seconds")}
+
+
+def export_idglow(run: str | Path, out: str | Path, command: str, commit: str, scores: dict | None = None) -> dict:
+    """Write a finished SFT or DPO run as one self-contained model folder ``out`` that ``--run`` accepts.
+
+    ``out/transformer`` holds the backbone with every LoRA merged (SFT's, and DPO's on top), fp16 diffusers;
+    ``out/final/identity_branch.safetensors`` the identity branch (fp32); ``out/config.json`` the SFT config
+    (LoRA rank 0: merged); ``out/train_config.json`` the base model's config, so the folder is also a base
+    model that ``idglow train sft --base`` can start from; ``out/provenance.json`` the commands, commit, steps,
+    wall time, source weights and ``scores``. Written beside ``out`` and renamed into place.
+    """
+    import dataclasses
+    import shutil
+
+    from idglow.models.config import LoraOptions
+    from idglow.models.io import save_identity_branch
+    from idglow.models.lora import fuse_lora
+    from idglow.conditioning.flux_folder import is_pipeline_folder
+    from idglow.runs.load import EXPORTED, is_dpo_run, load_run, weights_fingerprint
+    from idglow.utils.config import to_dict
+
+    run, out = Path(run), Path(out)
+    model, cfg = load_run(run)
+    if is_pipeline_folder(cfg.base):
+        raise ValueError(f"{run}: trained on the FLUX folder {cfg.base}; export writes cast models only (a FLUX run "
+                         "is used from its run folder, with --run)")
+    fuse_lora(model)
+    sft_run = Path(json.loads((run / "config.json").read_text())["sft"]) if is_dpo_run(run) else run
+    base_config = json.loads((Path(cfg.base) / "train_config.json").read_text())
+    tmp = out.with_name(out.name + ".tmp-export")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.flux.to(torch.float16).save_pretrained(tmp / "transformer", safe_serialization=True)
+    save_identity_branch(model, tmp / "final")
+    exported_cfg = dataclasses.replace(cfg, base=".", out=".", model=dataclasses.replace(cfg.model, lora=LoraOptions()))
+    (tmp / "config.json").write_text(json.dumps(to_dict(exported_cfg), indent=2) + "\n")
+    (tmp / "train_config.json").write_text(json.dumps(base_config, indent=2) + "\n")
+    stages = {"sft": {"run": str(sft_run), **_log_tail(sft_run)}}
+    if is_dpo_run(run):
+        stages["dpo"] = {"run": str(run), **_log_tail(run)}
+    provenance = {"command": command, "commit": commit, "source": str(run), "source_weights": weights_fingerprint(run),
+                  "base": str(cfg.base), "stages": stages, "scores": scores or {},
+                  "sft_config": json.loads((sft_run / "config.json").read_text())}
+    if is_dpo_run(run):
+        provenance["dpo_config"] = json.loads((run / "config.json").read_text())
+    (tmp / EXPORTED).write_text(json.dumps(provenance, indent=2) + "\n")
+    old = out.with_name(out.name + ".old-export")
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        out.rename(old)
+    tmp.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
     return provenance

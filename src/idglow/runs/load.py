@@ -26,6 +26,15 @@ from idglow.recipes.train import TrainConfig
 from idglow.utils.config import from_dict
 
 PARENT = "parent.json"  # in a DPO run's final/: the SFT run and its weights fingerprint
+EXPORTED = "provenance.json"  # marks an exported IdGlow model (beside transformer/, train_config.json, final/)
+
+
+def is_exported_model(folder: str | Path) -> bool:
+    """Whether ``folder`` is an IdGlow model written by ``idglow train export`` from an SFT or DPO run: an SFT
+    run layout (``config.json``, ``final/identity_branch.safetensors``) whose backbone, every LoRA merged,
+    is in the folder itself (``transformer/``, ``train_config.json``: also a base model)."""
+    folder = Path(folder)
+    return all((folder / p).is_file() for p in (EXPORTED, "config.json", "train_config.json", "transformer/config.json"))
 
 
 def load_base(run: str | Path, dtype: torch.dtype = torch.float32) -> tuple[IdGlowTransformer, TrainConfig]:
@@ -90,6 +99,8 @@ def load_sft(run: str | Path, dtype: torch.dtype = torch.float32) -> tuple[IdGlo
     run = Path(run)
     check_sft_run(run)
     cfg = from_dict(SFTConfig, json.loads((run / "config.json").read_text()))
+    if is_exported_model(run):  # self-contained: its own backbone, wherever the folder was copied to
+        cfg = dataclasses.replace(cfg, base=str(run), out=str(run))
     final = run / "final"
     base, _ = load_base(cfg.base, dtype)
     # LoRA is added by load_lora from its own saved config; the backbone comes from the base folder.
@@ -113,6 +124,8 @@ def weights_fingerprint(run: str | Path) -> str:
     SFT run's included). Generation sidecars and DPO runs record it, so outputs of other weights are never reused."""
     run = Path(run)
     files = sorted((run / "final").glob("*.safetensors"))
+    if is_exported_model(run):
+        files += sorted((run / "transformer").glob("*.safetensors"))
     if is_dpo_run(run):
         files = sorted((Path(json.loads((run / "config.json").read_text())["sft"]) / "final").glob("*.safetensors")) + files
     digest = hashlib.sha256()

@@ -11,6 +11,7 @@ TASKS = ("group", "age")  # the method's two tasks; tensors that index tasks use
 ASSETS = "assets"
 JUDGES = f"{ASSETS}/judges"          # the cast's judges (detector, embedders, age and colour classifiers)
 BASE = f"{ASSETS}/base"              # the shipped base text-to-image model of the cast
+IDGLOW_MODEL = f"{ASSETS}/idglow"    # the shipped IdGlow model of the cast (SFT + DPO, exported)
 CAST = "data/cast"                   # where `idglow synth build` writes the cast by default
 
 

@@ -1,0 +1,32 @@
+"""Factor probes: a probe reads a factor that the features encode, and stays near chance on features that do not."""
+
+import numpy as np
+import torch
+
+from idglow.cast.factors import sample_identity
+from idglow.eval.probes import CATEGORICAL, CONTINUOUS, FACTORS, FactorProbes, factor_values
+
+
+def _features(people, informative: bool, seed: int) -> torch.Tensor:
+    """Features [N, 24]: the factors themselves (one-hot / scaled) plus noise, or noise only."""
+    g = torch.Generator().manual_seed(seed)
+    noise = torch.randn(len(people), 24, generator=g) * 0.1
+    if not informative:
+        return noise
+    values = factor_values(people)
+    columns = [torch.nn.functional.one_hot(torch.from_numpy(values[n]), k).float() for n, k in CATEGORICAL.items()]
+    columns += [torch.from_numpy(values[n].astype(np.float32))[:, None] for n in ("mole", "freckles")]
+    columns += [torch.from_numpy((values[n] - values[n].mean()) / values[n].std()).float()[:, None] for n in CONTINUOUS]
+    return torch.cat([torch.cat(columns, 1), noise], 1)
+
+
+def test_probes_read_encoded_factors_and_not_noise():
+    train = [sample_identity(0, i) for i in range(600)]
+    test = [sample_identity(0, 1_000_000 + i) for i in range(300)]  # held-out identities, as in the benchmark
+    readable = FactorProbes(_features(train, True, 0), train).accuracy(_features(test, True, 1), test)
+    blind = FactorProbes(_features(train, False, 0), train).accuracy(_features(test, False, 1), test)
+    assert set(readable) == set(FACTORS)
+    for name in FACTORS:
+        assert readable[name]["accuracy"] >= 0.9, (name, readable[name])
+        # noise: no better than the majority class by more than sampling error
+        assert blind[name]["accuracy"] <= blind[name]["chance"] + 0.1, (name, blind[name])
