@@ -60,38 +60,34 @@ def _targets(manifest: Path, records: list[dict]) -> torch.Tensor:
 
 
 class Sampler:
-    """The base model (text only) or a run (with references), sampling records from noised true renders."""
+    """The base model (text only) or a run (with references), sampling records from noised true renders.
+    Record k's noise comes from seed k, so every model and sigma draws the same noise for a record."""
 
     def __init__(self, base: str, run: str | None, id_guidance: float):
         from idglow.generate.pipeline import IdGlowPipeline
+        from idglow.runs.load import load_base
 
         self.run, self.id_guidance = run, id_guidance
         if run is not None:
             self.pipe = IdGlowPipeline.from_run(run)
         else:
-            from idglow.conditioning.representation import build_representation
-            from idglow.conditioning.text import build_text_encoder
-            from idglow.flow import flux_shift_mu
-            from idglow.runs.load import load_base
+            self.model, self.cfg = load_base(base)
 
-            self.model, cfg = load_base(base)
-            self.model.eval()
-            self.rep = build_representation(cfg.representation, 64, 128)
-            self.text = build_text_encoder(cfg.text, cfg.data.max_tokens)
-            self.mu = flux_shift_mu(self.rep.tokens) if cfg.flow.shift == "resolution" else None
+    def __call__(self, records, refs, targets, sigma: float, steps: int, batch: int = 16) -> torch.Tensor:
+        init, start = (None, 1.0) if sigma >= 1.0 else (targets, sigma)
+        prompts = [r["prompt"] for r in records]
+        if self.run is None:
+            from idglow.eval.base_eval import sample_captions
 
-    def __call__(self, records, refs, targets, seeds, sigma: float, steps: int) -> torch.Tensor:
-        init = None if sigma >= 1.0 else targets
-        start = min(sigma, 1.0)
-        prompts, tasks = [r["prompt"] for r in records], [r["task"] for r in records]
-        if self.run is not None:
-            generators = [torch.Generator().manual_seed(s) for s in seeds]
-            return self.pipe(prompts, refs, tasks, steps=steps, generator=generators, id_guidance=self.id_guidance,
-                             init_images=init, sigma_start=start)
-        from idglow.generate.sampling import generate_images
-
-        return generate_images(self.model, self.rep, self.text, prompts, seeds, task=tasks, num_steps=steps,
-                               mu=self.mu, init_images=init, sigma_start=start).cpu()
+            return sample_captions(self.model, self.cfg, prompts, *targets.shape[-2:], steps=steps, batch=batch,
+                                   init_images=init, sigma_start=start)
+        out = []
+        for i in tqdm(range(0, len(records), batch), leave=False):
+            generators = [torch.Generator().manual_seed(k) for k in range(i, min(i + batch, len(records)))]
+            out.append(self.pipe(prompts[i : i + batch], refs[i : i + batch], [r["task"] for r in records[i : i + batch]],
+                                 steps=steps, generator=generators, id_guidance=self.id_guidance,
+                                 init_images=None if init is None else init[i : i + batch], sigma_start=start))
+        return torch.cat(out)
 
 
 @torch.no_grad()
@@ -144,9 +140,7 @@ def denoise_rows(args, judges, rows: dict, workdir: Path) -> None:
             if model == "truth":
                 images = targets
             else:
-                images = torch.cat([models[model](records[i : i + 16], refs[i : i + 16], targets[i : i + 16],
-                                                  list(range(i, min(i + 16, len(records)))), sigma, args.steps)
-                                    for i in tqdm(range(0, len(records), 16), desc=key, leave=False)])
+                images = models[model](records, refs, targets, sigma, args.steps)
             metrics, ids, feats = score_rows(images, records, refs, judges, gallery, mu_real)
             rows[key] = {**metrics, "seconds": round(time.perf_counter() - start, 1)}
             if sigma in (0.0, 1.0):

@@ -80,13 +80,12 @@ def cmd_train_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from idglow.runs.export import export_base, export_idglow
+    from idglow.runs.load import is_dpo_run
 
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip() or "unknown"
-    config = Path(args.run) / "config.json"
-    if not config.is_file():
+    if not (Path(args.run) / "config.json").is_file():
         raise FileNotFoundError(f"{args.run}: no config.json; not a run folder of `idglow train base`, `sft` or `dpo`")
-    identity = "sft" in json.loads(config.read_text()) or (Path(args.run) / "final" / "identity_branch.safetensors").is_file()
-    if not identity:
+    if not (is_dpo_run(args.run) or (Path(args.run) / "final" / "identity_branch.safetensors").is_file()):
         provenance = export_base(args.run, args.out or BASE, args.train_command_line or DEFAULT_BASE_COMMAND, commit)
     else:
         scores = {}

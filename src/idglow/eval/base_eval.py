@@ -26,8 +26,10 @@ from idglow.utils.io import atomic_write
 
 @torch.no_grad()
 def sample_captions(model: IdGlowTransformer, cfg: TrainConfig, prompts: list[str], height: int, width: int,
-                    steps: int = 24, seed: int = 0, batch: int = 16) -> torch.Tensor:
-    """Images [N, 3, H, W] in [-1, 1] for ``prompts``; caption i's noise comes from seed ``seed + i``."""
+                    steps: int = 24, seed: int = 0, batch: int = 16, init_images: torch.Tensor | None = None,
+                    sigma_start: float = 1.0) -> torch.Tensor:
+    """Images [N, 3, H, W] in [-1, 1] for ``prompts``; caption i's noise comes from seed ``seed + i``; with
+    ``init_images`` [N, 3, H, W], image-to-image from ``sigma_start`` (:func:`generate_images`)."""
     rep = build_representation(cfg.representation, height, width)
     text = build_text_encoder(cfg.text, cfg.data.max_tokens)
     mu = flux_shift_mu(rep.tokens) if cfg.flow.shift == "resolution" else None
@@ -35,7 +37,9 @@ def sample_captions(model: IdGlowTransformer, cfg: TrainConfig, prompts: list[st
     for start in range(0, len(prompts), batch):
         chunk = prompts[start : start + batch]
         seeds = [seed + start + i for i in range(len(chunk))]
-        out.append(generate_images(model, rep, text, chunk, seeds, num_steps=steps, mu=mu).cpu())
+        init = None if init_images is None else init_images[start : start + batch]
+        out.append(generate_images(model, rep, text, chunk, seeds, num_steps=steps, mu=mu, init_images=init,
+                                   sigma_start=sigma_start).cpu())
     return torch.cat(out)
 
 

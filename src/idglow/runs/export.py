@@ -57,10 +57,10 @@ def export_idglow(run: str | Path, out: str | Path, command: str, commit: str, s
     import dataclasses
     import shutil
 
+    from idglow.conditioning.flux_folder import is_pipeline_folder
     from idglow.models.config import LoraOptions
     from idglow.models.io import save_identity_branch
     from idglow.models.lora import fuse_lora
-    from idglow.conditioning.flux_folder import is_pipeline_folder
     from idglow.runs.load import EXPORTED, is_dpo_run, load_run, weights_fingerprint
     from idglow.utils.config import to_dict
 
@@ -70,7 +70,8 @@ def export_idglow(run: str | Path, out: str | Path, command: str, commit: str, s
         raise ValueError(f"{run}: trained on the FLUX folder {cfg.base}; export writes cast models only (a FLUX run "
                          "is used from its run folder, with --run)")
     fuse_lora(model)
-    sft_run = Path(json.loads((run / "config.json").read_text())["sft"]) if is_dpo_run(run) else run
+    dpo = json.loads((run / "config.json").read_text()) if is_dpo_run(run) else None
+    sft_run = Path(dpo["sft"]) if dpo else run
     base_config = json.loads((Path(cfg.base) / "train_config.json").read_text())
     tmp = out.with_name(out.name + ".tmp-export")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -80,13 +81,13 @@ def export_idglow(run: str | Path, out: str | Path, command: str, commit: str, s
     (tmp / "config.json").write_text(json.dumps(to_dict(exported_cfg), indent=2) + "\n")
     (tmp / "train_config.json").write_text(json.dumps(base_config, indent=2) + "\n")
     stages = {"sft": {"run": str(sft_run), **_log_tail(sft_run)}}
-    if is_dpo_run(run):
+    if dpo:
         stages["dpo"] = {"run": str(run), **_log_tail(run)}
     provenance = {"command": command, "commit": commit, "source": str(run), "source_weights": weights_fingerprint(run),
                   "base": str(cfg.base), "stages": stages, "scores": scores or {},
                   "sft_config": json.loads((sft_run / "config.json").read_text())}
-    if is_dpo_run(run):
-        provenance["dpo_config"] = json.loads((run / "config.json").read_text())
+    if dpo:
+        provenance["dpo_config"] = dpo
     (tmp / EXPORTED).write_text(json.dumps(provenance, indent=2) + "\n")
     old = out.with_name(out.name + ".old-export")
     shutil.rmtree(old, ignore_errors=True)
