@@ -84,7 +84,7 @@ class Sampler:
         out = []
         for i in tqdm(range(0, len(records), batch), leave=False):
             generators = [torch.Generator().manual_seed(k) for k in range(i, min(i + batch, len(records)))]
-            out.append(self.pipe(prompts[i : i + batch], refs[i : i + batch], [r["task"] for r in records[i : i + batch]],
+            out.append(self.pipe.sample(prompts[i : i + batch], refs[i : i + batch], [r["task"] for r in records[i : i + batch]],
                                  steps=steps, generator=generators, id_guidance=self.id_guidance,
                                  init_images=None if init is None else init[i : i + batch], sigma_start=start))
         return torch.cat(out)

@@ -113,7 +113,7 @@ def test_bf16_sampling_stays_close_to_fp32_on_the_same_weights_and_seeds(sft_run
         pipe = IdGlowPipeline.from_run(sft_run, precision=precision)
         assert pipe.precision == precision
         generators = [torch.Generator().manual_seed(s) for s in (0, 1)]
-        images[precision] = pipe(["two people in a park"] * 2, crops, "group", steps=4, generator=generators, id_guidance=2.0)
+        images[precision] = pipe.sample(["two people in a park"] * 2, crops, "group", steps=4, generator=generators, id_guidance=2.0)
     difference = (images["fp32"] - images["bf16"]).abs()
     assert images["bf16"].dtype == torch.float32
     assert 0 < float(difference.mean()) < 0.04 and float(difference.max()) < 0.5, float(difference.mean())
@@ -132,7 +132,7 @@ def test_image_to_image_starts_from_the_noised_image(sft_run):
 
     def run(**kwargs):
         generators = [torch.Generator().manual_seed(s) for s in (0, 1)]
-        return pipe(["a person in a park"] * 2, crops, "group", steps=8, generator=generators, **kwargs)
+        return pipe.sample(["a person in a park"] * 2, crops, "group", steps=8, generator=generators, **kwargs)
 
     kept = run(init_images=init, sigma_start=1e-3)
     assert float((kept - init).abs().mean()) < 0.01

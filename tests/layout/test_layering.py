@@ -2,7 +2,7 @@
 
 The order is the method's pipeline, bottom to top: shared utilities, the flow-matching maths, the synthetic
 cast, data, faces, the identity branch, the transformer, its conditioning, the stage configs, finished runs,
-generation, evaluation, prompts, the training engine, the three stages and pairs, the demo and the CLI.
+generation, evaluation, prompts, the training engine, the three stages and pairs, the demo, the web app and the CLI.
 A package may import from its own layer and any layer below; nothing else (lazy imports inside functions
 included), so the package graph has no cycle.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 LAYERS = ["utils", "flow", "cast", "data", "faces", "identity", "models", "conditioning", "recipes", "runs", "generate",
-          "eval", "prompts", "training", "base", "sft", "pairs", "dpo", "demo", "cli"]
+          "eval", "prompts", "training", "base", "sft", "pairs", "dpo", "demo", "serve", "cli"]
 PACKAGE = Path(__file__).parents[2] / "src" / "idglow"
 # accelerate itself is not on the list: diffusers imports it to load any model.
 TRAINING = ("idglow.training", "idglow.base", "idglow.sft", "idglow.dpo", "idglow.pairs")
@@ -88,7 +88,7 @@ from idglow import IdGlowPipeline
 from idglow.generate.files import read_references
 pipe = IdGlowPipeline.from_run({str(sft_run)!r})
 crops = read_references([{", ".join(repr(str(r)) for r in refs)}], pipe.ref_size)
-image = pipe(["two people"], [crops], "group", steps=2, generator=[torch.Generator().manual_seed(0)])
+image = pipe.sample(["two people"], [crops], "group", steps=2, generator=[torch.Generator().manual_seed(0)])
 print(json.dumps({{"shape": list(image.shape), "loaded": sorted(m for m in sys.modules if m.startswith({TRAINING!r}))}}))
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

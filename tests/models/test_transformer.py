@@ -156,6 +156,39 @@ def test_save_load_reproduces_outputs_exactly(batch, tmp_path):
     assert torch.equal(a, b)
 
 
+def _random_lora(model, std: float, seed: int) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for n, p in model.flux.named_parameters():
+            if "lora_" in n:
+                p.copy_(torch.randn(p.shape, generator=gen) * std)
+
+
+def test_stacked_loras_in_one_adapter_equal_fusing_one_then_adding_the_other(batch):
+    """DPO trains its LoRA on the SFT-LoRA-merged backbone; concat_loras gives the same model as one removable adapter."""
+    from idglow.models.io import apply_lora, lora_state
+    from idglow.models.lora import adapters_disabled, concat_loras, fuse_lora
+
+    sft = _model("--lora.rank", "2", "--lora.alpha", "4", seed=0)
+    _random_lora(sft, 0.2, seed=1)
+    dpo = _model("--lora.rank", "3", "--lora.target_modules", "[attn.to_q, ff.net.2]", seed=0)
+    _random_lora(dpo, 0.2, seed=2)
+    sequential = _model(seed=0)
+    apply_lora(sequential, *lora_state(sft))
+    fuse_lora(sequential)  # what DPO's policy starts from
+    apply_lora(sequential, *lora_state(dpo))
+    stacked = _model(seed=0)
+    state, options = concat_loras([lora_state(sft), lora_state(dpo)])
+    assert options.rank == 5 and options.alpha == 5 and set(options.target_modules) >= {"attn.to_q", "ff.net.2", "attn.to_k"}
+    apply_lora(stacked, state, options)
+    with torch.no_grad():
+        a, b, bare = sequential(*batch.args()), stacked(*batch.args()), _model(seed=0)(*batch.args())
+        with adapters_disabled(stacked.flux):
+            off = stacked(*batch.args())
+    assert (a - b).abs().max() <= 1e-5 * a.abs().max() and (a - bare).abs().max() > 1e-2
+    assert torch.equal(off, bare)  # the adapter switched off: exactly the base backbone
+
+
 def test_loading_mismatched_weights_is_an_error(tmp_path):
     from safetensors.torch import save_file
 

@@ -94,7 +94,7 @@ def test_text_tokens_join_c_id_in_training_and_in_sampling(cast, base, tmp_path)
     assert cond_a.c_id.shape[1] == 2 * k + states_a.shape[1]  # N*K reference tokens, then the T prompt tokens
     assert torch.equal(cond_a.c_id[:, : 2 * k], cond_b.c_id[:, : 2 * k]) and not torch.equal(cond_a.c_id, cond_b.c_id)
     crops = SubjectScenes([cast / "sft-group-train.jsonl"], progress=False).ref_crops(torch.tensor([0, 1]))
-    image = pipe(["two people in red"], [crops], steps=2, generator=[torch.Generator().manual_seed(0)])
+    image = pipe.sample(["two people in red"], [crops], steps=2, generator=[torch.Generator().manual_seed(0)])
     assert image.shape == (1, 3, 64, 128) and torch.isfinite(image).all()
 
 
@@ -133,11 +133,11 @@ def test_sft_run_logs_diagnostics_trains_only_the_branch_and_resumes_exactly(cas
 
     pipe = IdGlowPipeline.from_run(run)
     refs = [SubjectScenes([cast / "sft-group-train.jsonl"], progress=False).ref_crops(torch.tensor([0, 1]))]
-    images = pipe(["two people"], refs, steps=2, generator=torch.Generator().manual_seed(0))
-    plain = pipe(["two people"], None, steps=2, generator=torch.Generator().manual_seed(0))
+    images = pipe.sample(["two people"], refs, steps=2, generator=torch.Generator().manual_seed(0))
+    plain = pipe.sample(["two people"], None, steps=2, generator=torch.Generator().manual_seed(0))
     assert images.shape == (1, 3, 64, 128) and not torch.equal(images, plain)
     with pytest.raises(ValueError, match="2 reference sets for 1 prompts"):
-        pipe(["one"], refs * 2, steps=1)
+        pipe.sample(["one"], refs * 2, steps=1)
     # The evaluator generates both benchmarks and writes metrics and a grid.
     done = _cli("train", "sft-eval", "--run", str(run), "--benchmark", str(cast / "synth-group.jsonl"),
                 "--benchmark", str(cast / "synth-age.jsonl"), "--steps", "2")

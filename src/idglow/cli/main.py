@@ -28,13 +28,13 @@ def _quiet_libraries() -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole ``idglow`` parser, every group registered in the order ``--help`` lists them."""
-    from idglow.cli import config, data, demo, eval, pairs, prompts, synth, train
+    from idglow.cli import config, data, demo, eval, pairs, prompts, serve, synth, train
     from idglow.cli.registry import EPILOG
 
     parser = argparse.ArgumentParser(prog="idglow", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for group in (config, demo, train, synth, eval, prompts, pairs, data):
+    for group in (config, demo, serve, train, synth, eval, prompts, pairs, data):
         group.register(sub)
     return parser
 

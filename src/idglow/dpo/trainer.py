@@ -133,7 +133,7 @@ class DPOTrainer(Trainer):
 
         def generate() -> torch.Tensor:
             seeds = [torch.Generator().manual_seed(1234 + int(i)) for i in index]
-            return pipe(prompts, refs, tasks, steps=self.cfg.log.sample_steps, generator=seeds)
+            return pipe.sample(prompts, refs, tasks, steps=self.cfg.log.sample_steps, generator=seeds)
 
         with adapters_disabled(model.flux), self.autocast():
             before = generate()

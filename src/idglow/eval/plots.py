@@ -32,8 +32,9 @@ def describe_schedule(config: GateConfig, task: str) -> str:
     return f"{task}: {learned}{shape}, lambda in [{s.lambda_min:g}, {s.lambda_max:g}], applied to {config.apply_to}"
 
 
-def plot_gate(gate: DynamicsAwareGate, path: str | Path, title: str = "Dynamics-Aware Gate") -> Path:
-    """Draw lambda(sigma) of each task into ``path`` (PNG); the x axis runs in sampling order (sigma 1 -> 0)."""
+def gate_figure(gate: DynamicsAwareGate, title: str = "Dynamics-Aware Gate", scale: float = 1.0):
+    """A matplotlib figure of ``scale`` * lambda(sigma) for each task; the x axis runs in sampling order (sigma 1 -> 0).
+    The caller closes it (``plt.close(fig)``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -42,15 +43,23 @@ def plot_gate(gate: DynamicsAwareGate, path: str | Path, title: str = "Dynamics-
     sigma, curves = gate_curves(gate)
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=120)
     for task, lam in curves.items():
-        ax.plot(sigma.numpy(), lam.numpy(), lw=2, label=describe_schedule(gate.config, task))
+        ax.plot(sigma.numpy(), scale * lam.numpy(), lw=2, label=describe_schedule(gate.config, task))
     ax.set_xlim(1.0, 0.0)  # sampling runs from noise (sigma = 1) to data (sigma = 0)
-    ax.set_ylim(-0.03, 1.05)
+    ax.set_ylim(-0.03, max(1.05, 1.05 * scale))
     ax.set_xlabel("sigma  (1 = noise; sampling runs left to right)")
-    ax.set_ylabel("identity strength lambda")
+    ax.set_ylabel("identity strength lambda" + (f" x {scale:g}" if scale != 1.0 else ""))
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
+    return fig
+
+
+def plot_gate(gate: DynamicsAwareGate, path: str | Path, title: str = "Dynamics-Aware Gate") -> Path:
+    """Draw lambda(sigma) of each task into ``path`` (PNG); see :func:`gate_figure`."""
+    import matplotlib.pyplot as plt
+
+    fig = gate_figure(gate, title)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

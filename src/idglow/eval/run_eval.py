@@ -63,7 +63,7 @@ def evaluate_benchmark(run: str | Path, manifest: str | Path, judges: str | Path
     for start in tqdm(range(0, len(records), batch), desc=f"{manifest.stem}", disable=not progress):
         chunk, chunk_refs = records[start : start + batch], refs[start : start + batch]
         generators = [torch.Generator().manual_seed(seed + start + i) for i in range(len(chunk))]
-        images = pipe([r["prompt"] for r in chunk], chunk_refs if identity else None, [r["task"] for r in chunk],
+        images = pipe.sample([r["prompt"] for r in chunk], chunk_refs if identity else None, [r["task"] for r in chunk],
                       steps=steps, generator=generators, id_guidance=id_guidance)
         for image, record, crops in zip(images, chunk, chunk_refs):
             scores.append(score_image(image, crops, record, scorers, gallery))

@@ -46,6 +46,7 @@ def euler_sample(
     noise: torch.Tensor,
     sigmas: torch.Tensor,
     progress: bool = False,
+    on_step: Callable[[int, float, torch.Tensor], torch.Tensor | None] | None = None,
 ) -> torch.Tensor:
     """Integrate ``dx/dsigma = v(x, sigma)`` with Euler steps along ``sigmas``.
 
@@ -54,6 +55,8 @@ def euler_sample(
         noise: the starting point at ``sigmas[0]`` [B, ...].
         sigmas: decreasing grid [S + 1] (see :func:`sigma_grid`).
         progress: show a progress bar.
+        on_step: called after step i as ``on_step(i, sigma_next, x)``; a tensor it returns replaces ``x``
+            (diffusers' ``callback_on_step_end``: preview, edit or stop-and-inspect the trajectory).
 
     Returns:
         the sample at ``sigmas[-1]`` [B, ...].
@@ -68,4 +71,7 @@ def euler_sample(
         sigma, sigma_next = sigmas[i].item(), sigmas[i + 1].item()
         v = velocity_fn(x, torch.full((batch,), sigma, device=x.device, dtype=x.dtype))
         x = x + (sigma_next - sigma) * v
+        if on_step is not None:
+            replaced = on_step(i, sigma_next, x)
+            x = x if replaced is None else replaced
     return x

@@ -21,10 +21,10 @@ from tqdm.auto import tqdm
 from idglow.cast.crops import to_tensor, to_uint8
 from idglow.data.images import IMAGE_SUFFIXES, read_rgb
 from idglow.data.manifest import SAFE_NAME, ManifestError, load_manifest
+from idglow.generate.controls import gate_config_with
 from idglow.generate.pipeline import IdGlowPipeline
-from idglow.identity.config import GateConfig
 from idglow.identity.gate import DynamicsAwareGate
-from idglow.utils.config import from_dict, parse_overrides, to_dict
+from idglow.utils.config import to_dict
 from idglow.utils.io import atomic_write
 
 
@@ -75,7 +75,8 @@ def read_references(files: Sequence[Path], size: int) -> torch.Tensor:
 
 
 def override_schedules(pipe: IdGlowPipeline, overrides: Sequence[str]) -> dict:
-    """Replace the model's gate schedules by ``KEY=VALUE`` overrides (e.g. ``group.lambda_min=0.2``).
+    """Replace the model's gate schedules by ``KEY=VALUE`` overrides (e.g. ``group.lambda_min=0.2``) for the
+    rest of the process (the CLI's ``--schedule``; the pipeline's ``id_schedule`` is per call).
 
     Only analytic schedules can be changed at sampling time; a learned gate has trained weights.
 
@@ -86,15 +87,7 @@ def override_schedules(pipe: IdGlowPipeline, overrides: Sequence[str]) -> dict:
     current = model.config.identity.gate
     if not overrides:
         return to_dict(current)
-    pairs = []
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"schedule: expected KEY=VALUE (e.g. group.kind=constant), got {item!r}")
-        pairs += [f"--{key}", value]
-    updated = from_dict(GateConfig, parse_overrides(pairs), base=current)
-    if "learned" in (current.group.kind, current.age.kind, updated.group.kind, updated.age.kind):
-        raise ValueError("schedule: a learned gate has trained weights and cannot be overridden at sampling time")
+    updated = gate_config_with(current, overrides)
     model.identity.gate = DynamicsAwareGate(updated)
     model.config.identity.gate = updated
     return to_dict(updated)
@@ -146,7 +139,7 @@ def generate_one(pipe: IdGlowPipeline, run: str | Path, prompt: str, ref_files: 
         raise ValueError(f"task: expected group or age, got {task!r}")
     crops = read_references(ref_files, pipe.ref_size)
     generator = torch.Generator().manual_seed(options.seed)
-    image = pipe([prompt], [crops], task, steps=options.steps, generator=[generator], id_guidance=options.id_guidance)[0]
+    image = pipe.sample([prompt], [crops], task, steps=options.steps, generator=[generator], id_guidance=options.id_guidance)[0]
     refs = [str(Path(f).resolve()) for f in ref_files]
     return write_image(out, name, image, _sidecar(run, prompt, task, refs, options, schedule, pipe))
 
@@ -197,7 +190,7 @@ def generate_benchmark(pipe: IdGlowPipeline, run: str | Path, manifest: str | Pa
         chunk = todo[start : start + batch]
         crops = [read_references([manifest.parent / p for p in r["refs"]], pipe.ref_size) for _, r in chunk]
         generators = [torch.Generator().manual_seed(options.seed + k) for k, _ in chunk]
-        images = pipe([r["prompt"] for _, r in chunk], crops, [r["task"] for _, r in chunk], steps=options.steps,
+        images = pipe.sample([r["prompt"] for _, r in chunk], crops, [r["task"] for _, r in chunk], steps=options.steps,
                       generator=generators, id_guidance=options.id_guidance)
         for (k, record), image in zip(chunk, images):
             write_image(out, record["id"], image, sidecar(k, record))

@@ -1,28 +1,56 @@
-"""``IdGlowPipeline``: prompts + reference face crops -> images, from a trained SFT run.
+"""``IdGlowPipeline``: prompts + reference faces -> images, in diffusers' conventions.
 
-It bundles what generation needs: the model (base backbone + identity branch), the representation
-(pixels or latents), the text encoder, the frozen face embedder that turns crops into the identity
-branch's input (``identity.encoder: embedding``), and FLUX's resolution shift. Reference K/V are
-computed once per image and reused at every step.
+It bundles what generation needs: the model (base backbone + identity adapter: the identity branch and any LoRA),
+the representation (pixels or latents), the text encoder, the frozen face embedder that turns crops into the identity
+branch's input (``identity.encoder: embedding``), and FLUX's resolution shift. Reference K/V are computed once per
+image and reused at every step.
+
+``pipe(prompt, id_images=..., ...)`` returns an :class:`IdGlowPipelineOutput` with ``.images`` (PIL by default);
+``pipe.sample(...)`` is the tensor-level call the CLI, evaluation and trainers use. ``from_pretrained`` /
+``save_pretrained`` read and write self-contained model folders (the layout of ``idglow train export``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import dataclasses
+import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
+import PIL.Image
 import torch
+from diffusers.image_processor import VaeImageProcessor
+from diffusers.utils import BaseOutput
 
 from idglow.conditioning.representation import build_representation
 from idglow.conditioning.text import build_text_encoder
 from idglow.faces.recognizer import load_reference_embedder
 from idglow.faces.references import frozen_embeddings
 from idglow.flow import flux_shift_mu
+from idglow.generate.controls import ScheduleOverride, identity_controls
+from idglow.generate.id_images import init_image, reference_sets
 from idglow.generate.sampling import generate_images
 from idglow.identity.branch import pad_references
 from idglow.models import IdGlowTransformer
-from idglow.runs.load import load_run, weights_fingerprint
+from idglow.models.lora import adapters_disabled
+from idglow.runs.load import EXPORTED, is_exported_model, load_run, weights_fingerprint
 from idglow.utils.precision import resolve_precision
+
+OUTPUT_TYPES = ("pil", "np", "pt", "latent")
+
+
+@dataclasses.dataclass
+class IdGlowPipelineOutput(BaseOutput):
+    """What :meth:`IdGlowPipeline.__call__` returns.
+
+    Attributes:
+        images: B * num_images_per_prompt images: PIL images (``output_type="pil"``), an array [B, H, W, 3] in [0, 1]
+            (``"np"``), a tensor [B, 3, H, W] in [0, 1] (``"pt"``), or the packed latents [B, S, C] (``"latent"``).
+    """
+
+    images: list[PIL.Image.Image] | np.ndarray | torch.Tensor
 
 
 class IdGlowPipeline:
@@ -48,9 +76,10 @@ class IdGlowPipeline:
         self.autocast = param.dtype != torch.float32
         self.precision = "bf16" if self.autocast else resolve_precision(precision, self.device)
         self.height, self.width = height, width
-        self.rep = build_representation(cfg.representation, height, width).to(self.device)
+        self._representations: dict[tuple[int, int], tuple] = {}
+        self.rep, self.mu = self.representation(height, width)
         self.text = build_text_encoder(cfg.text, cfg.data.max_tokens, self.device, cfg.data.cache_dir)
-        self.mu = flux_shift_mu(self.rep.tokens) if cfg.flow.shift == "resolution" else None
+        self.source: str | None = None  # the folder the pipeline was loaded from (save_pretrained copies its provenance)
         self.embedder = None
         self.weights: str | None = None  # the run's weights fingerprint (from_run), recorded in generation sidecars
         if cfg.model.identity.encoder == "embedding":
@@ -62,11 +91,79 @@ class IdGlowPipeline:
         """The pipeline of a finished ``idglow train sft`` or ``train dpo`` run folder, on ``device`` in ``dtype``,
         sampling in ``precision`` (see the class)."""
         model, cfg = load_run(run, dtype)
-        # ArcFace reads 112 x 112 crops; dlib and insightface detect the face in the reference (HOG needs ~80 px)
-        ref_size = {"dlib": 160, "insightface": 160}.get(cfg.references.backend, 112 if cfg.identity_loss.recognizer == "arcface" else 32)
-        pipe = cls(model.to(device=device, dtype=dtype), cfg, height, width, ref_size, device=device, precision=precision)
-        pipe.weights = weights_fingerprint(run)
+        pipe = cls(model.to(device=device, dtype=dtype), cfg, height, width, _ref_size(cfg), device=device, precision=precision)
+        pipe.weights, pipe.source = weights_fingerprint(run), str(run)
         return pipe
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, adapter: str | Path | None = None,
+                        torch_dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
+                        height: int = 64, width: int = 128, precision: str | None = None) -> IdGlowPipeline:
+        """A pipeline from local folders (nothing is downloaded).
+
+        Args:
+            pretrained_model_name_or_path: an IdGlow model folder (``assets/idglow``, one written by
+                :meth:`save_pretrained` or ``idglow train export``), a finished SFT/DPO run folder, or, with
+                ``adapter``, the base model the adapter was trained on (a diffusers FLUX.1 folder or a base model).
+            adapter: an IdGlow adapter folder (an SFT or DPO run, or what :meth:`save_pretrained` wrote for a FLUX
+                pipeline) to put on that base; its own record of the base is replaced by this path.
+            torch_dtype, device: where and in what the weights live; height, width: the default output size;
+                precision: sampling arithmetic (see the class).
+        """
+        path = Path(pretrained_model_name_or_path)
+        if adapter is None:
+            if not (path / "config.json").is_file():
+                raise FileNotFoundError(f"{path}: not an IdGlow model or run folder (no config.json); a FLUX folder "
+                                        "needs adapter=<IdGlow adapter folder>")
+            return cls.from_run(path, height, width, device=device, dtype=torch_dtype, precision=precision)
+        model, cfg = load_run(adapter, torch_dtype, base=path)
+        pipe = cls(model.to(device=device, dtype=torch_dtype), cfg, height, width, _ref_size(cfg), device=device,
+                   precision=precision)
+        pipe.weights, pipe.source = weights_fingerprint(adapter), str(adapter)
+        return pipe
+
+    def save_pretrained(self, save_directory: str | Path) -> Path:
+        """Write the pipeline's model as a folder :meth:`from_pretrained` (and ``--run``) accepts.
+
+        A model on a cast base becomes one self-contained folder (base backbone unmerged, identity branch, LoRA, configs;
+        :func:`idglow.runs.export.write_model_folder`). On a FLUX folder, only the adapter is written (the identity
+        branch, LoRA and config, a few MB): load it with ``from_pretrained(<FLUX folder>, adapter=save_directory)``.
+        Written beside ``save_directory`` and renamed into place; ``provenance.json`` names the source.
+        """
+        import shutil
+
+        from idglow.conditioning.flux_folder import is_pipeline_folder
+        from idglow.models.io import save_identity_branch, save_lora
+        from idglow.runs.export import replace_folder, write_model_folder
+        from idglow.utils.config import to_dict
+
+        out = Path(save_directory)
+        tmp = out.with_name(out.name + ".tmp-save")
+        shutil.rmtree(tmp, ignore_errors=True)
+        provenance = {"saved_by": "IdGlowPipeline.save_pretrained", "source": self.source, "source_weights": self.weights}
+        if self.source and (Path(self.source) / EXPORTED).is_file():
+            provenance = {**json.loads((Path(self.source) / EXPORTED).read_text()), **provenance}
+        if is_pipeline_folder(self.cfg.base):
+            save_identity_branch(self.model, tmp / "final")
+            if self.model.config.lora.rank:
+                save_lora(self.model, tmp / "final")
+            cfg = dataclasses.replace(self.cfg, out=".", model=dataclasses.replace(self.cfg.model, lora=self.model.config.lora))
+            (tmp / "config.json").write_text(json.dumps(to_dict(cfg), indent=2) + "\n")
+            (tmp / "adapter.json").write_text(json.dumps(provenance, indent=2) + "\n")
+        else:
+            base_config = json.loads((Path(self.cfg.base) / "train_config.json").read_text())
+            write_model_folder(self.model, self.cfg, base_config, tmp)
+            (tmp / EXPORTED).write_text(json.dumps(provenance, indent=2) + "\n")
+        replace_folder(tmp, out)
+        return out
+
+    def representation(self, height: int, width: int) -> tuple:
+        """``(representation, mu)`` for images of ``height`` x ``width`` (built once per size)."""
+        if (height, width) not in self._representations:
+            rep = build_representation(self.cfg.representation, height, width).to(self.device)
+            mu = flux_shift_mu(rep.tokens) if self.cfg.flow.shift == "resolution" else None
+            self._representations[(height, width)] = (rep, mu)
+        return self._representations[(height, width)]
 
     def reference_inputs(self, references: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-sample reference crops (B tensors [N_b, 3, h, w] in [-1, 1]) -> the identity encoder's padded inputs
@@ -76,7 +173,7 @@ class IdGlowPipeline:
         return pad_references(inputs.split([len(r) for r in references]), self.cfg.model.identity.max_refs)
 
     @torch.no_grad()
-    def __call__(
+    def sample(
         self,
         prompts: Sequence[str],
         references: Sequence[torch.Tensor] | None = None,
@@ -86,8 +183,12 @@ class IdGlowPipeline:
         id_guidance: float = 1.0,
         init_images: torch.Tensor | None = None,
         sigma_start: float = 1.0,
+        height: int | None = None,
+        width: int | None = None,
+        on_step: Callable[[int, float, torch.Tensor], torch.Tensor | None] | None = None,
+        decode: bool = True,
     ) -> torch.Tensor:
-        """Images [B, 3, H, W] in [-1, 1].
+        """Images [B, 3, H, W] in [-1, 1] (on the CPU): the tensor-level call behind ``__call__``, the CLI and evaluation.
 
         Args:
             prompts: B prompts.
@@ -100,17 +201,105 @@ class IdGlowPipeline:
             id_guidance: identity guidance scale (1 = none; see :func:`idglow.generate.sampling.sample_packed`).
             init_images, sigma_start: image-to-image: start from these images [B, 3, H, W] in [-1, 1] noised to
                 ``sigma_start`` < 1 (see :func:`idglow.generate.sampling.generate_images`).
+            height, width: output size (default: the pipeline's).
+            on_step, decode: see :func:`idglow.generate.sampling.generate_images` (``decode=False``: packed latents).
         """
         if references is not None and len(references) != len(prompts):
             raise ValueError(f"references: {len(references)} reference sets for {len(prompts)} prompts")
+        if generator is None:
+            generator = torch.default_generator
         if not isinstance(generator, Sequence):
-            generator = [generator if generator is not None else torch.default_generator] * len(prompts)
+            generator = [generator] * len(prompts)
         elif len(generator) != len(prompts):
             raise ValueError(f"generator: {len(generator)} generators for {len(prompts)} prompts")
         task = [tasks] * len(prompts) if isinstance(tasks, str) else list(tasks)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             refs, ref_mask = self.reference_inputs(references) if references is not None else (None, None)
-            images = generate_images(self.model, self.rep, self.text, prompts, generator, refs, ref_mask, task=task,
-                                     num_steps=steps, mu=self.mu, id_guidance=id_guidance, precision=self.precision,
-                                     init_images=init_images, sigma_start=sigma_start)
+            rep, mu = self.representation(height or self.height, width or self.width)
+            images = generate_images(self.model, rep, self.text, prompts, generator, refs, ref_mask, task=task,
+                                     num_steps=steps, mu=mu, id_guidance=id_guidance, precision=self.precision,
+                                     init_images=init_images, sigma_start=sigma_start, on_step=on_step, decode=decode)
         return images.cpu()
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        prompt: str | Sequence[str],
+        id_images=None,
+        task: str | Sequence[str] = "group",
+        num_inference_steps: int = 20,
+        height: int | None = None,
+        width: int | None = None,
+        num_images_per_prompt: int = 1,
+        generator: torch.Generator | Sequence[torch.Generator] | None = None,
+        id_scale: float = 1.0,
+        id_schedule: ScheduleOverride = None,
+        id_guidance: float = 1.0,
+        image=None,
+        strength: float = 1.0,
+        output_type: str = "pil",
+        return_dict: bool = True,
+        callback_on_step_end: Callable | None = None,
+        callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+    ) -> IdGlowPipelineOutput | tuple:
+        """Generate images, diffusers-style.
+
+        Args:
+            prompt: one prompt or a list of B.
+            id_images: the people to draw, in the prompt's order: for one prompt an image or a list of images (PIL,
+                file paths, HxWx3 arrays, [3, h, w] tensors in [0, 1]); for B prompts a list of B such lists. None:
+                the base model exactly (identity branch and LoRA both off), whatever earlier calls did.
+            task: ``group`` (several people as they are) or ``age`` (adults drawn as children), per prompt or one.
+            num_inference_steps: Euler steps; height, width: output size (default: the pipeline's; multiples of
+                the patch size); num_images_per_prompt: images per prompt (each its own noise).
+            generator: one per image (each image depends on its own seed only), or one for all, or None.
+            id_scale: identity strength, multiplying the gate (0 = off, 1 = as trained, > 1 extrapolates).
+            id_schedule: a gate schedule for this call only: a ``GateConfig``, ``{"group": {"kind": "constant"}}`` or
+                ``["age.sigma_lo=0.4"]`` (see ``idglow generate --help``).
+            id_guidance: identity guidance scale (1 = none; > 1 costs a second forward per step).
+            image, strength: image-to-image: start from ``image`` (one for all prompts, or one per prompt) noised to
+                sigma = ``strength`` (< 1); 1 = from noise.
+            output_type: ``pil``, ``np``, ``pt`` (images in [0, 1]) or ``latent`` (packed latents [B, S, C]).
+            return_dict: False returns the tuple ``(images,)``.
+            callback_on_step_end: ``fn(pipe, step, sigma, {"latents": x}) -> dict`` after every step; a ``latents``
+                entry in the returned dict replaces the latents (diffusers' convention).
+        """
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type: expected one of {', '.join(OUTPUT_TYPES)}, got {output_type!r}")
+        if not set(callback_on_step_end_tensor_inputs) <= {"latents"}:
+            raise ValueError(f"callback_on_step_end_tensor_inputs: only 'latents' is available, got {list(callback_on_step_end_tensor_inputs)}")
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        if not prompts or num_images_per_prompt < 1:
+            raise ValueError(f"prompt: at least one prompt and num_images_per_prompt >= 1 (got {len(prompts)}, {num_images_per_prompt})")
+        tasks = [task] * len(prompts) if isinstance(task, str) else list(task)
+        if len(tasks) != len(prompts) or any(t not in ("group", "age") for t in tasks):
+            raise ValueError(f"task: expected group or age, one for all or one per prompt; got {task!r} for {len(prompts)} prompt(s)")
+        height, width = height or self.height, width or self.width
+        refs = None
+        if id_images is not None:
+            refs = reference_sets(id_images, len(prompts), self.ref_size, self.cfg.model.identity.max_refs)
+        init = init_image(image, len(prompts), height, width) if image is not None else None
+        repeat = num_images_per_prompt
+
+        def expand(items):
+            return None if items is None else [x for x in items for _ in range(repeat)]
+
+        on_step = None
+        if callback_on_step_end is not None:
+            def on_step(i: int, sigma: float, latents: torch.Tensor):
+                returned = callback_on_step_end(self, i, sigma, {"latents": latents}) or {}
+                return returned.get("latents")
+        adapter_off = refs is None and self.model.config.lora.rank > 0
+        with identity_controls(self.model, id_scale, id_schedule), (adapters_disabled(self.model.flux) if adapter_off else contextlib.nullcontext()):
+            out = self.sample(expand(prompts), expand(refs), expand(tasks), steps=num_inference_steps, generator=generator,
+                              id_guidance=id_guidance, init_images=None if init is None else init.repeat_interleave(repeat, 0),
+                              sigma_start=strength, height=height, width=width, on_step=on_step, decode=output_type != "latent")
+        if output_type != "latent":
+            out = VaeImageProcessor(vae_scale_factor=1).postprocess(out, output_type=output_type)
+        return IdGlowPipelineOutput(images=out) if return_dict else (out,)
+
+
+def _ref_size(cfg) -> int:
+    """Side of the reference crops the run's identity encoder reads: ArcFace 112 x 112; dlib and insightface detect the
+    face in the reference (HOG needs ~80 px): 160; the cast's own crops: 32."""
+    return {"dlib": 160, "insightface": 160}.get(cfg.references.backend, 112 if cfg.identity_loss.recognizer == "arcface" else 32)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -31,6 +31,7 @@ def sample_packed(
     id_guidance: float = 1.0,
     progress: bool = False,
     sigma_start: float = 1.0,
+    on_step: Callable[[int, float, torch.Tensor], torch.Tensor | None] | None = None,
 ) -> torch.Tensor:
     """Integrate the model's velocity from ``noise`` (sigma = ``sigma_start``, 1 by default) to data (sigma = 0).
 
@@ -45,6 +46,7 @@ def sample_packed(
             is the same model without references (the base model, exactly). 1 = one forward per step;
             any other value costs a second forward.
         sigma_start: the noise level of ``noise``; the grid's steps below it are taken (:func:`idglow.flow.start_at`).
+        on_step: per-step hook on the packed latents (see :func:`idglow.flow.euler_sample`).
 
     Returns:
         packed latents [B, S, C].
@@ -66,7 +68,7 @@ def sample_packed(
         return v_none + id_guidance * (v_id - v_none)
 
     sigmas = start_at(sigma_grid(num_steps, shift=shift, mu=mu), sigma_start)
-    return euler_sample(velocity, noise, sigmas.to(noise.device), progress=progress)
+    return euler_sample(velocity, noise, sigmas.to(noise.device), progress=progress, on_step=on_step)
 
 
 def seeded_noise(seeds: Sequence[int | torch.Generator], tokens: int, channels: int) -> torch.Tensor:
@@ -92,6 +94,8 @@ def generate_images(
     precision: str | None = None,
     init_images: torch.Tensor | None = None,
     sigma_start: float = 1.0,
+    on_step: Callable[[int, float, torch.Tensor], torch.Tensor | None] | None = None,
+    decode: bool = True,
 ) -> torch.Tensor:
     """Images [B, 3, H, W] in [-1, 1] (float32, on the model's device): the one way every caller samples.
 
@@ -111,6 +115,8 @@ def generate_images(
         init_images, sigma_start: start from these images [B, 3, H, W] in [-1, 1] noised to ``sigma_start`` (< 1)
             instead of pure noise, and take the sampler's steps below that level: image-to-image, and the
             noise-and-denoise probe of what a model keeps (``benchmarks/identity_cap.py``).
+        on_step: per-step hook on the packed latents (see :func:`idglow.flow.euler_sample`).
+        decode: False returns the packed latents [B, S, C] (float32) instead of images.
     """
     if len(seeds) != len(prompts):
         raise ValueError(f"seeds: {len(seeds)} seeds for {len(prompts)} prompts")
@@ -131,5 +137,7 @@ def generate_images(
             identity = model.cache_identity(model.identity_condition(refs.to(device), ref_mask.to(device), states))
         packed = sample_packed(model, noise, states, pooled, rep.image_ids(device), text_ids(text.max_tokens, device),
                                identity=identity, task=task, num_steps=num_steps, mu=mu, id_guidance=id_guidance,
-                               sigma_start=sigma_start)
+                               sigma_start=sigma_start, on_step=on_step)
+    if not decode:
+        return packed.float()
     return rep.decode(packed.float()).clamp(-1, 1).float()

@@ -73,19 +73,41 @@ def save_lora(model, directory: str | Path) -> Path:
     return directory / LORA_WEIGHTS
 
 
-def load_lora(model, directory: str | Path) -> None:
-    """Load LoRA weights saved by :func:`save_lora` into ``model`` (adds the adapter if missing)."""
+def read_lora(directory: str | Path) -> tuple[dict[str, torch.Tensor], LoraOptions]:
+    """``(state, options)`` of the LoRA saved by :func:`save_lora` in ``directory``; errors name the file."""
     path = Path(directory) / LORA_WEIGHTS
     tensors, config = load_weights(path)
-    options = from_dict(LoraOptions, config)
+    try:
+        return tensors, from_dict(LoraOptions, config)
+    except ConfigError as err:
+        raise ValueError(f"{path}: {err}") from None
+
+
+def lora_state(model) -> tuple[dict[str, torch.Tensor], LoraOptions]:
+    """``(state, options)`` of ``model``'s backbone LoRA (as :func:`save_lora` writes them)."""
+    if model.config.lora.rank == 0:
+        raise ValueError("lora.rank: the model has no LoRA")
+    return get_peft_model_state_dict(model.flux, adapter_name=ADAPTER_NAME), model.config.lora
+
+
+def apply_lora(model, tensors: dict[str, torch.Tensor], options: LoraOptions, source: str = "lora") -> None:
+    """Put LoRA weights into ``model``'s backbone (adding the adapter when it has none); ``source`` names them in errors."""
     if model.config.lora.rank == 0:
         add_lora(model.flux, options)
         model.config.lora = options
     elif to_dict(options) != to_dict(model.config.lora):
-        raise ValueError(f"{path}: saved LoRA config {config} differs from the model's {to_dict(model.config.lora)}")
+        raise ValueError(f"{source}: saved LoRA config {to_dict(options)} differs from the model's {to_dict(model.config.lora)}")
+    param = next(model.flux.parameters())
+    tensors = {k: v.to(device=param.device) for k, v in tensors.items()}
     result = set_peft_model_state_dict(model.flux, tensors, adapter_name=ADAPTER_NAME)
     if result.unexpected_keys:
-        raise ValueError(f"{path}: unexpected LoRA keys, e.g. {result.unexpected_keys[:3]}")
+        raise ValueError(f"{source}: unexpected LoRA keys, e.g. {result.unexpected_keys[:3]}")
     missing = [k for k in result.missing_keys if is_lora_parameter(k)]
     if missing:
-        raise ValueError(f"{path}: missing LoRA keys, e.g. {missing[:3]}")
+        raise ValueError(f"{source}: missing LoRA keys, e.g. {missing[:3]}")
+
+
+def load_lora(model, directory: str | Path) -> None:
+    """Load LoRA weights saved by :func:`save_lora` into ``model`` (adds the adapter if missing)."""
+    tensors, options = read_lora(directory)
+    apply_lora(model, tensors, options, str(Path(directory) / LORA_WEIGHTS))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 
+import torch
 from diffusers import FluxTransformer2DModel
 from peft import LoraConfig
 
@@ -55,6 +56,51 @@ def adapters_disabled(flux: FluxTransformer2DModel):
         flux.enable_adapters()
 
 
+def bare_backbone(flux: FluxTransformer2DModel) -> FluxTransformer2DModel:
+    """A copy of ``flux`` without its LoRA adapters (the weights under them, unmerged): what to save as the base."""
+    state = {k.replace(".base_layer.", "."): v for k, v in flux.state_dict().items() if not is_lora_parameter(k)}
+    bare = FluxTransformer2DModel.from_config(flux.config).to(dtype=next(flux.parameters()).dtype)
+    bare.load_state_dict(state, strict=True)
+    return bare
+
+
 def is_lora_parameter(name: str) -> bool:
     """Whether a parameter (by its ``named_parameters`` name) belongs to a LoRA adapter (peft's ``lora_A``/``lora_B``)."""
     return "lora_" in name
+
+
+def concat_loras(adapters: list[tuple[dict[str, torch.Tensor], LoraOptions]]) -> tuple[dict[str, torch.Tensor], LoraOptions]:
+    """One LoRA whose update is the sum of several: ``W + sum_i s_i B_i A_i = W + [s_1 B_1 ... s_k B_k] [A_1; ...; A_k]``.
+
+    Exact (no merge into the backbone, no rank truncation), so a model with stacked adapters (SFT's LoRA, then
+    DPO's on the SFT-merged backbone) stays "base backbone + one removable adapter".
+
+    Args:
+        adapters: ``(state, options)`` per adapter; ``state`` as peft's ``get_peft_model_state_dict`` gives it
+            (``<module>.lora_A.weight`` [r_i, in], ``<module>.lora_B.weight`` [out, r_i]).
+
+    Returns:
+        ``(state, options)``: rank ``sum r_i``, alpha = rank (scale 1: each ``s_i = alpha_i / r_i`` is folded into
+        its B), no dropout, the union of the target modules; a module one adapter lacks gets zeros for its part.
+    """
+    if not adapters:
+        raise ValueError("concat_loras: no adapters given")
+    modules: dict[str, tuple[int, int]] = {}  # module -> (in_features, out_features)
+    for state, _ in adapters:
+        for key, value in state.items():
+            if key.endswith(".lora_A.weight"):
+                modules.setdefault(key[: -len(".lora_A.weight")], (value.shape[1], state[key.replace("lora_A", "lora_B")].shape[0]))
+    merged: dict[str, torch.Tensor] = {}
+    for module, (fan_in, fan_out) in modules.items():
+        a_parts, b_parts = [], []
+        for state, options in adapters:
+            scale = (options.alpha or options.rank) / options.rank
+            a = state.get(f"{module}.lora_A.weight")
+            b = state.get(f"{module}.lora_B.weight")
+            a_parts.append(a.float() if a is not None else torch.zeros(options.rank, fan_in))
+            b_parts.append(b.float() * scale if b is not None else torch.zeros(fan_out, options.rank))
+        merged[f"{module}.lora_A.weight"] = torch.cat(a_parts, dim=0)
+        merged[f"{module}.lora_B.weight"] = torch.cat(b_parts, dim=1)
+    rank = sum(options.rank for _, options in adapters)
+    targets = list(dict.fromkeys(t for _, options in adapters for t in options.target_modules))
+    return merged, LoraOptions(rank=rank, alpha=float(rank), dropout=0.0, target_modules=targets)

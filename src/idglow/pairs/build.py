@@ -209,7 +209,7 @@ def build_pairs(run: str | Path, manifests: list[str | Path], out: str | Path, o
         for start in range(0, len(todo), options.batch):
             chunk = todo[start : start + options.batch]
             seeds = [[options.seed + k * options.candidates + j for j in range(options.candidates)] for k, _ in chunk]
-            images = pipe([item["record"]["prompt"] for _, item in chunk for _ in range(options.candidates)],
+            images = pipe.sample([item["record"]["prompt"] for _, item in chunk for _ in range(options.candidates)],
                           [_reference_crops(item) for _, item in chunk for _ in range(options.candidates)],
                           [item["record"]["task"] for _, item in chunk for _ in range(options.candidates)],
                           steps=options.steps, generator=[torch.Generator().manual_seed(s) for row in seeds for s in row],

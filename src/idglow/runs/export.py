@@ -45,41 +45,67 @@ def _log_tail(run: Path) -> dict:
     return {"steps": last.get("step"), "wall_seconds": last.get("elapsed_seconds")}
 
 
-def export_idglow(run: str | Path, out: str | Path, command: str, commit: str, scores: dict | None = None) -> dict:
-    """Write a finished SFT or DPO run as one self-contained model folder ``out`` that ``--run`` accepts.
+def write_model_folder(model, cfg, base_config: dict, folder: str | Path) -> None:
+    """Write an IdGlow model as a self-contained folder (the layout :func:`idglow.runs.load.is_exported_model` reads).
 
-    ``out/transformer`` holds the backbone with every LoRA merged (SFT's, and DPO's on top), fp16 diffusers;
-    ``out/final/identity_branch.safetensors`` the identity branch (fp32); ``out/config.json`` the SFT config
-    (LoRA rank 0: merged); ``out/train_config.json`` the base model's config, so the folder is also a base
-    model that ``idglow train sft --base`` can start from; ``out/provenance.json`` the commands, commit, steps,
-    wall time, source weights and ``scores``. Written beside ``out`` and renamed into place.
+    ``transformer/``: the base backbone, unmerged, fp16 diffusers; ``final/identity_branch.safetensors`` (fp32) and,
+    when the model has one, ``final/lora.safetensors``: the adapter on top (every LoRA stacked into one); ``config.json``:
+    the SFT config (base ".": the folder itself); ``train_config.json``: the base model's config, so the folder is
+    also a base model that ``idglow train sft --base`` starts from (the identity branch and LoRA are then ignored).
     """
     import dataclasses
+
+    from idglow.models.io import save_identity_branch, save_lora
+    from idglow.models.lora import bare_backbone
+    from idglow.utils.config import to_dict
+
+    folder = Path(folder)
+    bare_backbone(model.flux).to(torch.float16).save_pretrained(folder / "transformer", safe_serialization=True)
+    if cfg.representation.kind == "latents":
+        vae = AutoencoderKL.from_pretrained(cfg.representation.vae, local_files_only=True)
+        vae.to(torch.float16).save_pretrained(folder / "vae", safe_serialization=True)
+    save_identity_branch(model, folder / "final")
+    if model.config.lora.rank:
+        save_lora(model, folder / "final")
+    exported = dataclasses.replace(cfg, base=".", out=".", model=dataclasses.replace(cfg.model, lora=model.config.lora))
+    (folder / "config.json").write_text(json.dumps(to_dict(exported), indent=2) + "\n")
+    (folder / "train_config.json").write_text(json.dumps(base_config, indent=2) + "\n")
+
+
+def replace_folder(tmp: Path, out: Path) -> None:
+    """Move the finished folder ``tmp`` to ``out``, replacing what was there only once ``tmp`` is complete."""
+    import shutil
+
+    old = out.with_name(out.name + ".old-export")
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        out.rename(old)
+    tmp.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def export_idglow(run: str | Path, out: str | Path, command: str, commit: str, scores: dict | None = None) -> dict:
+    """Write a finished SFT or DPO run as one self-contained model folder ``out`` that ``--run`` accepts
+    (:func:`write_model_folder`: base backbone + identity branch + one LoRA holding SFT's and DPO's), with
+    ``out/provenance.json``: the commands, commit, steps, wall time, source weights and ``scores``. Written beside
+    ``out`` and renamed into place.
+    """
     import shutil
 
     from idglow.conditioning.flux_folder import is_pipeline_folder
-    from idglow.models.config import LoraOptions
-    from idglow.models.io import save_identity_branch
-    from idglow.models.lora import fuse_lora
     from idglow.runs.load import EXPORTED, is_dpo_run, load_run, weights_fingerprint
-    from idglow.utils.config import to_dict
 
     run, out = Path(run), Path(out)
     model, cfg = load_run(run)
     if is_pipeline_folder(cfg.base):
         raise ValueError(f"{run}: trained on the FLUX folder {cfg.base}; export writes cast models only (a FLUX run "
                          "is used from its run folder, with --run)")
-    fuse_lora(model)
     dpo = json.loads((run / "config.json").read_text()) if is_dpo_run(run) else None
     sft_run = Path(dpo["sft"]) if dpo else run
     base_config = json.loads((Path(cfg.base) / "train_config.json").read_text())
     tmp = out.with_name(out.name + ".tmp-export")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.flux.to(torch.float16).save_pretrained(tmp / "transformer", safe_serialization=True)
-    save_identity_branch(model, tmp / "final")
-    exported_cfg = dataclasses.replace(cfg, base=".", out=".", model=dataclasses.replace(cfg.model, lora=LoraOptions()))
-    (tmp / "config.json").write_text(json.dumps(to_dict(exported_cfg), indent=2) + "\n")
-    (tmp / "train_config.json").write_text(json.dumps(base_config, indent=2) + "\n")
+    write_model_folder(model, cfg, base_config, tmp)
     stages = {"sft": {"run": str(sft_run), **_log_tail(sft_run)}}
     if dpo:
         stages["dpo"] = {"run": str(run), **_log_tail(run)}
@@ -89,10 +115,5 @@ def export_idglow(run: str | Path, out: str | Path, command: str, commit: str, s
     if dpo:
         provenance["dpo_config"] = dpo
     (tmp / EXPORTED).write_text(json.dumps(provenance, indent=2) + "\n")
-    old = out.with_name(out.name + ".old-export")
-    shutil.rmtree(old, ignore_errors=True)
-    if out.exists():
-        out.rename(old)
-    tmp.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
+    replace_folder(tmp, out)
     return provenance

@@ -19,8 +19,9 @@ from safetensors import SafetensorError
 
 from idglow.conditioning.flux_folder import adopt_flux_folder, is_pipeline_folder
 from idglow.models import IdGlowTransformer, load_identity_branch, load_lora
+from idglow.models.io import LORA_WEIGHTS, apply_lora, read_lora
 from idglow.models.config import LoraOptions
-from idglow.models.lora import fuse_lora
+from idglow.models.lora import concat_loras, fuse_lora
 from idglow.recipes.sft import SFTConfig
 from idglow.recipes.train import TrainConfig
 from idglow.utils.config import from_dict
@@ -94,19 +95,25 @@ def check_run(run: str | Path) -> None:
     check_sft_run(json.loads((run / "config.json").read_text())["sft"])
 
 
-def load_sft(run: str | Path, dtype: torch.dtype = torch.float32) -> tuple[IdGlowTransformer, SFTConfig]:
-    """The model (base backbone + trained identity branch and LoRA) and config of a finished SFT run."""
+def load_sft(run: str | Path, dtype: torch.dtype = torch.float32, base: str | Path | None = None,
+             lora: bool = True) -> tuple[IdGlowTransformer, SFTConfig]:
+    """The model (base backbone + trained identity branch and LoRA) and config of a finished SFT run.
+
+    ``base`` replaces the base model the run names (e.g. a FLUX folder that moved since training); ``lora=False``
+    leaves the run's LoRA out (the caller adds it, as :func:`load_run` does for DPO runs)."""
     run = Path(run)
     check_sft_run(run)
     cfg = from_dict(SFTConfig, json.loads((run / "config.json").read_text()))
     if is_exported_model(run):  # self-contained: its own backbone, wherever the folder was copied to
         cfg = dataclasses.replace(cfg, base=str(run), out=str(run))
+    if base is not None:
+        cfg = dataclasses.replace(cfg, base=str(base))
     final = run / "final"
     base, _ = load_base(cfg.base, dtype)
     # LoRA is added by load_lora from its own saved config; the backbone comes from the base folder.
     model = IdGlowTransformer(dataclasses.replace(cfg.model, lora=LoraOptions(), pretrained=None), backbone=base.flux)
     load_identity_branch(model, final)
-    if (final / "lora.safetensors").is_file():
+    if lora and (final / LORA_WEIGHTS).is_file():
         load_lora(model, final)
     return model.eval(), cfg
 
@@ -149,12 +156,19 @@ def check_dpo_parent(run: str | Path) -> None:
                          f"{recorded['sft_weights']} then, {now} now); retrain the DPO run on it")
 
 
-def load_run(run: str | Path, dtype: torch.dtype = torch.float32) -> tuple[IdGlowTransformer, SFTConfig]:
-    """The model (eval mode) and SFT config of a finished SFT or DPO run."""
+def load_run(run: str | Path, dtype: torch.dtype = torch.float32, base: str | Path | None = None
+             ) -> tuple[IdGlowTransformer, SFTConfig]:
+    """The model (eval mode) and SFT config of a finished SFT or DPO run (``base``: see :func:`load_sft`).
+
+    The backbone stays the base model's, untouched: a DPO run's LoRA and its SFT run's are stacked into one adapter
+    (:func:`idglow.models.lora.concat_loras`, exact), so switching the adapter off gives the base model back."""
     check_run(run)
     if not is_dpo_run(run):
-        return load_sft(run, dtype)
+        return load_sft(run, dtype, base)
     check_dpo_parent(run)
-    model, cfg = load_policy(json.loads((Path(run) / "config.json").read_text())["sft"], dtype)
-    load_lora(model, Path(run) / "final")
+    sft = Path(json.loads((Path(run) / "config.json").read_text())["sft"])
+    model, cfg = load_sft(sft, dtype, base, lora=False)
+    adapters = [read_lora(sft / "final")] if (sft / "final" / LORA_WEIGHTS).is_file() else []
+    adapters.append(read_lora(Path(run) / "final"))
+    apply_lora(model, *concat_loras(adapters), source=f"{run}/final + {sft}/final LoRA")
     return model.eval(), cfg
