@@ -85,6 +85,62 @@ def test_sft_on_a_flux_folder_trains_caches_and_samples(cast, flux, arcface, flu
 
 
 @pytest.mark.e2e
+def test_pipeline_on_a_flux_folder_saves_its_adapter_alone_and_every_memory_mode_draws_the_same(cast, flux, flux_run, tmp_path):
+    from idglow.generate.pipeline import IdGlowPipeline
+
+    record = json.loads((cast / "synth-group.jsonl").read_text().splitlines()[-1])
+    kwargs = dict(id_images=[cast / r for r in record["refs"]], num_inference_steps=2, output_type="pt")
+
+    def draw(pipe):
+        return pipe("two people", generator=torch.Generator().manual_seed(0), **kwargs).images
+
+    pipe = IdGlowPipeline.from_pretrained(flux, adapter=flux_run / "run", precision="fp32")
+    expected = draw(pipe)
+    saved = pipe.save_pretrained(tmp_path / "adapter")  # the adapter alone: the FLUX folder is not copied
+    assert not (saved / "transformer").exists() and (saved / "final" / "identity_branch.safetensors").is_file()
+    assert torch.equal(draw(IdGlowPipeline.from_pretrained(flux, adapter=saved, precision="fp32")), expected)
+    for enable in (lambda p: p.enable_model_cpu_offload("cpu"), lambda p: p.enable_group_offload("cpu", "cpu")):
+        offloaded = IdGlowPipeline.from_pretrained(flux, adapter=flux_run / "run", precision="fp32")
+        enable(offloaded)
+        assert torch.allclose(draw(offloaded), expected, atol=1e-5)
+
+
+@pytest.mark.e2e
+def test_int8_quantized_flux_through_diffusers_stays_bare_flux_at_lambda_zero(cast, flux, flux_run):
+    from diffusers import FluxTransformer2DModel, TorchAoConfig
+    from torchao.quantization import Int8WeightOnlyConfig
+
+    from idglow.generate.pipeline import IdGlowPipeline
+    from idglow.models.lora import adapters_disabled
+    from idglow.models.packing import text_ids
+
+    pipe = IdGlowPipeline.from_pretrained(flux, adapter=flux_run / "run", torch_dtype=torch.bfloat16,
+                                          quantization_config=TorchAoConfig(Int8WeightOnlyConfig()))
+    model = pipe.model
+    assert model.flux.is_quantized and type(model.flux.transformer_blocks[0].attn.to_q.weight).__name__ == "Int8Tensor"
+    record = json.loads((cast / "synth-group.jsonl").read_text().splitlines()[-1])
+    image = pipe("two people", id_images=[cast / r for r in record["refs"]], num_inference_steps=2, output_type="np").images
+    assert image.shape == (1, 64, 128, 3) and image.std() > 0
+    bare = FluxTransformer2DModel.from_pretrained(flux / "transformer", quantization_config=TorchAoConfig(Int8WeightOnlyConfig()),
+                                                  torch_dtype=torch.bfloat16)
+    states, pooled = pipe.text(["two people"])
+    states, pooled = states.bfloat16(), pooled.bfloat16()
+    x = torch.randn(1, pipe.rep.tokens, pipe.rep.channels, generator=torch.Generator().manual_seed(0)).bfloat16()
+    sigma, ids, tids = torch.tensor([0.7]), pipe.rep.image_ids(), text_ids(pipe.text.max_tokens)
+    refs, mask = pipe.reference_inputs([torch.zeros(2, 3, pipe.ref_size, pipe.ref_size)])
+    guidance = torch.full((1,), model.config.guidance) if bare.config.guidance_embeds else None
+    with torch.no_grad(), adapters_disabled(model.flux):
+        identity = model.identity_condition(refs.bfloat16(), mask, states)
+        ours = model(x, sigma, states, pooled, ids, tids, identity=identity, lam=torch.zeros(1))
+        without = model(x, sigma, states, pooled, ids, tids)
+        theirs = bare(hidden_states=x, encoder_hidden_states=states, pooled_projections=pooled, timestep=sigma, img_ids=ids,
+                      txt_ids=tids, guidance=guidance, return_dict=False)[0]
+    assert torch.equal(ours, without)  # lambda = 0: the branch adds exactly nothing on the quantized backbone
+    # and that is diffusers' own quantized FLUX, up to bf16 rounding (the run's attention is computed in fp32)
+    assert (ours.float() - theirs.float()).abs().max() <= 0.03 and (ours.float() - theirs.float()).abs().mean() <= 5e-3
+
+
+@pytest.mark.e2e
 def test_dpo_on_a_flux_folder_run(cast, flux_run, tmp_path):
     pairs = tmp_path / "pairs"
     done = run_cli("pairs", "build", "--run", str(flux_run / "run"), "--manifest", str(cast / "sft-group-train.jsonl"),

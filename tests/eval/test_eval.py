@@ -162,3 +162,19 @@ def test_bench_build_from_a_photo_folder_rejects_and_lists_bad_photos(packaged_p
     failed = subprocess.run([sys.executable, "-m", "idglow", "bench", "build", "--faces", str(empty), "--out", str(out)],
                             capture_output=True, text=True, timeout=300)
     assert failed.returncode == 2 and "holds no images" in failed.stderr
+
+
+def test_benchmark_intervals_cover_the_estimate_and_keep_the_group_size_weighting():
+    from idglow.eval.cast_bench import ratio_interval
+
+    rng = np.random.default_rng(0)
+    values = rng.uniform(0, 1, 200)
+    low, high = ratio_interval(values)
+    assert low < values.mean() < high and 0.05 < high - low < 0.2  # about 2 x 1.96 x 0.29 / sqrt(200)
+    narrow = ratio_interval(np.repeat(values, 16))
+    assert narrow[1] - narrow[0] < (high - low) / 2  # 16x the records: a quarter of the width
+    weights = np.array([1.0, 3.0] * 50)
+    child = np.array([1.0, 0.0] * 50)  # one-person records all children, three-person records none
+    low, high = ratio_interval(child, weights)
+    assert low <= 0.25 <= high and high < 0.5  # the weighted rate (0.25), not the record mean (0.5)
+    assert ratio_interval(np.ones(5)) == [1.0, 1.0]

@@ -94,8 +94,16 @@ def cmd_train_export(args: argparse.Namespace) -> int:
                 scores[path.stem] = json.loads(path.read_text())
         if args.scores and not scores:
             raise FileNotFoundError(f"--scores: no JSON results in {', '.join(args.scores)} (an `idglow train sft-eval` --out)")
+        extra = None
+        if args.gallery:
+            from idglow.serve.gallery import gallery_from_cast, write_gallery
+
+            entries = gallery_from_cast(args.gallery, size=12)
+
+            def extra(folder: Path) -> None:
+                write_gallery(entries, folder / "gallery")
         provenance = export_idglow(args.run, args.out or IDGLOW_MODEL, args.train_command_line or "(not recorded)",
-                                   commit, scores)
+                                   commit, scores, extra)
     print(json.dumps({k: v for k, v in provenance.items() if not k.endswith("config")}, indent=2))
     return 0
 
@@ -114,9 +122,9 @@ def register(sub) -> None:
     p = command(train, "export", cmd_train_export, "export a finished base, SFT or DPO run as a self-contained model folder",
                 "Write a finished run as one model folder with provenance.json (training command, commit, steps, wall "
                 "time, scores). A base run: its transformer as an fp16 diffusers folder (what assets/base holds). An SFT "
-                "or DPO run: the backbone with every LoRA merged (fp16) and the identity branch, a folder that --run of "
-                "`idglow generate`, `sft-eval`, `eval` and IdGlowPipeline.from_run accept with no training and no other "
-                "run (what assets/idglow holds); it is also a base model for `idglow train sft --base`.",
+                "or DPO run: the base backbone (fp16, unmerged), one LoRA holding every adapter, and the identity branch, a "
+                "folder that --run of `idglow generate`, `sft-eval`, `serve` and IdGlowPipeline.from_pretrained accept with "
+                "no training and no other run (what assets/idglow holds); it is also a base model for `idglow train sft --base`.",
                 full_name="train export")
     p.add_argument("--run", required=True, help="a finished run folder of `idglow train base`, `sft` or `dpo`")
     p.add_argument("--out", default=None, help=f"output folder (default: {BASE} for a base run, {IDGLOW_MODEL} otherwise); "
@@ -125,6 +133,8 @@ def register(sub) -> None:
                    help="the command(s) that trained the run, recorded in provenance.json")
     p.add_argument("--scores", action="append", default=[], metavar="DIR",
                    help="an `idglow train sft-eval --out` folder whose benchmark results go into provenance.json (repeatable)")
+    p.add_argument("--gallery", metavar="CAST", help="SFT/DPO runs: add gallery/, one reference crop of each of 12 held-out "
+                   "identities of CAST's synth-group benchmark: the people `idglow serve` offers")
     command(train, "vae", cmd_train_vae, "a small latent autoencoder (diffusers AutoencoderKL) on cast images",
             "Train a small diffusers AutoencoderKL on cast images (for representation.kind: latents).",
             config="vae config YAML, e.g. configs/synth-vae.yaml (keys: idglow config --kind vae)", full_name="train vae")

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import stats
 
 from idglow.cast.crops import face_crops
 from idglow.cast.factors import CLOTHING_NAMES
@@ -72,6 +73,20 @@ def score_image(image: torch.Tensor, refs: torch.Tensor, record: dict, judges: d
     return result
 
 
+def ratio_interval(values: np.ndarray, weights: np.ndarray | None = None, confidence: float = 0.95,
+                   resamples: int = 2000) -> list[float]:
+    """Bootstrap percentile interval, over records, of ``sum(w * v) / sum(w)`` (the mean when ``weights`` is None):
+    ``[low, high]``. Records are resampled whole, so a rate weighted by group size keeps its weighting."""
+    values = np.asarray(values, dtype=float)
+    weights = np.ones_like(values) if weights is None else np.asarray(weights, dtype=float)
+    if len(values) < 2 or np.ptp(values) == 0:
+        mean = float((values * weights).sum() / weights.sum())
+        return [mean, mean]
+    result = stats.bootstrap((values * weights, weights), lambda a, b: a.sum() / b.sum(), paired=True, vectorized=False,
+                             confidence_level=confidence, n_resamples=resamples, method="percentile", random_state=0)
+    return [float(result.confidence_interval.low), float(result.confidence_interval.high)]
+
+
 def summarise(scores: list[dict], mu_real: float) -> dict:
     """Benchmark-level metrics from :func:`score_image` results (definitions in the module docstring)."""
     if not scores:
@@ -97,11 +112,15 @@ def summarise(scores: list[dict], mu_real: float) -> dict:
         "identification": sum(s["identified"] for s in identifiable) / refs if refs else None,
         "identification_chance": 1.0 / identifiable[0]["gallery"] if identifiable else None,
     }
+    out["intervals"] = {"facesim_norm": [v / mu_real for v in ratio_interval([s["facesim"] for s in scores])],
+                        "count_accuracy": ratio_interval([s["count_ok"] for s in scores])}
     age = [s for s in scores if s["task"] == "age"]
     if age:
         weights = np.array([s["size"] for s in age], dtype=float)
         out["child_rate"] = float(np.average([s["child"] for s in age], weights=weights))
         out["mini_adult_rate"] = float(np.average([s["adult"] for s in age], weights=weights))
+        out["intervals"]["child_rate"] = ratio_interval([s["child"] for s in age], weights)
+        out["intervals"]["mini_adult_rate"] = ratio_interval([s["adult"] for s in age], weights)
     return out
 
 

@@ -29,6 +29,7 @@ from idglow.conditioning.text import build_text_encoder
 from idglow.faces.recognizer import load_reference_embedder
 from idglow.faces.references import frozen_embeddings
 from idglow.flow import flux_shift_mu
+from idglow.generate import memory
 from idglow.generate.controls import ScheduleOverride, identity_controls
 from idglow.generate.id_images import init_image, reference_sets
 from idglow.generate.sampling import generate_images
@@ -87,18 +88,19 @@ class IdGlowPipeline:
 
     @classmethod
     def from_run(cls, run: str | Path, height: int = 64, width: int = 128, device: torch.device | str = "cpu",
-                 dtype: torch.dtype = torch.float32, precision: str | None = None) -> IdGlowPipeline:
+                 dtype: torch.dtype = torch.float32, precision: str | None = None, quantization_config=None) -> IdGlowPipeline:
         """The pipeline of a finished ``idglow train sft`` or ``train dpo`` run folder, on ``device`` in ``dtype``,
-        sampling in ``precision`` (see the class)."""
-        model, cfg = load_run(run, dtype)
-        pipe = cls(model.to(device=device, dtype=dtype), cfg, height, width, _ref_size(cfg), device=device, precision=precision)
+        sampling in ``precision`` (see the class); ``quantization_config``: see :meth:`from_pretrained`."""
+        model, cfg = load_run(run, dtype, quantization_config=quantization_config)
+        pipe = cls(_placed(model, device, dtype), cfg, height, width, _ref_size(cfg), device=device, precision=precision)
         pipe.weights, pipe.source = weights_fingerprint(run), str(run)
         return pipe
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | Path, adapter: str | Path | None = None,
                         torch_dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
-                        height: int = 64, width: int = 128, precision: str | None = None) -> IdGlowPipeline:
+                        height: int = 64, width: int = 128, precision: str | None = None,
+                        quantization_config=None) -> IdGlowPipeline:
         """A pipeline from local folders (nothing is downloaded).
 
         Args:
@@ -109,15 +111,19 @@ class IdGlowPipeline:
                 pipeline) to put on that base; its own record of the base is replaced by this path.
             torch_dtype, device: where and in what the weights live; height, width: the default output size;
                 precision: sampling arithmetic (see the class).
+            quantization_config: a diffusers quantization config for the base transformer, applied by diffusers as it
+                loads (``TorchAoConfig(Int8WeightOnlyConfig())``; ``BitsAndBytesConfig(load_in_4bit=True,
+                bnb_4bit_quant_type="nf4")`` on CUDA). The identity branch and the LoRA stay in ``torch_dtype``.
         """
         path = Path(pretrained_model_name_or_path)
         if adapter is None:
             if not (path / "config.json").is_file():
                 raise FileNotFoundError(f"{path}: not an IdGlow model or run folder (no config.json); a FLUX folder "
                                         "needs adapter=<IdGlow adapter folder>")
-            return cls.from_run(path, height, width, device=device, dtype=torch_dtype, precision=precision)
-        model, cfg = load_run(adapter, torch_dtype, base=path)
-        pipe = cls(model.to(device=device, dtype=torch_dtype), cfg, height, width, _ref_size(cfg), device=device,
+            return cls.from_run(path, height, width, device=device, dtype=torch_dtype, precision=precision,
+                                quantization_config=quantization_config)
+        model, cfg = load_run(adapter, torch_dtype, base=path, quantization_config=quantization_config)
+        pipe = cls(_placed(model, device, torch_dtype), cfg, height, width, _ref_size(cfg), device=device,
                    precision=precision)
         pipe.weights, pipe.source = weights_fingerprint(adapter), str(adapter)
         return pipe
@@ -156,6 +162,16 @@ class IdGlowPipeline:
             (tmp / EXPORTED).write_text(json.dumps(provenance, indent=2) + "\n")
         replace_folder(tmp, out)
         return out
+
+    def enable_model_cpu_offload(self, device: torch.device | str = "cuda") -> None:
+        """Keep the large parts in CPU memory, each moved to ``device`` only while it runs (diffusers' model CPU offload,
+        through accelerate); see :mod:`idglow.generate.memory`."""
+        memory.enable_model_cpu_offload(self, device)
+
+    def enable_group_offload(self, onload_device: torch.device | str = "cuda", offload_device: torch.device | str = "cpu",
+                             num_blocks_per_group: int = 1, use_stream: bool = False) -> None:
+        """Stream the transformer's blocks to ``onload_device`` during each forward (diffusers' group offloading)."""
+        memory.enable_group_offload(self, onload_device, offload_device, num_blocks_per_group, use_stream)
 
     def representation(self, height: int, width: int) -> tuple:
         """``(representation, mu)`` for images of ``height`` x ``width`` (built once per size)."""
@@ -213,12 +229,14 @@ class IdGlowPipeline:
         elif len(generator) != len(prompts):
             raise ValueError(f"generator: {len(generator)} generators for {len(prompts)} prompts")
         task = [tasks] * len(prompts) if isinstance(tasks, str) else list(tasks)
+        memory.onload(self)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             refs, ref_mask = self.reference_inputs(references) if references is not None else (None, None)
             rep, mu = self.representation(height or self.height, width or self.width)
             images = generate_images(self.model, rep, self.text, prompts, generator, refs, ref_mask, task=task,
                                      num_steps=steps, mu=mu, id_guidance=id_guidance, precision=self.precision,
-                                     init_images=init_images, sigma_start=sigma_start, on_step=on_step, decode=decode)
+                                     init_images=init_images, sigma_start=sigma_start, on_step=on_step, decode=decode,
+                                     device=self.device)
         return images.cpu()
 
     @torch.no_grad()
@@ -297,6 +315,17 @@ class IdGlowPipeline:
         if output_type != "latent":
             out = VaeImageProcessor(vae_scale_factor=1).postprocess(out, output_type=output_type)
         return IdGlowPipelineOutput(images=out) if return_dict else (out,)
+
+
+def _placed(model: IdGlowTransformer, device, dtype: torch.dtype) -> IdGlowTransformer:
+    """``model`` on ``device`` in ``dtype``; a backbone diffusers quantized keeps its own dtypes (casting it is refused)."""
+    if getattr(model.flux, "is_quantized", False):
+        model.flux.to(device)
+        for name, child in model.named_children():
+            if name != "flux":
+                child.to(device=device, dtype=dtype)
+        return model
+    return model.to(device=device, dtype=dtype)
 
 
 def _ref_size(cfg) -> int:

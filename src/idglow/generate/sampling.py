@@ -96,6 +96,7 @@ def generate_images(
     sigma_start: float = 1.0,
     on_step: Callable[[int, float, torch.Tensor], torch.Tensor | None] | None = None,
     decode: bool = True,
+    device: torch.device | None = None,
 ) -> torch.Tensor:
     """Images [B, 3, H, W] in [-1, 1] (float32, on the model's device): the one way every caller samples.
 
@@ -117,6 +118,8 @@ def generate_images(
             noise-and-denoise probe of what a model keeps (``benchmarks/identity_cap.py``).
         on_step: per-step hook on the packed latents (see :func:`idglow.flow.euler_sample`).
         decode: False returns the packed latents [B, S, C] (float32) instead of images.
+        device: where sampling runs (default: where the model's first parameter is; pass it when the backbone is
+            offloaded and its parameters wait on the CPU).
     """
     if len(seeds) != len(prompts):
         raise ValueError(f"seeds: {len(seeds)} seeds for {len(prompts)} prompts")
@@ -125,7 +128,7 @@ def generate_images(
                          f"{'no' if init_images is None else 'some'} init_images (sigma_start < 1 needs images to noise)")
     if init_images is not None and init_images.shape[0] != len(prompts):
         raise ValueError(f"init_images: {init_images.shape[0]} images for {len(prompts)} prompts")
-    device = next(model.parameters()).device
+    device = device or next(model.parameters()).device
     states, pooled = text(list(prompts))
     states, pooled = states.to(device), pooled.to(device)
     identity = None

@@ -4,6 +4,7 @@ fp16 safetensors, a diffusers folder) or an SFT / DPO run (backbone with its LoR
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -84,11 +85,12 @@ def replace_folder(tmp: Path, out: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def export_idglow(run: str | Path, out: str | Path, command: str, commit: str, scores: dict | None = None) -> dict:
+def export_idglow(run: str | Path, out: str | Path, command: str, commit: str, scores: dict | None = None,
+                  extra: Callable[[Path], None] | None = None) -> dict:
     """Write a finished SFT or DPO run as one self-contained model folder ``out`` that ``--run`` accepts
     (:func:`write_model_folder`: base backbone + identity branch + one LoRA holding SFT's and DPO's), with
-    ``out/provenance.json``: the commands, commit, steps, wall time, source weights and ``scores``. Written beside
-    ``out`` and renamed into place.
+    ``out/provenance.json``: the commands, commit, steps, wall time, source weights and ``scores``; ``extra(folder)``
+    adds files (e.g. the app's gallery) before the folder is renamed into place, beside ``out``.
     """
     import shutil
 
@@ -115,5 +117,7 @@ def export_idglow(run: str | Path, out: str | Path, command: str, commit: str, s
     if dpo:
         provenance["dpo_config"] = dpo
     (tmp / EXPORTED).write_text(json.dumps(provenance, indent=2) + "\n")
+    if extra is not None:
+        extra(tmp)
     replace_folder(tmp, out)
     return provenance

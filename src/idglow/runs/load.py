@@ -38,12 +38,14 @@ def is_exported_model(folder: str | Path) -> bool:
     return all((folder / p).is_file() for p in (EXPORTED, "config.json", "train_config.json", "transformer/config.json"))
 
 
-def load_base(run: str | Path, dtype: torch.dtype = torch.float32) -> tuple[IdGlowTransformer, TrainConfig]:
+def load_base(run: str | Path, dtype: torch.dtype = torch.float32, quantization_config=None
+              ) -> tuple[IdGlowTransformer, TrainConfig]:
     """The model and training config of a finished base run (``run/final/transformer``, ``run/config.json``),
-    an exported one (``transformer``, ``train_config.json``, as shipped in ``assets/base``) or a FLUX folder."""
+    an exported one (``transformer``, ``train_config.json``, as shipped in ``assets/base``) or a FLUX folder;
+    ``quantization_config``: a diffusers quantization config for the transformer (e.g. ``TorchAoConfig``)."""
     run = Path(run)
     if is_pipeline_folder(run):
-        return load_flux_folder(run, dtype)
+        return load_flux_folder(run, dtype, quantization_config)
     exported = (run / "train_config.json").is_file()
     cfg = from_dict(TrainConfig, json.loads((run / ("train_config.json" if exported else "config.json")).read_text()))
     folder = run / "transformer" if exported else run / "final" / "transformer"
@@ -51,19 +53,22 @@ def load_base(run: str | Path, dtype: torch.dtype = torch.float32) -> tuple[IdGl
         cfg = dataclasses.replace(cfg, representation=dataclasses.replace(cfg.representation, vae=str(run / "vae")))
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"{folder}: no final transformer; finish (or resume) the run first")
-    return IdGlowTransformer(cfg.model, backbone=_transformer(folder, dtype)).eval(), cfg
+    return IdGlowTransformer(cfg.model, backbone=_transformer(folder, dtype, quantization_config)).eval(), cfg
 
 
-def load_flux_folder(folder: Path, dtype: torch.dtype = torch.float32) -> tuple[IdGlowTransformer, TrainConfig]:
+def load_flux_folder(folder: Path, dtype: torch.dtype = torch.float32, quantization_config=None
+                     ) -> tuple[IdGlowTransformer, TrainConfig]:
     """The transformer of a diffusers FLUX folder, with the config that reads its VAE and text encoders."""
     cfg = adopt_flux_folder(TrainConfig(), folder)
-    return IdGlowTransformer(cfg.model, backbone=_transformer(folder / "transformer", dtype)).eval(), cfg
+    return IdGlowTransformer(cfg.model, backbone=_transformer(folder / "transformer", dtype, quantization_config)).eval(), cfg
 
 
-def _transformer(folder: Path, dtype: torch.dtype) -> FluxTransformer2DModel:
-    """diffusers' FLUX transformer from a local folder; a broken or foreign file is an error naming the folder."""
+def _transformer(folder: Path, dtype: torch.dtype, quantization_config=None) -> FluxTransformer2DModel:
+    """diffusers' FLUX transformer from a local folder (quantized by diffusers when ``quantization_config`` is given);
+    a broken or foreign file is an error naming the folder."""
     try:
-        return FluxTransformer2DModel.from_pretrained(folder, torch_dtype=dtype, local_files_only=True)
+        return FluxTransformer2DModel.from_pretrained(folder, torch_dtype=dtype, local_files_only=True,
+                                                      quantization_config=quantization_config)
     except (OSError, ValueError, RuntimeError, SafetensorError) as err:
         raise ValueError(f"{folder}: cannot load the transformer ({type(err).__name__}: {err})") from None
 
@@ -96,11 +101,12 @@ def check_run(run: str | Path) -> None:
 
 
 def load_sft(run: str | Path, dtype: torch.dtype = torch.float32, base: str | Path | None = None,
-             lora: bool = True) -> tuple[IdGlowTransformer, SFTConfig]:
+             lora: bool = True, quantization_config=None) -> tuple[IdGlowTransformer, SFTConfig]:
     """The model (base backbone + trained identity branch and LoRA) and config of a finished SFT run.
 
     ``base`` replaces the base model the run names (e.g. a FLUX folder that moved since training); ``lora=False``
-    leaves the run's LoRA out (the caller adds it, as :func:`load_run` does for DPO runs)."""
+    leaves the run's LoRA out (the caller adds it, as :func:`load_run` does for DPO runs); ``quantization_config``:
+    see :func:`load_base`."""
     run = Path(run)
     check_sft_run(run)
     cfg = from_dict(SFTConfig, json.loads((run / "config.json").read_text()))
@@ -109,7 +115,7 @@ def load_sft(run: str | Path, dtype: torch.dtype = torch.float32, base: str | Pa
     if base is not None:
         cfg = dataclasses.replace(cfg, base=str(base))
     final = run / "final"
-    base, _ = load_base(cfg.base, dtype)
+    base, _ = load_base(cfg.base, dtype, quantization_config)
     # LoRA is added by load_lora from its own saved config; the backbone comes from the base folder.
     model = IdGlowTransformer(dataclasses.replace(cfg.model, lora=LoraOptions(), pretrained=None), backbone=base.flux)
     load_identity_branch(model, final)
@@ -156,18 +162,19 @@ def check_dpo_parent(run: str | Path) -> None:
                          f"{recorded['sft_weights']} then, {now} now); retrain the DPO run on it")
 
 
-def load_run(run: str | Path, dtype: torch.dtype = torch.float32, base: str | Path | None = None
-             ) -> tuple[IdGlowTransformer, SFTConfig]:
-    """The model (eval mode) and SFT config of a finished SFT or DPO run (``base``: see :func:`load_sft`).
+def load_run(run: str | Path, dtype: torch.dtype = torch.float32, base: str | Path | None = None,
+             quantization_config=None) -> tuple[IdGlowTransformer, SFTConfig]:
+    """The model (eval mode) and SFT config of a finished SFT or DPO run (``base``, ``quantization_config``: see
+    :func:`load_sft`).
 
     The backbone stays the base model's, untouched: a DPO run's LoRA and its SFT run's are stacked into one adapter
     (:func:`idglow.models.lora.concat_loras`, exact), so switching the adapter off gives the base model back."""
     check_run(run)
     if not is_dpo_run(run):
-        return load_sft(run, dtype, base)
+        return load_sft(run, dtype, base, quantization_config=quantization_config)
     check_dpo_parent(run)
     sft = Path(json.loads((Path(run) / "config.json").read_text())["sft"])
-    model, cfg = load_sft(sft, dtype, base, lora=False)
+    model, cfg = load_sft(sft, dtype, base, lora=False, quantization_config=quantization_config)
     adapters = [read_lora(sft / "final")] if (sft / "final" / LORA_WEIGHTS).is_file() else []
     adapters.append(read_lora(Path(run) / "final"))
     apply_lora(model, *concat_loras(adapters), source=f"{run}/final + {sft}/final LoRA")
