@@ -15,6 +15,12 @@ The packages, bottom to top (each imports only from itself and those below; ``do
 from __future__ import annotations
 
 import importlib
+import logging
+
+# torchao (the `quant` extra) warns at import, through diffusers, that its CUDA kernels (mxfp8, cutlass) do not load
+# on a CPU build of torch; int8 weight-only quantization does not use them. Its other messages still show.
+for _name in ("torchao", "diffusers.quantizers.torchao.torchao_quantizer", "torch.utils._pytree"):
+    logging.getLogger(_name).setLevel(logging.ERROR)
 
 __version__ = "0.1.0"
 

@@ -53,7 +53,7 @@ def build(args: argparse.Namespace):
     backend = load_backend(kind, model_dir=pipe.cfg.references.model_dir) if kind in ("dlib", "insightface") else \
         load_backend("synth", judges=args.judges or pipe.cfg.identity_loss.judges)
     model = AppModel(pipe, gallery, backend)
-    return build_app(model, title=f"IdGlow: {run.name}"), model
+    return build_app(model, title=f"IdGlow ({run})"), model
 
 
 def register(sub) -> None:

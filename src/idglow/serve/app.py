@@ -136,7 +136,7 @@ def build_app(model: AppModel, title: str = "IdGlow"):
     import gradio as gr
 
     with gr.Blocks(title=title, analytics_enabled=False) as app:
-        gr.Markdown(f"## {title}: group photos of the people you choose\nPick people (left to right in gallery order) or "
+        gr.Markdown(f"## IdGlow: group photos of the people you choose\nModel: `{model.pipe.source}`. Pick people (left to right in gallery order) or "
                     "upload faces, write a prompt (or let the button write one), and generate. Each face in the result is "
                     "boxed with the reference it matches and their similarity.")
         with gr.Row():
@@ -146,7 +146,7 @@ def build_app(model: AppModel, title: str = "IdGlow"):
                 button = gr.Button("Generate", variant="primary", elem_id="generate")
             with gr.Column(scale=1):
                 output = gr.Gallery(label="Generated (upscaled x4, faces boxed)", elem_id="output", columns=1, height="auto",
-                                    format="png")
+                                    format="png", object_fit="contain")
                 table = gr.Dataframe(headers=LABEL_COLUMNS, label="Each reference: the face drawn for it and their similarity",
                                      elem_id="labels")
         _wire(gr, model, inputs, schedule, button, output, table)
@@ -157,7 +157,7 @@ def _input_controls(gr, model: AppModel) -> dict:
     c = {}
     if model.gallery:
         gr.Gallery(value=[(str(e.file), e.name) for e in model.gallery], label="Gallery (people never seen in training)",
-                   columns=6, height="auto", allow_preview=False)
+                   columns=6, rows=2, height=260, object_fit="contain", allow_preview=False)
     c["people"] = gr.CheckboxGroup([e.name for e in model.gallery], label="People", elem_id="people")
     c["uploads"] = gr.File(file_count="multiple", file_types=["image"], label="Or upload reference faces", elem_id="uploads")
     with gr.Row():

@@ -338,6 +338,8 @@ class Trainer:
             record = self._log(stats, time.perf_counter() - start) if stats.images else record
             self._checkpoint()
         bar.close()
+        if not record and (self.out / "log.jsonl").is_file():  # resumed at its last step: report the run's last record
+            record = (read_append_log(self.out / "log.jsonl") or [{}])[-1]
         self._finish()
         self.accelerator.end_training()
         return record

@@ -1,0 +1,44 @@
+"""The shipped IdGlow model (assets/idglow) works right after install: generation from its gallery with no training,
+through the CLI and the Python API, with its provenance; without references it is the shipped base model exactly."""
+
+import json
+
+import torch
+from conftest import ROOT, cli
+from PIL import Image
+
+from idglow.generate.pipeline import IdGlowPipeline
+from idglow.generate.sampling import generate_images
+from idglow.models import IdGlowTransformer, ModelConfig
+from idglow.runs.load import load_base
+
+MODEL = ROOT / "assets" / "idglow"
+
+
+def test_shipped_model_generates_from_its_gallery_with_no_training(tmp_path):
+    gallery = json.loads((MODEL / "gallery" / "gallery.json").read_text())
+    assert len(gallery) == 12 and len({row["identity"] for row in gallery}) == 12
+    refs = [str(MODEL / "gallery" / row["file"]) for row in gallery[:2]]
+    done = cli("generate", "--run", str(MODEL), "--refs", *refs, "--out", str(tmp_path), "--steps", "4", "--prompt",
+               "a group photo of two people in a park: the person on the left wears red, the person on the right wears blue")
+    assert done.returncode == 0, done.stderr
+    assert Image.open(tmp_path / "image.png").size == (128, 64)
+    provenance = json.loads((MODEL / "provenance.json").read_text())
+    assert set(provenance["stages"]) == {"sft", "dpo"} and all(s["steps"] > 0 for s in provenance["stages"].values())
+    assert {"synth-group", "synth-age"} <= set(provenance["scores"]) and provenance["commit"] != "unknown"
+
+
+def test_shipped_model_without_references_is_the_shipped_base_model():
+    shipped, _ = load_base(MODEL)
+    base, _ = load_base(ROOT / "assets" / "base")
+    assert all(torch.equal(a, b) for a, b in zip(shipped.flux.state_dict().values(), base.flux.state_dict().values()))
+    pipe = IdGlowPipeline.from_pretrained(MODEL, precision="fp32")
+    assert pipe.model.config.lora.rank > 0  # the adapter: identity branch + the SFT and DPO LoRAs stacked
+    gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    with_refs = pipe("a photo of one person in a park", id_images=MODEL / "gallery" / "00.png", num_inference_steps=2,
+                     generator=gen(), output_type="pt").images
+    plain = pipe("a photo of one person in a park", num_inference_steps=2, generator=gen(), output_type="pt").images
+    bare = IdGlowTransformer(ModelConfig(), backbone=base.flux).eval()  # the shipped base model alone, no adapter
+    images = generate_images(bare, pipe.rep, pipe.text, ["a photo of one person in a park"], [gen()], num_steps=2,
+                             mu=pipe.mu, precision="fp32")
+    assert torch.equal(plain, (images / 2 + 0.5).clamp(0, 1)) and (with_refs - plain).abs().max() > 1e-3
