@@ -53,7 +53,7 @@ reproduce: $(BIN)/.installed
 	$(BIN)/idglow demo --out runs/demo --force
 
 # The shipped IdGlow model (assets/idglow): SFT (the LoRA recipe, 4,000 steps) and DPO on the shipped base model, both
-# scored on 100 records of each held-out benchmark, exported with a gallery of held-out people. About 2.5 hours on 2 CPU
+# scored on 100 records of each held-out benchmark, exported with a gallery of held-out people. About 3.5 hours on 2 CPU
 # cores; every step resumes when re-run. Needs data/cast (`idglow synth build --out data/cast`).
 idglow-model: $(BIN)/.installed
 	$(BIN)/idglow train sft --config configs/sft-long.yaml
