@@ -15,15 +15,20 @@ import torch
 from accelerate import cpu_offload_with_hook
 
 
-def enable_model_cpu_offload(pipe, device: torch.device | str = "cuda") -> None:
-    """Keep the pipeline's large parts in CPU memory, each moved to ``device`` only while it runs."""
-    device = torch.device(device)
-    model = pipe.model
-    for name, child in model.named_children():  # the identity branch (and anything else small) lives on the device
+def _small_parts_to(pipe, device: torch.device) -> None:
+    """Everything but the backbone (the identity branch, the reference embedder: a few MB) lives on ``device``."""
+    for name, child in pipe.model.named_children():
         if name != "flux":
             child.to(device)
     if pipe.embedder is not None:
         pipe.embedder.to(device)
+
+
+def enable_model_cpu_offload(pipe, device: torch.device | str = "cuda") -> None:
+    """Keep the pipeline's large parts in CPU memory, each moved to ``device`` only while it runs."""
+    device = torch.device(device)
+    model = pipe.model
+    _small_parts_to(pipe, device)
     text = getattr(pipe.text, "pipe", None)
     if text is not None and device.type != "cpu":  # FLUX's CLIP + T5: diffusers' own offload (accelerators only)
         text.enable_model_cpu_offload(device=device)
@@ -46,13 +51,8 @@ def enable_group_offload(pipe, onload_device: torch.device | str = "cuda", offlo
     """Move the transformer's blocks to ``onload_device`` ``num_blocks_per_group`` at a time during each forward
     (diffusers' group offloading); everything else lives on ``onload_device``."""
     onload_device = torch.device(onload_device)
-    model = pipe.model
-    for name, child in model.named_children():
-        if name != "flux":
-            child.to(onload_device)
-    if pipe.embedder is not None:
-        pipe.embedder.to(onload_device)
-    model.flux.enable_group_offload(onload_device=onload_device, offload_device=torch.device(offload_device),
+    _small_parts_to(pipe, onload_device)
+    pipe.model.flux.enable_group_offload(onload_device=onload_device, offload_device=torch.device(offload_device),
                                     offload_type="block_level", num_blocks_per_group=num_blocks_per_group,
                                     use_stream=use_stream)
     pipe.device = onload_device

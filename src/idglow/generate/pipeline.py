@@ -139,9 +139,7 @@ class IdGlowPipeline:
         import shutil
 
         from idglow.conditioning.flux_folder import is_pipeline_folder
-        from idglow.models.io import save_identity_branch, save_lora
         from idglow.runs.export import replace_folder, write_model_folder
-        from idglow.utils.config import to_dict
 
         out = Path(save_directory)
         tmp = out.with_name(out.name + ".tmp-save")
@@ -149,17 +147,10 @@ class IdGlowPipeline:
         provenance = {"saved_by": "IdGlowPipeline.save_pretrained", "source": self.source, "source_weights": self.weights}
         if self.source and (Path(self.source) / EXPORTED).is_file():
             provenance = {**json.loads((Path(self.source) / EXPORTED).read_text()), **provenance}
-        if is_pipeline_folder(self.cfg.base):
-            save_identity_branch(self.model, tmp / "final")
-            if self.model.config.lora.rank:
-                save_lora(self.model, tmp / "final")
-            cfg = dataclasses.replace(self.cfg, out=".", model=dataclasses.replace(self.cfg.model, lora=self.model.config.lora))
-            (tmp / "config.json").write_text(json.dumps(to_dict(cfg), indent=2) + "\n")
-            (tmp / "adapter.json").write_text(json.dumps(provenance, indent=2) + "\n")
-        else:
-            base_config = json.loads((Path(self.cfg.base) / "train_config.json").read_text())
-            write_model_folder(self.model, self.cfg, base_config, tmp)
-            (tmp / EXPORTED).write_text(json.dumps(provenance, indent=2) + "\n")
+        adapter_only = is_pipeline_folder(self.cfg.base)
+        base_config = None if adapter_only else json.loads((Path(self.cfg.base) / "train_config.json").read_text())
+        write_model_folder(self.model, self.cfg, base_config, tmp)
+        (tmp / ("adapter.json" if adapter_only else EXPORTED)).write_text(json.dumps(provenance, indent=2) + "\n")
         replace_folder(tmp, out)
         return out
 

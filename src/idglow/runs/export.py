@@ -46,13 +46,15 @@ def _log_tail(run: Path) -> dict:
     return {"steps": last.get("step"), "wall_seconds": last.get("elapsed_seconds")}
 
 
-def write_model_folder(model, cfg, base_config: dict, folder: str | Path) -> None:
+def write_model_folder(model, cfg, base_config: dict | None, folder: str | Path) -> None:
     """Write an IdGlow model as a self-contained folder (the layout :func:`idglow.runs.load.is_exported_model` reads).
 
     ``transformer/``: the base backbone, unmerged, fp16 diffusers; ``final/identity_branch.safetensors`` (fp32) and,
     when the model has one, ``final/lora.safetensors``: the adapter on top (every LoRA stacked into one); ``config.json``:
     the SFT config (base ".": the folder itself); ``train_config.json``: the base model's config, so the folder is
     also a base model that ``idglow train sft --base`` starts from (the identity branch and LoRA are then ignored).
+    ``base_config`` None writes the adapter alone (``final/`` and ``config.json``, which keeps naming its base): for a
+    model on a FLUX folder, which is not copied.
     """
     import dataclasses
 
@@ -61,15 +63,18 @@ def write_model_folder(model, cfg, base_config: dict, folder: str | Path) -> Non
     from idglow.utils.config import to_dict
 
     folder = Path(folder)
+    save_identity_branch(model, folder / "final")
+    if model.config.lora.rank:
+        save_lora(model, folder / "final")
+    exported = dataclasses.replace(cfg, out=".", model=dataclasses.replace(cfg.model, lora=model.config.lora))
+    if base_config is None:
+        (folder / "config.json").write_text(json.dumps(to_dict(exported), indent=2) + "\n")
+        return
     bare_backbone(model.flux).to(torch.float16).save_pretrained(folder / "transformer", safe_serialization=True)
     if cfg.representation.kind == "latents":
         vae = AutoencoderKL.from_pretrained(cfg.representation.vae, local_files_only=True)
         vae.to(torch.float16).save_pretrained(folder / "vae", safe_serialization=True)
-    save_identity_branch(model, folder / "final")
-    if model.config.lora.rank:
-        save_lora(model, folder / "final")
-    exported = dataclasses.replace(cfg, base=".", out=".", model=dataclasses.replace(cfg.model, lora=model.config.lora))
-    (folder / "config.json").write_text(json.dumps(to_dict(exported), indent=2) + "\n")
+    (folder / "config.json").write_text(json.dumps(to_dict(dataclasses.replace(exported, base=".")), indent=2) + "\n")
     (folder / "train_config.json").write_text(json.dumps(base_config, indent=2) + "\n")
 
 
