@@ -128,6 +128,15 @@ def cli(*argv: str) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(["idglow", *argv], code, out.getvalue(), err.getvalue())
 
 
+def accelerate_launch(config: str, processes: int, *argv: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """``accelerate launch --config_file configs/accelerate/CONFIG.yaml --num_processes N -m idglow ARGV`` (one thread
+    per process)."""
+    return subprocess.run(
+        [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ROOT / "configs" / "accelerate" / config),
+         "--num_processes", str(processes), "-m", "idglow", *[str(a) for a in argv]],
+        env=ENV, capture_output=True, text=True, timeout=timeout)
+
+
 def built_once(tmp_path_factory, name: str, build: Callable[[Path], Path]) -> Path:
     """A session fixture's folder, built once per test run and shared by the pytest-xdist workers (xdist's recipe:
     the first worker builds it under a file lock, the others wait and reuse it; each would otherwise build its

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 LAYERS = ["utils", "flow", "cast", "data", "faces", "identity", "models", "conditioning", "recipes", "runs", "generate",
-          "eval", "prompts", "training", "base", "sft", "pairs", "dpo", "demo", "serve", "cli"]
+          "eval", "prompts", "photos", "training", "base", "sft", "pairs", "dpo", "demo", "serve", "cli"]
 PACKAGE = Path(__file__).parents[2] / "src" / "idglow"
 # accelerate itself is not on the list: diffusers imports it to load any model.
 TRAINING = ("idglow.training", "idglow.base", "idglow.sft", "idglow.dpo", "idglow.pairs")

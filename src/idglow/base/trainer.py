@@ -24,6 +24,8 @@ from idglow.utils.io import atomic_write
 class BaseTrainer(Trainer):
     """Trains the backbone of ``cfg.model`` (a ``TrainConfig``) on ``cfg.data``: captions only, no identity branch."""
 
+    SHARDABLE = False  # the cast's base model is 3.6 M parameters: one process or DDP
+
     def _load_data(self) -> CaptionedImages:
         """The training set (the base model needs images and prompts only)."""
         return CaptionedImages(self.cfg.data.manifests, progress=self.cfg.log.progress and self.accelerator.is_main_process)
@@ -67,6 +69,6 @@ class BaseTrainer(Trainer):
         atomic_write(path.parent / "prompts.txt", lambda tmp: tmp.write_text("\n".join(prompts) + "\n"))
         return path
 
-    def _save_final(self, model: IdGlowTransformer, folder: Path) -> None:
+    def _save_final(self, model: IdGlowTransformer, folder: Path, whole: dict[str, torch.Tensor] | None = None) -> None:
         """The base model's backbone as a diffusers transformer folder."""
         model.flux.save_pretrained(folder / "transformer", safe_serialization=True)

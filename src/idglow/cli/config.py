@@ -7,7 +7,7 @@ from pathlib import Path
 
 from idglow.cli.registry import command
 
-CONFIG_KINDS = ("model", "train", "sft", "dpo", "pairs", "synth", "vae")
+CONFIG_KINDS = ("model", "train", "sft", "dpo", "pairs", "synth", "vae", "photos")
 
 
 def config_class(kind: str) -> type:
@@ -32,6 +32,10 @@ def config_class(kind: str) -> type:
         from idglow.eval.group_score import PairScoring
 
         return PairScoring
+    if kind == "photos":
+        from idglow.photos.build import PhotoBuildOptions
+
+        return PhotoBuildOptions
     if kind == "synth":
         from idglow.cast.config import SynthConfig
 

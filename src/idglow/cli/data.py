@@ -31,6 +31,20 @@ def cmd_data_shard(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_build(args: argparse.Namespace) -> int:
+    """Turn a folder of people's photos and group photos into SFT and benchmark manifests."""
+    from idglow.cli.config import load
+    from idglow.faces import load_backend
+    from idglow.photos.build import build_photo_dataset
+
+    options = load("photos", args)
+    summary = build_photo_dataset(args.photos, args.out, load_backend(args.backend, model_dir=args.model_dir), options)
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("options", "skipped_files")}, indent=2))
+    written = [f"{args.out}/{name}" for name, n in (("sft.jsonl", summary["scenes"]), ("bench.jsonl", summary["benchmark"])) if n]
+    print(f"wrote {', '.join(written)} and build.json (skipped files listed there)")
+    return 0
+
+
 def cmd_flux_tiny_folder(args: argparse.Namespace) -> int:
     """Write a tiny random FLUX.1-layout folder (a dry run of the FLUX.1-dev code path on a CPU)."""
     from idglow.conditioning.flux_tiny import save_tiny_flux_folder
@@ -59,6 +73,23 @@ def register(sub) -> None:
     p.add_argument("--manifest", required=True, help="an SFT manifest (.jsonl)")
     p.add_argument("--out", required=True, help="output folder of the shards")
     p.add_argument("--per-shard", type=positive_int, default=1000, help="scenes per shard (default: 1000)")
+    p = command(
+        data, "build", cmd_data_build, "turn a folder of real photos into SFT and benchmark manifests",
+        "From DIR/people/<name>/* (photos of one person each) and DIR/groups/* (group photos): detect and embed every "
+        "face, assign each group-photo face to a person (one to one, by identity similarity; a face that is nobody's or "
+        "close to two people skips the photo, counted), take each subject's reference from another photo of that "
+        "person, centre-crop and resize the scenes, caption them with the rules synthesizer, and write OUT/sft.jsonl, "
+        "OUT/bench.jsonl (held-out group photos), images/, refs/ and build.json (counts, skipped files, the photos' "
+        "mu_real). Caption with a VLM afterwards: `idglow prompts caption --manifest OUT/sft.jsonl --synthesizer openai "
+        "...`. Train: `idglow train sft --base <FLUX folder> --data.manifests '[OUT/sft.jsonl]' --references.backend "
+        "dlib ...`; pairs: `idglow pairs build --scorer photo ...`. Keys: --config FILE.yaml and --key value "
+        "(idglow config --kind photos), e.g. --height 1024 --width 1024.",
+        config="photo build options YAML (keys: idglow config --kind photos)", full_name="data build")
+    p.add_argument("--photos", required=True, metavar="DIR", help="folder with people/<name>/ and groups/")
+    p.add_argument("--out", required=True, help="output folder (manifests, images, references)")
+    p.add_argument("--backend", choices=["dlib", "insightface"], default="dlib",
+                   help="face backend that detects and embeds (default: dlib, offline; insightface needs --model-dir)")
+    p.add_argument("--model-dir", help="a local insightface model pack (e.g. ~/.insightface/models/buffalo_l)")
 
     flux = group(sub, "flux", "FLUX.1 folders", "FLUX.1 folders in diffusers format.")
     p = command(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -24,6 +25,19 @@ def _quiet_libraries() -> None:
     import transformers
 
     transformers.logging.set_verbosity_error()
+
+
+def _plain_warnings() -> None:
+    """idglow's own warnings (counted skips and the like) print as ``warning: <message>``: they name the file
+    themselves, and the source line Python adds would only be noise to a user. Other libraries' keep their format."""
+    default = warnings.formatwarning
+
+    def format_warning(message, category, filename, lineno, line=None):
+        if f"{os.sep}idglow{os.sep}" in filename:
+            return f"warning: {message}\n"
+        return default(message, category, filename, lineno, line)
+
+    warnings.formatwarning = format_warning
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(overrides)}")
     args.overrides = overrides
     _quiet_libraries()
+    _plain_warnings()
     try:
         return args.func(args)
     except (ConfigError, ValueError, OSError, ImportError) as err:  # ManifestError is a ValueError

@@ -12,13 +12,14 @@ from idglow.utils.defaults import HELDOUT, JUDGES, SFT_TRAIN
 
 def cmd_pairs_build(args: argparse.Namespace) -> int:
     """Sample K candidates per training scene from an SFT run, score them and write the preference manifest."""
-    from idglow.pairs.build import PairsOptions, build_pairs
+    from idglow.pairs.build import CastScorer, PairsOptions, PhotoScorer, build_pairs
 
     scoring = load("pairs", args)
     options = PairsOptions(candidates=args.candidates, items=args.items, seed=args.seed, steps=args.steps,
                            id_guidance=args.id_guidance, batch=args.batch)
+    scorer = PhotoScorer(args.backend, args.model_dir) if args.scorer == "photo" else CastScorer(args.judges)
     summary = build_pairs(args.run, args.manifest, args.out, options, scoring, heldout=args.heldout, judges=args.judges,
-                          skip_heldout=args.skip_heldout)
+                          skip_heldout=args.skip_heldout, scorer=scorer)
     print(json.dumps({k: v for k, v in summary.items() if k not in ("options", "scoring")}, indent=2))
     print(f"wrote {args.out}/pairs.jsonl ({summary['pairs']} pairs), scored.jsonl, build.json, candidates/, refs/")
     return 0
@@ -48,3 +49,9 @@ def register(sub) -> None:
     p.add_argument("--id-guidance", type=non_negative_float, default=1.0, help="identity guidance of the sampler (default: 1)")
     p.add_argument("--batch", type=positive_int, default=8, help="scenes per forward pass, each with K candidates (default: 8)")
     p.add_argument("--judges", default=JUDGES, help=f"cast judges that score (default: {JUDGES})")
+    p.add_argument("--scorer", choices=["cast", "photo"], default="cast",
+                   help="cast: the cast's judges (artifact, harmony, identity); photo: a real face backend's detection "
+                   "confidence, a no-reference face quality (scikit-image: sharpness, noise) and identity calibrated to "
+                   "the photos' own true scenes (default: cast)")
+    p.add_argument("--backend", choices=["dlib", "insightface"], default="dlib", help="face backend of --scorer photo (default: dlib)")
+    p.add_argument("--model-dir", help="a local insightface model pack, for --scorer photo --backend insightface")

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 EPILOG = """configuration: --config FILE.yaml, then any --dotted.key value override, e.g.
   idglow schedules --plot lam.png --identity.gate.age.sigma_lo 0.2 --identity.gate.age.edge_width 0
-Run `idglow config --kind model|train|sft|dpo|pairs|synth|vae` to list every key with its type, default and help."""
+Run `idglow config --kind model|train|sft|dpo|pairs|synth|vae|photos` to list every key with its type, default and help."""
 
 
 def group(sub, name: str, help: str, description: str | None = None):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -12,12 +13,19 @@ from idglow.cli.registry import command, group, non_negative_float, non_negative
 from idglow.utils.defaults import BASE, BENCHMARKS, IDGLOW_MODEL, JUDGES, SFT_HELDOUT
 
 
+def _report(line: str) -> None:
+    """Print a run's closing line once: from the first process of a distributed launch (each logs its own last
+    micro-batches; the run's log.jsonl is process 0's)."""
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(line)
+
+
 def cmd_train_base(args: argparse.Namespace) -> int:
     """Train the base text-to-image model (captions only); resumes from the run folder's checkpoints."""
     from idglow.base.trainer import BaseTrainer
 
     record = BaseTrainer(load("train", args)).run()
-    print(f"done: step {record.get('step')}, loss {record.get('loss', float('nan')):.4f}")
+    _report(f"done: step {record.get('step')}, loss {record.get('loss', float('nan')):.4f}")
     return 0
 
 
@@ -26,8 +34,8 @@ def cmd_train_sft(args: argparse.Namespace) -> int:
     from idglow.sft.trainer import SFTTrainer
 
     record = SFTTrainer(load("sft", args)).run()
-    print(f"done: step {record.get('step')}, loss {record.get('loss', float('nan')):.4f}, "
-          f"identity similarity {record.get('id_sim', float('nan')):.3f}")
+    _report(f"done: step {record.get('step')}, loss {record.get('loss', float('nan')):.4f}, "
+            f"identity similarity {record.get('id_sim', float('nan')):.3f}")
     return 0
 
 
@@ -36,9 +44,9 @@ def cmd_train_dpo(args: argparse.Namespace) -> int:
     from idglow.dpo.trainer import DPOTrainer
 
     record = DPOTrainer(load("dpo", args)).run()
-    print(f"done: step {record.get('step')}, loss {record.get('loss', float('nan')):.4f}, "
-          f"implicit accuracy {record.get('implicit_acc', float('nan')):.3f}, "
-          f"reward margin {record.get('reward_margin', float('nan')):.3f}")
+    _report(f"done: step {record.get('step')}, loss {record.get('loss', float('nan')):.4f}, "
+            f"implicit accuracy {record.get('implicit_acc', float('nan')):.3f}, "
+            f"reward margin {record.get('reward_margin', float('nan')):.3f}")
     return 0
 
 

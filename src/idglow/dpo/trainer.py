@@ -27,10 +27,11 @@ from idglow.flow import add_noise, flow_matching_loss, sample_sigmas, velocity_t
 from idglow.flow.dpo import dpo_terms
 from idglow.models import IdGlowTransformer
 from idglow.models.io import save_lora
-from idglow.models.lora import adapters_disabled, add_lora
+from idglow.models.lora import adapters_disabled, add_lora, is_lora_parameter
 from idglow.recipes.dpo import DPOConfig
 from idglow.runs.adopt import resolve_dpo
 from idglow.runs.load import PARENT, load_policy, weights_fingerprint
+from idglow.training.engine import strip_prefix
 from idglow.training.loop import Trainer
 from idglow.utils.defaults import TASKS
 from idglow.utils.io import atomic_write
@@ -113,10 +114,13 @@ class DPOTrainer(Trainer):
         with adapters_disabled(model.flux):
             return model(*inputs, **condition)
 
-    def _save_final(self, model: IdGlowTransformer, folder: Path) -> None:
+    def _saves(self, key: str) -> bool:
+        return is_lora_parameter(key)
+
+    def _save_final(self, model: IdGlowTransformer, folder: Path, whole: dict[str, torch.Tensor] | None = None) -> None:
         """The DPO adapter as safetensors + JSON, and ``parent.json``: the SFT run it applies to and that run's weights
         fingerprint, so that a retrained SFT run is refused rather than silently combined with this adapter."""
-        save_lora(model, folder)
+        save_lora(model, folder, None if whole is None else strip_prefix(whole, "flux."))
         parent = {"sft": self.cfg.sft, "sft_weights": weights_fingerprint(self.cfg.sft)}
         atomic_write(folder / PARENT, lambda p: p.write_text(json.dumps(parent, indent=2) + "\n"))
 

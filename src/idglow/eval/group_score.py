@@ -29,7 +29,7 @@ from idglow.cast.judges import torso_boxes
 from idglow.eval.facesim import match_faces
 from idglow.utils.config import option
 
-COMPONENTS = ("artifact", "harmony", "identity")
+COMPONENTS = ("artifact", "harmony", "quality", "identity")  # harmony: the cast's judges; quality: photos (eval.photo_score)
 
 
 @dataclasses.dataclass
@@ -37,7 +37,8 @@ class PairScoring:
     """How candidates are scored and which pairs are kept."""
 
     artifact_weight: float = option(1.0, "weight of the per-subject artifact score (detector confidence)")
-    harmony_weight: float = option(1.0, "weight of the per-subject harmony score (target age, own clothing)")
+    harmony_weight: float = option(1.0, "weight of the per-subject harmony score (target age, own clothing; the cast)")
+    quality_weight: float = option(1.0, "weight of the per-subject no-reference quality score (photos: sharpness, noise)")
     identity_weight: float = option(1.0, "weight of the per-subject identity calibration 1 - |FaceSim - mu| / mu")
     temperature: float = option(0.1, "softmin temperature over subjects: lower weights the worst subject more")
     count_penalty: float = option(0.5, "subtracted per missing or extra face, divided by the expected count")
@@ -45,7 +46,7 @@ class PairScoring:
     margin_scale: float = option(2.0, "margin of a pair = margin_scale * its group-score gap (units of the DPO logit z)")
 
     def validate(self) -> None:
-        weights = (self.artifact_weight, self.harmony_weight, self.identity_weight)
+        weights = (self.artifact_weight, self.harmony_weight, self.quality_weight, self.identity_weight)
         if min(weights) < 0 or sum(weights) <= 0:
             raise ValueError(f"weights: need non-negative component weights with a positive sum, got {weights}")
         if self.temperature <= 0 or self.count_penalty < 0 or self.min_gap < 0 or self.margin_scale < 0:
@@ -87,10 +88,18 @@ def subject_scores(image: torch.Tensor, ref_emb: torch.Tensor, ages: list[str], 
     return {"artifact": artifact, "harmony": harmony, "identity": identity, "facesim": sim.tolist(), "faces": len(boxes)}
 
 
+def components(scores: dict) -> tuple[str, ...]:
+    """The components a scorer produced, in :data:`COMPONENTS` order (the cast's: harmony; photos': quality)."""
+    return tuple(c for c in COMPONENTS if c in scores)
+
+
 def subject_totals(scores: dict, cfg: PairScoring) -> torch.Tensor:
-    """Weighted mean of the components per subject [N]."""
-    weights = torch.tensor([cfg.artifact_weight, cfg.harmony_weight, cfg.identity_weight])
-    parts = torch.tensor([scores[c] for c in COMPONENTS])  # [3, N]
+    """Weighted mean of the components present per subject [N]."""
+    present = components(scores)
+    weights = torch.tensor([getattr(cfg, f"{c}_weight") for c in present])
+    if weights.sum() <= 0:
+        raise ValueError(f"weights: the components scored here ({', '.join(present)}) all have weight 0")
+    parts = torch.tensor([scores[c] for c in present])  # [C, N]
     return (weights[:, None] * parts).sum(0) / weights.sum()
 
 
@@ -111,4 +120,4 @@ def component_gaps(winner: dict, loser: dict, cfg: PairScoring) -> dict[str, flo
     """Winner minus loser per component, each averaged over subjects with the loser's softmin weights
     (the fine-grained gaps: where, among the weakest subjects, the winner is better)."""
     weights = worst_weights(subject_totals(loser, cfg), cfg.temperature)
-    return {c: float((weights * (torch.tensor(winner[c]) - torch.tensor(loser[c]))).sum()) for c in COMPONENTS}
+    return {c: float((weights * (torch.tensor(winner[c]) - torch.tensor(loser[c]))).sum()) for c in components(loser)}

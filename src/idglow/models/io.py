@@ -23,11 +23,12 @@ IDENTITY_WEIGHTS, IDENTITY_CONFIG = "identity_branch.safetensors", "identity_bra
 LORA_WEIGHTS = "lora.safetensors"
 
 
-def save_identity_branch(model, directory: str | Path) -> Path:
-    """Write ``model.identity`` to ``directory/identity_branch.safetensors`` (+ ``.json``)."""
+def save_identity_branch(model, directory: str | Path, state: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write ``model.identity`` to ``directory/identity_branch.safetensors`` (+ ``.json``); ``state``: its state dict
+    when given (e.g. gathered whole from a sharded model), else read from the module."""
     directory = Path(directory)
     branch: IdentityBranch = model.identity
-    save_weights(directory / IDENTITY_WEIGHTS, branch.state_dict(), to_dict(branch.config))
+    save_weights(directory / IDENTITY_WEIGHTS, branch.state_dict() if state is None else state, to_dict(branch.config))
     return directory / IDENTITY_WEIGHTS
 
 
@@ -63,12 +64,13 @@ def load_gate(directory: str | Path) -> DynamicsAwareGate:
     return gate
 
 
-def save_lora(model, directory: str | Path) -> Path:
-    """Write the backbone's LoRA weights to ``directory/lora.safetensors`` (+ ``.json``)."""
+def save_lora(model, directory: str | Path, backbone_state: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write the backbone's LoRA weights to ``directory/lora.safetensors`` (+ ``.json``); ``backbone_state``: the
+    backbone's state entries to take them from (e.g. gathered whole from a sharded model), else the module's."""
     if model.config.lora.rank == 0:
         raise ValueError("lora.rank: the model has no LoRA to save")
     directory = Path(directory)
-    state = get_peft_model_state_dict(model.flux, adapter_name=ADAPTER_NAME)
+    state = get_peft_model_state_dict(model.flux, state_dict=backbone_state, adapter_name=ADAPTER_NAME)
     save_weights(directory / LORA_WEIGHTS, state, to_dict(model.config.lora))
     return directory / LORA_WEIGHTS
 

@@ -142,19 +142,75 @@ def _copy_refs(item: dict, out: Path) -> list[str]:
     return names
 
 
-def _score_item(item: dict, images: torch.Tensor, seeds: list[int], out: Path, judges: dict, mu: float) -> dict:
+class CastScorer:
+    """Scores candidates with the cast's judges (:func:`idglow.eval.group_score.subject_scores`): the cast's runs."""
+
+    name = "cast"
+
+    def __init__(self, judges: str | Path = JUDGES):
+        self.judges = load_judges(judges)
+
+    def calibrate(self, items: list[dict]) -> dict[str, float]:
+        return calibration(items, self.judges["encoder"])
+
+    def score(self, item: dict, images: torch.Tensor, mu: float) -> list[dict]:
+        """Per candidate of ``images`` [K, 3, H, W] in [-1, 1]: its per-subject scores."""
+        record = item["record"]
+        ref_emb = self.judges["encoder"](_reference_crops(item))
+        ages = [s.get("attributes", {}).get("age", "child" if record["task"] == "age" else "adult") for s in record["subjects"]]
+        clothing = [s.get("attributes", {}).get("clothing", "") for s in record["subjects"]]
+        return [subject_scores(image, ref_emb, ages, clothing, self.judges, mu) for image in images]
+
+
+class PhotoScorer:
+    """Scores candidates of a photo run with a real face backend (:mod:`idglow.eval.photo_score`): detection
+    confidence, no-reference face quality, identity calibrated to the photos' own true scenes."""
+
+    name = "photo"
+
+    def __init__(self, backend: str = "dlib", model_dir: str | None = None):
+        from idglow.faces import load_backend
+
+        self.backend = load_backend(backend, model_dir=model_dir)
+
+    def _references(self, item: dict) -> np.ndarray:
+        manifest, record = item["manifest"], item["record"]
+        return np.stack([self.backend.reference(read_rgb(manifest.parent / s["ref"], f"{item['source']}: subjects[{i}].ref"),
+                                                f"{item['source']}: subjects[{i}].ref")
+                         for i, s in enumerate(record["subjects"])])
+
+    def calibrate(self, items: list[dict]) -> dict[str, float]:
+        """Per task, the mean matched similarity of the true training scenes to their references (at their stored size);
+        the backend's same-person level (0.5) where it finds no face in them, with a warning."""
+        from idglow.eval.photo_score import calibrate
+
+        mu = {}
+        for task in sorted({item["record"]["task"] for item in items}):
+            scenes = [(read_rgb(i["manifest"].parent / i["record"]["image"], f"{i['source']}: image"), self._references(i))
+                      for i in items if i["record"]["task"] == task]
+            mu[task], measured = calibrate(scenes, self.backend, fallback=0.5)
+            if not measured:
+                warnings.warn(f"pairs: the {self.backend.name} backend finds no face in the true {task} scenes at their "
+                              "size; identity is calibrated to 0.5, its same-person level", stacklevel=2)
+        return mu
+
+    def score(self, item: dict, images: torch.Tensor, mu: float) -> list[dict]:
+        from idglow.eval.photo_score import photo_subject_scores
+
+        refs = self._references(item)
+        return [photo_subject_scores(to_uint8(image), refs, self.backend, mu) for image in images]
+
+
+def _score_item(item: dict, images: torch.Tensor, seeds: list[int], out: Path, scorer, mu: float) -> dict:
     """Write and score the K candidates [K, 3, H, W] of one scene; the line that goes to scored.jsonl."""
     record = item["record"]
-    ref_emb = judges["encoder"](_reference_crops(item))
-    ages = [s.get("attributes", {}).get("age", "child" if record["task"] == "age" else "adult") for s in record["subjects"]]
-    clothing = [s.get("attributes", {}).get("clothing", "") for s in record["subjects"]]
     candidates = []
-    for j, (image, seed) in enumerate(zip(images, seeds)):
+    for j, (image, seed, scores) in enumerate(zip(images, seeds, scorer.score(item, images, mu))):
         name = f"candidates/{item['id']}_c{j}.png"
         atomic_write(out / name, lambda p, im=image: Image.fromarray(to_uint8(im)).save(p, format="PNG"))
-        candidates.append({"image": name, "seed": seed, **subject_scores(image, ref_emb, ages, clothing, judges, mu)})
+        candidates.append({"image": name, "seed": seed, **scores})
     identities = [s.get("attributes", {}).get("identity") for s in record["subjects"]]
-    return {"id": item["id"], "source": item["source"], "prompt": record["prompt"], "task": record["task"],
+    return {"id": item["id"], "scorer": scorer.name, "source": item["source"], "prompt": record["prompt"], "task": record["task"],
             "refs": _copy_refs(item, out), "identities": identities, "candidates": candidates}
 
 
@@ -186,8 +242,10 @@ def select_pairs(scored: list[dict], scoring: PairScoring) -> tuple[list[dict], 
 
 def build_pairs(run: str | Path, manifests: list[str | Path], out: str | Path, options: PairsOptions,
                 scoring: PairScoring, heldout: list[str | Path], judges: str | Path = JUDGES,
-                skip_heldout: bool = False, progress: bool = True) -> dict:
-    """Sample, score and pair candidates (see the module docstring); resumable. Returns build.json's content."""
+                skip_heldout: bool = False, progress: bool = True, scorer: CastScorer | PhotoScorer | None = None) -> dict:
+    """Sample, score and pair candidates (see the module docstring); resumable. Returns build.json's content.
+
+    ``scorer``: :class:`CastScorer` on ``judges`` (the default) or :class:`PhotoScorer` for a run trained on photos."""
     from idglow.generate.pipeline import IdGlowPipeline
     from idglow.runs.load import check_run
 
@@ -196,11 +254,15 @@ def build_pairs(run: str | Path, manifests: list[str | Path], out: str | Path, o
     check_run(run)
     out = Path(out)
     items, counts = training_items(manifests, heldout, options.items, skip_heldout)
-    scorers = load_judges(judges)
-    mu = calibration(items, scorers["encoder"])
+    scorer = scorer or CastScorer(judges)
+    mu = scorer.calibrate(items)
     (out / "candidates").mkdir(parents=True, exist_ok=True)
     (out / "refs").mkdir(exist_ok=True)
     done = _done(out / "scored.jsonl")
+    other = {entry.get("scorer", "cast") for entry in done.values()} - {scorer.name}
+    if other:
+        raise ValueError(f"{out / 'scored.jsonl'}: scored by the {other.pop()} scorer; resuming with the {scorer.name} "
+                         "scorer would mix scales: use a new --out folder")
     height, width = read_rgb(items[0]["manifest"].parent / items[0]["record"]["image"], items[0]["source"]).shape[:2]
     pipe = IdGlowPipeline.from_run(run, height, width)
     todo = [(k, item) for k, item in enumerate(items) if item["id"] not in done]
@@ -216,7 +278,7 @@ def build_pairs(run: str | Path, manifests: list[str | Path], out: str | Path, o
                           id_guidance=options.id_guidance)
             for i, (_, item) in enumerate(chunk):
                 k = options.candidates
-                entry = _score_item(item, images[i * k : (i + 1) * k], seeds[i], out, scorers, mu[item["record"]["task"]])
+                entry = _score_item(item, images[i * k : (i + 1) * k], seeds[i], out, scorer, mu[item["record"]["task"]])
                 log.write(json.dumps(entry) + "\n")
                 log.flush()
                 done[item["id"]] = entry
@@ -225,7 +287,7 @@ def build_pairs(run: str | Path, manifests: list[str | Path], out: str | Path, o
     scored = [done[item["id"]] for item in items]
     pairs, stats = select_pairs(scored, scoring)
     atomic_write(out / "pairs.jsonl", lambda p: p.write_text("".join(json.dumps(r) + "\n" for r in pairs)))
-    summary = {"run": str(run), "manifests": [str(m) for m in manifests], "heldout": [str(m) for m in heldout],
+    summary = {"run": str(run), "scorer": scorer.name, "manifests": [str(m) for m in manifests], "heldout": [str(m) for m in heldout],
                **counts, **stats, "mu": mu, "options": dataclasses.asdict(options), "scoring": dataclasses.asdict(scoring)}
     atomic_write(out / "build.json", lambda p: p.write_text(json.dumps(summary, indent=2) + "\n"))
     return summary

@@ -28,6 +28,7 @@ from idglow.models.lora import is_lora_parameter
 from idglow.recipes.sft import SFTConfig
 from idglow.runs.adopt import resolve_sft
 from idglow.sft.diagnostics import BindingDiagnostic
+from idglow.training.engine import strip_prefix
 from idglow.training.loop import Trainer
 from idglow.utils.io import atomic_write, open_append_log
 
@@ -51,6 +52,10 @@ class SFTTrainer(Trainer):
         self.loss_schedules = [schedule_function(s) for s in specs]
         self.ref_inputs, self.ref_targets = self._reference_inputs(self.data)
         held = SubjectScenes(cfg.diagnostics.manifests, progress=False, max_refs=cfg.model.identity.max_refs)
+        # lambda as the forward computed it (a sharded gate cannot be called outside the model's forward)
+        self._gate_strength: dict[str, torch.Tensor] = {}
+        self.accelerator.unwrap_model(self.model).identity.gate.register_forward_hook(
+            lambda module, args, out: self._gate_strength.__setitem__("lambda", out.detach()))
         self.diagnostic = BindingDiagnostic(held, self._reference_inputs(held)[0], self.rep, self.text, self.img_ids,
                                             self.txt_ids, cfg.diagnostics, cfg.model.identity.max_refs, cfg.seed)
 
@@ -89,8 +94,7 @@ class SFTTrainer(Trainer):
             velocity = self.model(noisy, sigma, states, pooled, self.img_ids, self.txt_ids, task=task,
                                   refs=refs.to(device), ref_mask=mask.to(device))
         flow = flow_matching_loss(velocity, velocity_target(latents, noise), sigma, cfg.flow.weighting)
-        with torch.no_grad():
-            lam = self.accelerator.unwrap_model(self.model).identity.gate(sigma, task)
+        lam = self._gate_strength.pop("lambda").float()
         if self.embedder is None:
             return {"loss": flow, "flow": flow, "lambda": lam, "sigma": sigma, "task": task}
         weight = identity_loss_weight(sigma, task, self.loss_schedules, cfg.identity_loss.weight,
@@ -110,7 +114,7 @@ class SFTTrainer(Trainer):
 
     def _periodic(self, last: bool) -> dict:
         every = self.cfg.diagnostics.every
-        if not self.accelerator.is_main_process or not ((every and self.step % every == 0) or last):
+        if not self.accelerator.is_main_process or self.sharded or not ((every and self.step % every == 0) or last):
             return {}
         with self.autocast():
             result = self.diagnostic(self.accelerator.unwrap_model(self.model))
@@ -118,11 +122,14 @@ class SFTTrainer(Trainer):
             f.write(json.dumps({"step": self.step, **result}) + "\n")
         return {k: v for k, v in result.items() if "_sigma_" not in k}
 
-    def _save_final(self, model: IdGlowTransformer, folder: Path) -> None:
+    def _saves(self, key: str) -> bool:
+        return key.startswith("identity.") or is_lora_parameter(key)
+
+    def _save_final(self, model: IdGlowTransformer, folder: Path, whole: dict[str, torch.Tensor] | None = None) -> None:
         """The identity branch (and LoRA) as safetensors + JSON; the backbone stays in ``base``."""
-        save_identity_branch(model, folder)
+        save_identity_branch(model, folder, None if whole is None else strip_prefix(whole, "identity."))
         if model.config.lora.rank > 0:
-            save_lora(model, folder)
+            save_lora(model, folder, None if whole is None else strip_prefix(whole, "flux."))
 
     @torch.no_grad()
     def sample_grid(self, path: Path) -> Path:

@@ -27,12 +27,23 @@ from idglow.utils.io import atomic_write
 LATEST = "latest.json"
 
 
-def _rng_tensors(generator: torch.Generator) -> dict[str, torch.Tensor]:
+def rng_tensors(generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """This process's RNG states (torch's CPU and CUDA ones) and ``generator``'s, as tensors to save."""
     tensors = {"torch_cpu": torch.get_rng_state(), "train_generator": generator.get_state()}
     if torch.cuda.is_available():
         for i, state in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"torch_cuda_{i}"] = state
     return tensors
+
+
+def set_rng(tensors: dict[str, torch.Tensor], generator: torch.Generator) -> None:
+    """Restore what :func:`rng_tensors` saved: torch's RNG states and ``generator``'s."""
+    torch.set_rng_state(tensors["torch_cpu"])
+    generator.set_state(tensors["train_generator"])
+    if torch.cuda.is_available():
+        states = [tensors[k] for k in sorted(k for k in tensors if k.startswith("torch_cuda_"))]
+        if states:
+            torch.cuda.set_rng_state_all(states)
 
 
 def save_checkpoint(
@@ -58,7 +69,7 @@ def save_checkpoint(
         save_file({k: v.detach().contiguous().cpu() for k, v in ema.items()}, str(tmp / "ema.safetensors"))
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-    save_file(_rng_tensors(generator), str(tmp / "rng.safetensors"))
+    save_file(rng_tensors(generator), str(tmp / "rng.safetensors"))
     (tmp / "state.json").write_text(json.dumps({"step": step, **state}, indent=2) + "\n")
     if final.exists():
         shutil.rmtree(final)
@@ -97,13 +108,7 @@ def load_checkpoint(path: Path, optimizer: torch.optim.Optimizer, scheduler, gen
     try:
         optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
         scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
-        rng = load_file(str(path / "rng.safetensors"))
-        torch.set_rng_state(rng["torch_cpu"])
-        generator.set_state(rng["train_generator"])
-        if torch.cuda.is_available():
-            states = [rng[k] for k in sorted(k for k in rng if k.startswith("torch_cuda_"))]
-            if states:
-                torch.cuda.set_rng_state_all(states)
+        set_rng(load_file(str(path / "rng.safetensors")), generator)
         ema = load_file(str(path / "ema.safetensors")) if (path / "ema.safetensors").is_file() else None
         return load_file(str(path / "model.safetensors")), json.loads((path / "state.json").read_text()), ema
     # torch's weights-only unpickler meets foreign bytes with assorted errors (IndexError, TypeError, ...): any failure

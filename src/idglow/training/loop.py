@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
@@ -28,6 +27,8 @@ from idglow.models.packing import text_ids
 from idglow.recipes.train import TrainConfig
 from idglow.runs.adopt import inherit
 from idglow.training.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
+from idglow.training.engine import EngineError, build_accelerator, full_tensors, is_sharded, shard_like
+from idglow.training.sharded_checkpoint import load_sharded_checkpoint, save_sharded_checkpoint, written_by_sharded_run
 from idglow.training.memory import apply_memory_options, make_optimizer
 from idglow.utils.config import ConfigError, differences, to_dict
 from idglow.utils.defaults import TASKS
@@ -35,8 +36,9 @@ from idglow.utils.io import atomic_write, open_append_log, read_append_log
 from idglow.utils.precision import fp32_attention
 
 SIGMA_BUCKETS = 10
-# What may change when a run is resumed: how long it trains, how it logs, and the permission itself.
-RESUMABLE_CHANGES = ("optim.steps:", "optim.max_minutes:", "log.", "resume_changed:")
+# What may change when a run is resumed: how long it trains, how it logs, where its folder lives (a run copied or moved
+# elsewhere resumes there), and the permission itself.
+RESUMABLE_CHANGES = ("optim.steps:", "optim.max_minutes:", "log.", "out:", "resume_changed:")
 
 
 class NonFiniteLossError(ValueError):
@@ -104,14 +106,26 @@ class Trainer:
     A stage subclasses it and defines its data, model, loss and final weights (the hooks below); see
     :class:`idglow.base.trainer.BaseTrainer`, :class:`idglow.sft.trainer.SFTTrainer` and
     :class:`idglow.dpo.trainer.DPOTrainer`. The config given is never changed: ``self.cfg`` is the resolved copy.
+
+    Under a sharded engine (FSDP; ``idglow.training.engine``) checkpoints go through accelerate's state API, final
+    weights and EMA are gathered whole, and the periodic diagnostics and sample grids are skipped (they would run the
+    sharded model on one process): evaluate the run after training (``idglow sft-eval``, ``idglow eval``).
     """
+
+    #: whether this stage may train under a sharded engine (the stage's final weights can be saved from gathered ones)
+    SHARDABLE = True
 
     def __init__(self, cfg: TrainConfig):
         cfg.validate()
         self.cfg, self.out = cfg, Path(cfg.out)
         log_with = ["tensorboard"] if cfg.log.tensorboard else None
-        self.accelerator = Accelerator(gradient_accumulation_steps=cfg.optim.grad_accum,
-                                       mixed_precision=cfg.optim.mixed_precision, log_with=log_with, project_dir=str(self.out))
+        self.accelerator = build_accelerator(gradient_accumulation_steps=cfg.optim.grad_accum,
+                                             mixed_precision=cfg.optim.mixed_precision, log_with=log_with,
+                                             project_dir=str(self.out))
+        self.sharded = is_sharded(self.accelerator)
+        if self.sharded and not self.SHARDABLE:
+            raise EngineError(f"{type(self).__name__}: this stage does not train under {self.accelerator.distributed_type} "
+                              "(launch it with one process or DDP: configs/accelerate/ddp.yaml)")
         torch.manual_seed(cfg.seed)
         self.data = self._load_data()
         self.height, self.width = self.data.size
@@ -127,12 +141,12 @@ class Trainer:
         self.model = self._build_model()
         apply_memory_options(self.model, cfg.optim, self.accelerator.device)
         self.names = [n for n, q in self.model.named_parameters() if q.requires_grad]
-        params = [q for q in self.model.parameters() if q.requires_grad]
         optimizer = make_optimizer(self._param_groups(), cfg.optim)
         scheduler = get_scheduler(cfg.optim.schedule if cfg.optim.schedule != "constant" else "constant_with_warmup",
                                   optimizer, num_warmup_steps=cfg.optim.warmup_steps, num_training_steps=cfg.optim.steps)
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(self.model, optimizer, scheduler)
-        self.ema = EMAModel(params, decay=cfg.optim.ema_decay) if cfg.optim.ema_decay > 0 else None
+        # after prepare: a sharded engine has replaced the parameters by its shards, which the EMA must follow
+        self.ema = EMAModel(self._params(), decay=cfg.optim.ema_decay) if cfg.optim.ema_decay > 0 else None
         self.order = EpochOrder(len(self.data), cfg.optim.batch_size, cfg.seed,
                                 self.accelerator.process_index, self.accelerator.num_processes)
         self.generator = torch.Generator().manual_seed(cfg.seed + 1)
@@ -143,6 +157,9 @@ class Trainer:
         self.step, self.elapsed_before = 0, 0.0
         self._process_start = time.perf_counter()
         self._resume()
+        if self.sharded:
+            self.accelerator.print(f"{self.accelerator.distributed_type} across {self.accelerator.num_processes} processes: "
+                                   "periodic diagnostics and sample grids are off; evaluate the run after training")
 
     def _param_groups(self) -> list[dict]:
         """Trainable parameters for AdamW: LoRA weights get ``optim.lora_lr`` when it is set."""
@@ -167,8 +184,9 @@ class Trainer:
         """Per-sample terms [B] of dataset items ``index``: ``loss`` (optimised), ``sigma``, and what is logged."""
         raise NotImplementedError
 
-    def _save_final(self, model: IdGlowTransformer, folder: Path) -> None:
-        """The stage's final weights under ``folder``."""
+    def _save_final(self, model: IdGlowTransformer, folder: Path, whole: dict[str, torch.Tensor] | None = None) -> None:
+        """The stage's final weights under ``folder``; ``whole``: the model state entries :meth:`_saves` names, gathered
+        whole (sharded engines), or None (read them from ``model``)."""
         raise NotImplementedError
 
     def sample_grid(self, path: Path) -> Path:
@@ -203,6 +221,22 @@ class Trainer:
         if path is None:
             return
         self._check_resumed_config(path)
+        if self.sharded:
+            state, ema = load_sharded_checkpoint(self.accelerator, path, self.generator)
+            self._restore_ema(ema, state)
+        elif written_by_sharded_run(path):
+            raise CheckpointError(f"{path}: written by a sharded run; resume it under the engine it was trained with "
+                                  "(the same accelerate launch config)")
+        else:
+            state = self._restore_unsharded(path)
+        self.order.load_state_dict(state["data"])
+        self.step = state["step"]
+        self._truncate_logs()
+        self.elapsed_before = state.get("elapsed_seconds", 0.0)
+        self.accelerator.print(f"resumed from {path} at step {self.step}")
+
+    def _restore_unsharded(self, path: Path) -> dict:
+        """Load a one-process / DDP checkpoint into the model, optimizer, scheduler, RNG and EMA; return its state."""
         weights, state, ema = load_checkpoint(path, self.optimizer, self.scheduler, self.generator)
         trainable = self._trainable()
         unfit = [n for n, q in trainable.items() if n not in weights or weights[n].shape != q.shape]
@@ -212,14 +246,14 @@ class Trainer:
         with torch.no_grad():
             for name, tensor in trainable.items():
                 tensor.copy_(weights[name])
+        self._restore_ema(ema, state)
+        return state
+
+    def _restore_ema(self, ema: dict[str, torch.Tensor] | None, state: dict) -> None:
+        """Put saved EMA tensors (whole) into the EMA, split like the parameters they follow."""
         if self.ema is not None and ema is not None:
-            self.ema.shadow_params = [ema[n].clone() for n in self.names]
+            self.ema.shadow_params = [shard_like(ema[n], p) for n, p in zip(self.names, self._params())]
             self.ema.optimization_step = state["ema_step"]
-        self.order.load_state_dict(state["data"])
-        self.step = state["step"]
-        self._truncate_logs()
-        self.elapsed_before = state.get("elapsed_seconds", 0.0)
-        self.accelerator.print(f"resumed from {path} at step {self.step}")
 
     def _check_resumed_config(self, path: Path) -> None:
         """Refuse to continue a run with another config than it was trained with (unless ``resume_changed``)."""
@@ -246,11 +280,15 @@ class Trainer:
                 atomic_write(path, lambda p, kept=kept: p.write_text("".join(f"{line}\n" for line in kept)))
 
     def _checkpoint(self) -> None:
-        if not self.accelerator.is_main_process:
-            return
         ema = dict(zip(self.names, self.ema.shadow_params)) if self.ema is not None else None
         state = {"data": self.order.state_dict(), "ema_step": self.ema.optimization_step if self.ema else 0,
                  "elapsed_seconds": self.elapsed(), "config": to_dict(self.cfg)}
+        if self.sharded:
+            save_sharded_checkpoint(self.accelerator, self.out / "checkpoints", self.step, self.generator, state,
+                                    full_tensors(ema) if ema is not None else None, keep=self.cfg.log.keep_checkpoints)
+            return
+        if not self.accelerator.is_main_process:
+            return
         save_checkpoint(self.out / "checkpoints", self.step, self._trainable(), self.optimizer, self.scheduler,
                         self.generator, state, ema, keep=self.cfg.log.keep_checkpoints)
 
@@ -332,7 +370,8 @@ class Trainer:
             if self.step % cfg.log.checkpoint_every == 0 or last:
                 self._checkpoint()
                 saved = self.step
-            if cfg.log.sample_every and self.step % cfg.log.sample_every == 0 and self.accelerator.is_main_process:
+            if (cfg.log.sample_every and self.step % cfg.log.sample_every == 0 and self.accelerator.is_main_process
+                    and not self.sharded):
                 self.sample_grid(self.out / "samples" / f"step-{self.step:07d}.png")
         if saved != self.step:  # periodic work (diagnostics, samples) ran past the deadline after `last` was decided
             record = self._log(stats, time.perf_counter() - start) if stats.images else record
@@ -349,14 +388,22 @@ class Trainer:
         return {}
 
     def _finish(self) -> None:
-        """Final weights (EMA when on) and a last sample grid."""
-        if not self.accelerator.is_main_process:
-            return
+        """Final weights (EMA when on) and a last sample grid (not under a sharded engine)."""
         model = self.accelerator.unwrap_model(self.model)
         if self.ema is not None:
             self.ema.store(self._params())
             self.ema.copy_to(self._params())
-        self._save_final(model, self.out / "final")
+        whole = None
+        if self.sharded:  # every process takes part in gathering what the stage saves
+            whole = full_tensors({k: v for k, v in model.state_dict().items() if self._saves(k)})
+        if self.accelerator.is_main_process:
+            self._save_final(model, self.out / "final", whole)
         if self.ema is not None:
             self.ema.restore(self._params())
-        self.sample_grid(self.out / "samples" / "final.png")
+        if self.accelerator.is_main_process and not self.sharded:
+            self.sample_grid(self.out / "samples" / "final.png")
+        self.accelerator.wait_for_everyone()
+
+    def _saves(self, key: str) -> bool:
+        """Whether the model state entry ``key`` is among the stage's final weights (what a sharded run gathers)."""
+        return True
