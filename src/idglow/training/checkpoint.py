@@ -71,6 +71,11 @@ def save_checkpoint(
     torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
     save_file(rng_tensors(generator), str(tmp / "rng.safetensors"))
     (tmp / "state.json").write_text(json.dumps({"step": step, **state}, indent=2) + "\n")
+    return publish(folder, tmp, final, step, keep)
+
+
+def publish(folder: Path, tmp: Path, final: Path, step: int, keep: int) -> Path:
+    """Rename the complete checkpoint ``tmp`` to ``final``, point ``latest.json`` at it and keep the newest ``keep``."""
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import pickle
 import shutil
 from pathlib import Path
@@ -27,8 +26,7 @@ import torch
 from accelerate import Accelerator
 from safetensors.torch import load_file, save_file
 
-from idglow.training.checkpoint import LATEST, CheckpointError, rng_tensors, set_rng
-from idglow.utils.io import atomic_write
+from idglow.training.checkpoint import CheckpointError, publish, rng_tensors, set_rng
 
 # What torch's distributed-checkpoint metadata pickles refer to (torch 2.13): its own dataclasses, sizes, dtypes, layouts.
 _METADATA_MODULES = ("torch.distributed.checkpoint.metadata", "torch.distributed.checkpoint.filesystem",
@@ -82,12 +80,7 @@ def save_sharded_checkpoint(accelerator: Accelerator, folder: Path, step: int, g
         (tmp / "state.json").write_text(json.dumps(record, indent=2) + "\n")
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        atomic_write(folder / LATEST, lambda p: p.write_text(json.dumps({"checkpoint": final.name, "step": step}) + "\n"))
-        for old in sorted(folder.glob("step-*"))[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
+        publish(folder, tmp, final, step, keep)
     accelerator.wait_for_everyone()
     return final
 
