@@ -14,6 +14,7 @@ from PIL import Image
 
 from idglow.cast.crops import to_uint8
 from idglow.data.images import CaptionedImages
+from idglow.data.streaming import StreamingScenes
 from idglow.flow import flow_matching_loss, velocity_target
 from idglow.generate.sampling import generate_images
 from idglow.models import IdGlowTransformer
@@ -26,8 +27,10 @@ class BaseTrainer(Trainer):
 
     SHARDABLE = False  # the cast's base model is 3.6 M parameters: one process or DDP
 
-    def _load_data(self) -> CaptionedImages:
-        """The training set (the base model needs images and prompts only)."""
+    def _load_data(self) -> CaptionedImages | StreamingScenes:
+        """The training set (the base model needs images and prompts only): in memory, or read per batch."""
+        if self.cfg.data.stream:
+            return StreamingScenes(self.cfg.data.manifests)
         return CaptionedImages(self.cfg.data.manifests, progress=self.cfg.log.progress and self.accelerator.is_main_process)
 
     def _build_model(self) -> IdGlowTransformer:
@@ -54,7 +57,7 @@ class BaseTrainer(Trainer):
             self.ema.store(self._params())
             self.ema.copy_to(self._params())
         n = min(self.cfg.log.num_samples, len(self.data))
-        prompts = self.data.prompts[:n]
+        prompts = self.data.batch(torch.arange(n))[1]
         with self.autocast():
             images = generate_images(model, self.rep, self.text, prompts, [1234 + i for i in range(n)],
                                      num_steps=self.cfg.log.sample_steps, mu=self.mu)

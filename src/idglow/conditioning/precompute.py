@@ -31,3 +31,18 @@ def encode_latents(data, rep, cache_dir: str | None, progress: bool = True) -> t
             if disk is not None:
                 disk.put(keys[i], {"tokens": t})
     return torch.stack(tokens)
+
+
+def encode_batch_latents(images: torch.Tensor, keys: list[str], rep, disk: TensorCache | None) -> torch.Tensor:
+    """Latent tokens [B, S, C] of ``images`` [B, 3, H, W] in [-1, 1]: each read from ``disk`` under its key where
+    present, the rest encoded together and written there (``disk`` None: all encoded). A streamed run's way to use
+    the cache one batch at a time."""
+    hits = [disk.get(key) if disk is not None else None for key in keys]
+    missing = [i for i, hit in enumerate(hits) if hit is None]
+    tokens = [hit["tokens"] if hit is not None else None for hit in hits]
+    if missing:
+        for i, t in zip(missing, rep.encode(images[missing])):
+            tokens[i] = t
+            if disk is not None:
+                disk.put(keys[i], {"tokens": t})
+    return torch.stack(tokens)

@@ -62,11 +62,16 @@ class CachedPrompts:
         encoder: a :class:`TextEncoder` or :class:`~idglow.conditioning.flux_folder.FluxPromptEncoder`.
         cache_dir: also keep embeddings on disk here (shared by runs; None = memory only).
         chunk: prompts per encoder call.
-        memory_items: with ``cache_dir``, the most prompts kept in memory (least recently used dropped first).
+        memory_items: with ``cache_dir`` (or ``bounded``), the most prompts kept in memory (least recently used
+            dropped first).
+        bounded: keep at most ``memory_items`` prompts in memory even without a disk cache (a streamed run, whose
+            memory must not grow with the set; a dropped prompt is encoded again when it comes back).
     """
 
-    def __init__(self, encoder, cache_dir: str | Path | None = None, chunk: int = 64, memory_items: int = 1024):
+    def __init__(self, encoder, cache_dir: str | Path | None = None, chunk: int = 64, memory_items: int = 1024,
+                 bounded: bool = False):
         self.encoder, self.chunk, self.memory_items = encoder, chunk, memory_items
+        self.bounded = bounded or cache_dir is not None
         self.device, self.dim, self.pooled_dim = encoder.device, encoder.dim, encoder.pooled_dim
         self.max_tokens = encoder.max_tokens
         self.disk = TensorCache(cache_dir, "text") if cache_dir else None
@@ -78,7 +83,7 @@ class CachedPrompts:
     def _remember(self, prompt: str, value: tuple[torch.Tensor, torch.Tensor]) -> None:
         self._memory[prompt] = value
         self._memory.move_to_end(prompt)
-        if self.disk is not None and len(self._memory) > self.memory_items:
+        if self.bounded and len(self._memory) > self.memory_items:
             self._memory.popitem(last=False)
 
     def _fill(self, prompts: list[str], progress: bool = False) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -104,7 +109,7 @@ class CachedPrompts:
     def precompute(self, prompts: list[str], progress: bool = True) -> None:
         """Encode every prompt not yet cached, with a progress bar (on disk when there is a disk cache)."""
         prompts = list(dict.fromkeys(prompts))
-        step = self.memory_items if self.disk is not None else max(len(prompts), 1)
+        step = self.memory_items if self.bounded else max(len(prompts), 1)
         bar = tqdm(total=len(prompts), desc="prompts", disable=not progress or len(prompts) <= step)
         for start in range(0, len(prompts), step):  # in slices, so memory holds at most one slice
             self._fill(prompts[start : start + step], progress and len(prompts) <= step)
@@ -118,12 +123,13 @@ class CachedPrompts:
 
 
 def build_text_encoder(text_cfg, max_tokens: int, device: torch.device | str = "cpu",
-                       cache_dir: str | Path | None = None) -> CachedPrompts:
-    """The prompt encoder of a ``TextConfig`` (``minilm`` or ``flux``), cached."""
+                       cache_dir: str | Path | None = None, bounded: bool = False) -> CachedPrompts:
+    """The prompt encoder of a ``TextConfig`` (``minilm`` or ``flux``), cached (``bounded``: see :class:`CachedPrompts`)."""
     if text_cfg.kind == "flux":
         from idglow.conditioning.flux_folder import FluxPromptEncoder
 
         if not text_cfg.folder:
             raise ValueError("text.folder: the flux text encoder needs a diffusers FLUX folder")
-        return CachedPrompts(FluxPromptEncoder(text_cfg.folder, max_tokens, device, text_cfg.offload), cache_dir)
-    return CachedPrompts(TextEncoder(max_tokens, device), cache_dir)
+        return CachedPrompts(FluxPromptEncoder(text_cfg.folder, max_tokens, device, text_cfg.offload), cache_dir,
+                             bounded=bounded)
+    return CachedPrompts(TextEncoder(max_tokens, device), cache_dir, bounded=bounded)

@@ -10,10 +10,13 @@ the sample key and the field.
 
 from __future__ import annotations
 
+import io
 import json
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
+
+import numpy as np
 
 from idglow.data.manifest import CHECKS, ManifestError, _Record, load_manifest
 
@@ -72,11 +75,7 @@ def read_shard_records(spec: str | Path) -> Iterator[tuple[str, int, dict, dict[
         members = {k: v for k, v in sample.items() if not k.startswith("__") and k != "json"}
         if "json" not in sample:
             raise ManifestError(f"{label}: record: the sample has no .json member")
-        try:
-            record = json.loads(sample["json"])
-        except json.JSONDecodeError as err:
-            raise ManifestError(f"{label}: record: invalid JSON ({err.msg})") from None
-        CHECKS["sft"](_ShardRecord(record, label, count, members))
+        record = _validate(label, count, sample["json"], members)
         yield label, count, {**record, "_line": count}, members
     if count == 0:
         raise ManifestError(f"{spec}: no samples (empty shards)")
@@ -92,3 +91,100 @@ def _samples(dataset, spec) -> Iterator[dict]:
             return
         except (OSError, tarfile.TarError) as err:
             raise ManifestError(f"{spec}: cannot read shard: {err}") from None
+
+
+class ShardIndex:
+    """Random access to the samples of a shard set: where each sample's members lie in its ``.tar``.
+
+    Built by one pass over the tar headers (stdlib ``tarfile``, seeking past the data), which also validates every
+    record, so a bad one is reported before training starts. Held as three integer arrays (shard, first byte,
+    end byte: 20 bytes a sample), so memory barely grows with the set; a sample is read back as one ``seek`` and one
+    ``read`` of its span, which webdataset's own tar iterator splits into members.
+
+    Raises:
+        ManifestError: an unreadable shard, a sample without a record, or a malformed record, naming shard#key and field.
+    """
+
+    def __init__(self, spec: str | Path):
+        from webdataset.shardlists import expand_urls
+
+        self.spec, self.paths = str(spec), [Path(p) for p in expand_urls(str(spec))]
+        shards, starts, ends = [], [], []
+        for number, path in enumerate(self.paths):
+            for start, end in self._scan(path, first_line=len(starts) + 1):
+                shards.append(number)
+                starts.append(start)
+                ends.append(end)
+        if not starts:
+            raise ManifestError(f"{spec}: no samples (empty shards)")
+        self.shards = np.asarray(shards, dtype=np.int32)
+        self.starts, self.ends = np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def _scan(self, path: Path, first_line: int) -> Iterator[tuple[int, int]]:
+        """``(first byte, end byte)`` of each sample of the shard at ``path``, validating its record."""
+        from webdataset.tariterators import base_plus_ext
+
+        try:
+            with tarfile.open(path, "r:") as tar:
+                key, start, end, names, record = None, 0, 0, {}, None
+                while (info := tar.next()) is not None:
+                    tar.members = []  # the index is ours: tarfile need not remember every header
+                    prefix, suffix = base_plus_ext(info.name)
+                    if not info.isreg() or prefix is None:
+                        continue
+                    if prefix != key:
+                        if key is not None:
+                            self._check(path, key, first_line, names, record)
+                            first_line += 1
+                            yield start, end
+                        key, start, names, record = prefix, info.offset, {}, None
+                    end = info.offset_data + -(-info.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE  # data is padded to blocks
+                    names[suffix] = None
+                    if suffix == "json":
+                        record = tar.extractfile(info).read()
+                if key is not None:
+                    self._check(path, key, first_line, names, record)
+                    yield start, end
+        except (OSError, tarfile.TarError) as err:
+            raise ManifestError(f"{self.spec}: cannot read shard {path}: {err}") from None
+
+    @staticmethod
+    def _check(path: Path, key: str, line: int, names: dict, raw: bytes | None) -> None:
+        label = f"{path.name}#{key}"
+        if raw is None:
+            raise ManifestError(f"{label}: record: the sample has no .json member")
+        _validate(label, line, raw, {k: v for k, v in names.items() if k != "json"})
+
+    def read(self, i: int) -> tuple[str, dict, dict[str, bytes]]:
+        """``(label shard.tar#key, record with its _line, members name -> bytes)`` of sample ``i``."""
+        from webdataset.tariterators import base_plus_ext, tar_file_iterator
+
+        path = self.paths[int(self.shards[i])]
+        try:
+            with open(path, "rb") as f:
+                f.seek(int(self.starts[i]))
+                span = f.read(int(self.ends[i] - self.starts[i]))
+            members, key = {}, None
+            for item in tar_file_iterator(io.BytesIO(span)):
+                key, suffix = base_plus_ext(item["fname"])
+                members[suffix] = item["data"]
+        except (OSError, tarfile.TarError) as err:
+            raise ManifestError(f"{path}: cannot read sample {i}: {err} (was the shard changed after indexing?)") from None
+        label = f"{path.name}#{key}"
+        if "json" not in members:
+            raise ManifestError(f"{label}: record: the sample has no .json member (was the shard changed?)")
+        record = json.loads(members.pop("json"))
+        return label, {**record, "_line": i + 1}, members
+
+
+def _validate(label: str, line: int, raw: bytes, members: dict) -> dict:
+    """The record ``raw`` (JSON bytes) of sample ``label``, checked as an SFT record whose files are ``members``."""
+    try:
+        record = json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise ManifestError(f"{label}: record: invalid JSON ({err.msg})") from None
+    CHECKS["sft"](_ShardRecord(record, label, line, members))
+    return record

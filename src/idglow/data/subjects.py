@@ -57,6 +57,15 @@ class SubjectScenes(CaptionedImages):
         slot [M] = position of the subject within its scene)``."""
         return scene_subjects(self.first, index)
 
+    def scene_batch(self, index: torch.Tensor) -> dict:
+        """Scenes ``index`` [B] as :meth:`idglow.data.streaming.StreamingScenes.scene_batch` gives them, plus the
+        subjects' ``ids`` [M] into ``refs``/``boxes`` (so a trainer can look up what it computed once per subject)."""
+        ids, rows, slots = self.subjects(index)
+        images, prompts = self.batch(index)
+        return {"images": images, "prompts": prompts, "tasks": self.tasks[index], "crops": self.ref_crops(ids),
+                "boxes": self.boxes[ids], "rows": rows, "slots": slots,
+                "sources": [self.ref_sources[i] for i in ids.tolist()], "ids": ids}
+
     def ref_crops(self, ids: torch.Tensor) -> torch.Tensor:
         """Reference crops [M, 3, h, w] in [-1, 1] of subjects ``ids``."""
         return self.refs[ids].float().div(127.5).sub(1.0)

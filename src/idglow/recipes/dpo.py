@@ -68,3 +68,6 @@ class DPOConfig(TrainConfig):
         validate_sections(self, "lora", "dpo")
         if self.lora.rank <= 0:
             raise ValueError("lora.rank: the DPO policy is a LoRA adapter; rank must be > 0")
+        if self.data.stream:
+            raise ValueError("data.stream: DPO reads preference pairs into memory (a pair set is items x candidates of "
+                             "`idglow pairs build`, small); streaming is for SFT and base sets")

@@ -28,6 +28,10 @@ class DataConfig:
     cache_dir: str | None = option(
         None, "disk cache of prompt embeddings and image latents, shared by runs (`idglow cache build` fills it; "
         "null = in memory only)")
+    stream: bool = option(
+        False, "read each batch's images (and references) from the shards or files instead of loading the set into "
+        "memory: memory stays flat in the set's size; latents are encoded per batch (read from data.cache_dir when "
+        "set) and prompt embeddings kept for the last 1,024 prompts. Same batches as the in-memory path; SFT and base")
 
     def validate(self) -> None:
         if not self.manifests:

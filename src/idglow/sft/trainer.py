@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from idglow.conditioning.flux_folder import is_pipeline_folder
+from idglow.data.streaming import StreamingScenes
 from idglow.data.subjects import SubjectScenes
 from idglow.faces.identity_loss import annealing, identity_loss_weight, per_sample_mean, subject_similarity
 from idglow.faces.recognizer import load_recognizer, load_reference_embedder
@@ -50,7 +51,8 @@ class SFTTrainer(Trainer):
         loss = cfg.identity_loss
         specs = (cfg.model.identity.gate.group, cfg.model.identity.gate.age) if loss.follow_gate else (loss.group, loss.age)
         self.loss_schedules = [schedule_function(s) for s in specs]
-        self.ref_inputs, self.ref_targets = self._reference_inputs(self.data)
+        # in memory, every subject's reference is embedded once; streamed, each batch's are embedded as it is read
+        self.ref_inputs, self.ref_targets = (None, None) if cfg.data.stream else self._reference_inputs(self.data)
         held = SubjectScenes(cfg.diagnostics.manifests, progress=False, max_refs=cfg.model.identity.max_refs)
         # lambda as the forward computed it (a sharded gate cannot be called outside the model's forward)
         self._gate_strength: dict[str, torch.Tensor] = {}
@@ -59,8 +61,10 @@ class SFTTrainer(Trainer):
         self.diagnostic = BindingDiagnostic(held, self._reference_inputs(held)[0], self.rep, self.text, self.img_ids,
                                             self.txt_ids, cfg.diagnostics, cfg.model.identity.max_refs, cfg.seed)
 
-    def _load_data(self) -> SubjectScenes:
+    def _load_data(self) -> SubjectScenes | StreamingScenes:
         progress = self.cfg.log.progress and self.accelerator.is_main_process
+        if self.cfg.data.stream:
+            return StreamingScenes(self.cfg.data.manifests, max_refs=self.cfg.model.identity.max_refs)
         return SubjectScenes(self.cfg.data.manifests, progress=progress, max_refs=self.cfg.model.identity.max_refs)
 
     def _build_model(self) -> IdGlowTransformer:
@@ -74,20 +78,32 @@ class SFTTrainer(Trainer):
     def _reference_inputs(self, data: SubjectScenes) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Per subject of ``data``: what the identity encoder reads (frozen embeddings [R, E] of ``references``, or
         crops [R, 3, h, w] for ``conv``) and the identity loss's targets (the recognizer's embeddings [R, E'])."""
-        crops = data.ref_crops(torch.arange(len(data.refs)))
+        return self._embed(data.ref_crops(torch.arange(len(data.refs))), data.ref_sources)
+
+    def _embed(self, crops: torch.Tensor, sources: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """What the identity encoder reads of reference crops [M, 3, h, w] and the identity loss's targets [M, E']."""
         targets = frozen_embeddings(self.embedder, crops) if self.embedder is not None else None
         if self.ref_embedder is None:
             return crops, targets
         if self.ref_embedder is self.embedder:
             return targets, targets
-        return frozen_embeddings(self.ref_embedder, crops, sources=data.ref_sources), targets
+        return frozen_embeddings(self.ref_embedder, crops, sources=sources), targets
+
+    def _subject_inputs(self, scenes: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The encoder inputs [M, ...] and loss targets [M, E'] of a batch's subjects (``scene_batch``'s dict)."""
+        if "ids" in scenes and self.ref_inputs is not None:
+            ids = scenes["ids"]
+            return self.ref_inputs[ids], None if self.ref_targets is None else self.ref_targets[ids]
+        return self._embed(scenes["crops"], scenes["sources"])
 
     def _loss(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
         cfg, device = self.cfg, self.accelerator.device
-        latents, prompts = self._batch(index)
-        ids, rows, slots = self.data.subjects(index)
-        refs, mask = scatter_references(self.ref_inputs[ids], rows, slots, len(index), cfg.model.identity.max_refs)
-        task = self.data.tasks[index].to(device)
+        scenes = self.data.scene_batch(index)
+        latents, prompts = self._batch(index, scenes)
+        ref_inputs, ref_targets = self._subject_inputs(scenes)
+        rows, slots = scenes["rows"], scenes["slots"]
+        refs, mask = scatter_references(ref_inputs, rows, slots, len(index), cfg.model.identity.max_refs)
+        task = scenes["tasks"].to(device)
         noisy, noise, sigma = self._noised(latents)
         states, pooled = self.text(prompts)
         with self.autocast():
@@ -99,12 +115,12 @@ class SFTTrainer(Trainer):
             return {"loss": flow, "flow": flow, "lambda": lam, "sigma": sigma, "task": task}
         weight = identity_loss_weight(sigma, task, self.loss_schedules, cfg.identity_loss.weight,
                                       annealing(self.step, cfg.identity_loss.anneal, cfg.identity_loss.anneal_steps))
-        reference = self.ref_targets[ids].to(device)
+        reference = ref_targets.to(device)
         # The second reference row: another scene's subject, what id_sim would be without identity-specific binding.
         references = torch.stack([reference, reference.roll(cfg.model.identity.max_refs, 0)])
         with torch.set_grad_enabled(bool((weight > 0).any())):
             images = self.rep.decode(latents_from_velocity(noisy, sigma, velocity.float()))
-            sim, other_sim = subject_similarity(images, self.data.boxes[ids].to(device), rows.to(device), references,
+            sim, other_sim = subject_similarity(images, scenes["boxes"].to(device), rows.to(device), references,
                                                 self.embedder)
         identity = per_sample_mean(1.0 - sim, rows.to(device), len(index))
         other = per_sample_mean(other_sim.detach(), rows.to(device), len(index))

@@ -17,7 +17,8 @@ from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
-from idglow.conditioning.precompute import encode_latents
+from idglow.conditioning.cache import TensorCache
+from idglow.conditioning.precompute import encode_batch_latents, encode_latents
 from idglow.conditioning.representation import build_representation
 from idglow.conditioning.text import build_text_encoder
 from idglow.data.images import EpochOrder
@@ -132,8 +133,12 @@ class Trainer:
         self.rep = build_representation(cfg.representation, self.height, self.width)
         if not cfg.representation.offload:
             self.rep.to(self.accelerator.device)
-        self.cached_tokens = self._encode_dataset() if cfg.representation.kind == "latents" else None
-        self.text = build_text_encoder(cfg.text, cfg.data.max_tokens, self.accelerator.device, cfg.data.cache_dir)
+        latents, stream = cfg.representation.kind == "latents", cfg.data.stream
+        self.cached_tokens = self._encode_dataset() if latents and not stream else None
+        # streamed: latents are encoded per batch, through the disk cache when there is one
+        self.latent_cache = TensorCache(cfg.data.cache_dir, "latents") if latents and stream and cfg.data.cache_dir else None
+        self.text = build_text_encoder(cfg.text, cfg.data.max_tokens, self.accelerator.device, cfg.data.cache_dir,
+                                       bounded=stream)
         derived = {"model.in_channels": self.rep.channels}
         if cfg.text.kind == "minilm":
             derived["model.text_dim"] = self.text.dim
@@ -198,10 +203,16 @@ class Trainer:
         read from and written to the disk cache, so a later run encodes nothing again."""
         return encode_latents(self.data, self.rep, self.cfg.data.cache_dir, self.cfg.log.progress)
 
-    def _batch(self, index: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
-        """Clean tokens [B, S, C] and prompts of dataset items ``index``."""
-        images, prompts = self.data.batch(index)
-        tokens = self.cached_tokens[index] if self.cached_tokens is not None else self.rep.encode(images)
+    def _batch(self, index: torch.Tensor, scenes: dict | None = None) -> tuple[torch.Tensor, list[str]]:
+        """Clean tokens [B, S, C] and prompts of dataset items ``index`` (``scenes``: their images and prompts, when
+        the caller has read them already)."""
+        images, prompts = (scenes["images"], scenes["prompts"]) if scenes is not None else self.data.batch(index)
+        if self.cached_tokens is not None:
+            tokens = self.cached_tokens[index]
+        elif self.latent_cache is not None:
+            tokens = encode_batch_latents(images, self.data.cache_keys(self.rep.name, index), self.rep, self.latent_cache)
+        else:
+            tokens = self.rep.encode(images)
         return tokens.to(self.accelerator.device), prompts
 
     def elapsed(self) -> float:
