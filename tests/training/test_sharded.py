@@ -12,6 +12,7 @@ from conftest import ROOT, accelerate_launch, cli
 from safetensors.torch import load_file
 
 from idglow.training.checkpoint import CheckpointError
+from idglow.training.engine import EngineError, configure_deepspeed
 from idglow.training.sharded_checkpoint import check_metadata, load_sharded_checkpoint
 
 
@@ -99,3 +100,16 @@ def test_sharded_checkpoint_refuses_another_process_count_and_an_unsharded_one(t
     (tmp_path / "state.json").write_text(json.dumps({"step": 2}))
     with pytest.raises(CheckpointError, match="written by a run without sharding"):
         load_sharded_checkpoint(TwoProcesses(), tmp_path, torch.Generator())
+
+
+def test_deepspeed_config_gets_the_micro_batch_and_must_agree_with_the_recipe():
+    """The ZeRO-2 path as far as a CPU machine checks it: what the trainer adds to the plugin's config before prepare."""
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    config = dict(load_config_from_file(str(ROOT / "configs" / "accelerate" / "zero2.yaml")).deepspeed_config)
+    configure_deepspeed(config, batch_size=4, grad_accum=1, grad_clip=1.0)
+    assert config["train_micro_batch_size_per_gpu"] == 4 and config["zero_stage"] == 2
+    configure_deepspeed(auto := {"gradient_accumulation_steps": "auto"}, batch_size=2, grad_accum=3, grad_clip=0.5)
+    assert auto == {"train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 3, "gradient_clipping": 0.5}
+    with pytest.raises(EngineError, match="gradient_accumulation_steps is 1 but optim.grad_accum is 2"):
+        configure_deepspeed(dict(config), batch_size=4, grad_accum=2, grad_clip=1.0)

@@ -46,6 +46,11 @@ def build_accelerator(**kwargs) -> Accelerator:
     accelerator = Accelerator(cpu=not torch.accelerator.is_available(), **kwargs)
     if _env_flag("ACCELERATE_USE_FSDP") and accelerator.distributed_type == DistributedType.MULTI_CPU:
         _enable_cpu_fsdp(accelerator)
+    if accelerator.distributed_type == DistributedType.DEEPSPEED and not torch.accelerator.is_available():
+        # measured with deepspeed 0.19.8 (its CPU accelerator, gloo): each process reports num_processes 1 to accelerate
+        # while DeepSpeed counts the whole world, and the batch arithmetic of the two disagrees at prepare
+        raise EngineError("DeepSpeed on CPU processes: accelerate 1.15 starts each as a world of one; train on CPU "
+                          "processes with FSDP (configs/accelerate/fsdp-cpu.yaml), and ZeRO-2 on GPUs")
     if _env_flag("ACCELERATE_USE_DEEPSPEED") and accelerator.distributed_type != DistributedType.DEEPSPEED:
         raise EngineError("DeepSpeed was asked for, but accelerate did not start it (DeepSpeed needs GPUs here: "
                           "see README 'Sharded training'); use configs/accelerate/fsdp-cpu.yaml on CPU processes")
@@ -69,6 +74,28 @@ def _enable_cpu_fsdp(accelerator: Accelerator) -> None:
     state.fsdp_plugin = plugin
     state.distributed_type = DistributedType.FSDP
     PartialState._shared_state["distributed_type"] = DistributedType.FSDP
+
+
+def configure_deepspeed(deepspeed_config: dict, batch_size: int, grad_accum: int, grad_clip: float) -> None:
+    """Complete a DeepSpeed plugin's ``deepspeed_config`` from the training config, before ``prepare``.
+
+    The trainer prepares no dataloader, so DeepSpeed cannot infer its micro-batch: without
+    ``train_micro_batch_size_per_gpu`` accelerate refuses to prepare (measured, accelerate 1.15). The accumulation
+    and clipping DeepSpeed applies are its config's, not ours: a config that disagrees with the training config is
+    refused instead of training with other numbers than the recipe says.
+
+    Raises:
+        EngineError: ``gradient_accumulation_steps`` or ``gradient_clipping`` differ from ``optim.grad_accum`` /
+            ``optim.grad_clip``.
+    """
+    deepspeed_config["train_micro_batch_size_per_gpu"] = batch_size
+    for key, ours, name in (("gradient_accumulation_steps", grad_accum, "optim.grad_accum"),
+                            ("gradient_clipping", grad_clip, "optim.grad_clip")):
+        theirs = deepspeed_config.get(key, "auto")
+        if theirs != "auto" and float(theirs) != float(ours):
+            raise EngineError(f"the DeepSpeed config's {key} is {theirs} but {name} is {ours}: make them equal "
+                              f"(or set {key}: auto)")
+        deepspeed_config[key] = ours
 
 
 def is_sharded(accelerator: Accelerator) -> bool:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import torch
+from accelerate import DistributedType
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
@@ -28,7 +29,7 @@ from idglow.models.packing import text_ids
 from idglow.recipes.train import TrainConfig
 from idglow.runs.adopt import inherit
 from idglow.training.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
-from idglow.training.engine import EngineError, build_accelerator, full_tensors, is_sharded, shard_like
+from idglow.training.engine import EngineError, build_accelerator, configure_deepspeed, full_tensors, is_sharded, shard_like
 from idglow.training.sharded_checkpoint import load_sharded_checkpoint, save_sharded_checkpoint, written_by_sharded_run
 from idglow.training.memory import apply_memory_options, make_optimizer
 from idglow.utils.config import ConfigError, differences, to_dict
@@ -124,6 +125,9 @@ class Trainer:
                                              mixed_precision=cfg.optim.mixed_precision, log_with=log_with,
                                              project_dir=str(self.out))
         self.sharded = is_sharded(self.accelerator)
+        if self.accelerator.distributed_type == DistributedType.DEEPSPEED:
+            configure_deepspeed(self.accelerator.state.deepspeed_plugin.deepspeed_config, cfg.optim.batch_size,
+                                cfg.optim.grad_accum, cfg.optim.grad_clip)
         if self.sharded and not self.SHARDABLE:
             raise EngineError(f"{type(self).__name__}: this stage does not train under {self.accelerator.distributed_type} "
                               "(launch it with one process or DDP: configs/accelerate/ddp.yaml)")
