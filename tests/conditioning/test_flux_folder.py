@@ -335,7 +335,7 @@ def test_adamw8bit_without_bitsandbytes_says_how_to_install():
         make_optimizer([{"params": [torch.nn.Parameter(torch.zeros(2))]}], OptimConfig(optimizer="adamw8bit"))
 
 
-@pytest.mark.parametrize("name", ["ddp", "fsdp", "zero2"])
+@pytest.mark.parametrize("name", ["ddp", "fsdp", "zero2", "multinode"])
 def test_accelerate_configs_are_valid_for_accelerate(name):
     """accelerate's own loader rejects unknown keys; FSDP wraps classes that exist in diffusers."""
     import diffusers.models.transformers.transformer_flux as flux_module
@@ -343,7 +343,9 @@ def test_accelerate_configs_are_valid_for_accelerate(name):
 
     cfg = load_config_from_file(str(ROOT / "configs" / "accelerate" / f"{name}.yaml"))
     assert cfg.mixed_precision == "bf16"
-    if name == "fsdp":
+    if name == "multinode":
+        assert cfg.num_machines == 2 and cfg.main_process_port and cfg.fsdp_config["fsdp_version"] == 2
+    if name in ("fsdp", "multinode"):
         for cls in cfg.fsdp_config["fsdp_transformer_layer_cls_to_wrap"].split(","):
             assert isinstance(getattr(flux_module, cls), type)
 
