@@ -152,6 +152,16 @@ def test_vae_then_latent_base_run(cast, tmp_path):
     assert (rep.height, rep.width, rep.channels, rep.tokens) == (32, 64, 16, 512)
     images = torch.rand(2, 3, 64, 128) * 2 - 1
     assert rep.decode(rep.encode(images)).shape == images.shape
+    # a streamed run's latents: per batch, through the disk cache (the second call encodes nothing)
+    from idglow.conditioning.cache import TensorCache
+    from idglow.conditioning.precompute import encode_batch_latents
+
+    cache = TensorCache(tmp_path / "cache", "latents")
+    first = encode_batch_latents(images, ["a", "b"], rep, cache)
+    torch.testing.assert_close(first, rep.encode(images))
+    rep.encode = None  # any encoding now would fail: both must come from the cache
+    torch.testing.assert_close(encode_batch_latents(images, ["a", "b"], rep, cache), first)
+    del rep.encode
     stats = json.loads((tmp_path / "vae" / "vae_train.json").read_text())
     assert stats["steps"] == 2 and stats["latent_shape"] == [4, 32, 64]
     proc = _train(tmp_path / "run", cast, "--representation.kind", "latents", "--representation.vae",

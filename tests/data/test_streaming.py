@@ -39,6 +39,8 @@ def test_streamed_shards_and_jsonl_give_the_in_memory_batches(cast, tmp_path):
             assert torch.equal(data.batch(index)[0], expected["images"])
     # shard members are told apart by content in the latent cache
     assert len(set(streamed[0].cache_keys("vae", torch.arange(12)))) == 12
+    batch = torch.tensor([3, 9])
+    assert [f"vae|{i}" for i in streamed[0].scene_batch(batch)["identities"]] == streamed[0].cache_keys("vae", batch)
 
 
 def test_a_streamed_sft_run_resumes_and_ends_with_the_in_memory_weights(cast, base, sft_run, tmp_path):

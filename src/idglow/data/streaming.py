@@ -90,7 +90,8 @@ class StreamingScenes:
     def scene_batch(self, index: torch.Tensor) -> dict:
         """Everything SFT needs of scenes ``index`` [B]: ``images`` [B, 3, H, W] and ``crops`` [M, 3, h, w] in
         [-1, 1], ``prompts``, ``tasks`` [B], the subjects' ``boxes`` [M, 4], owning ``rows`` [M] and ``slots`` [M],
-        and ``sources`` (file:line: field of each crop, for errors)."""
+        ``sources`` (file:line: field of each crop, for errors) and the images' ``identities`` (what their latent
+        cache keys depend on, so the batch is not read twice)."""
         scenes = [self._record(i) for i in index.tolist()]
         crops, boxes, rows, slots, sources = [], [], [], [], []
         for row, (files, record) in enumerate(scenes):
@@ -106,7 +107,7 @@ class StreamingScenes:
                 "crops": _to_unit(np.stack(crops)) if crops else torch.zeros(0, 3, 1, 1),
                 "boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
                 "rows": torch.tensor(rows, dtype=torch.long), "slots": torch.tensor(slots, dtype=torch.long),
-                "sources": sources}
+                "sources": sources, "identities": [files.identity(r["image"]) for files, r in scenes]}
 
     def cache_keys(self, prefix: str, index: torch.Tensor) -> list[str]:
         """The disk-cache key of each image of scenes ``index``: ``prefix`` (the encoder) and the file's identity."""

@@ -214,7 +214,9 @@ class Trainer:
         if self.cached_tokens is not None:
             tokens = self.cached_tokens[index]
         elif self.latent_cache is not None:
-            tokens = encode_batch_latents(images, self.data.cache_keys(self.rep.name, index), self.rep, self.latent_cache)
+            keys = ([f"{self.rep.name}|{i}" for i in scenes["identities"]] if scenes is not None and "identities" in scenes
+                    else self.data.cache_keys(self.rep.name, index))  # a batch already read is not read again to hash it
+            tokens = encode_batch_latents(images, keys, self.rep, self.latent_cache)
         else:
             tokens = self.rep.encode(images)
         return tokens.to(self.accelerator.device), prompts
