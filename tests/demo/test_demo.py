@@ -4,6 +4,7 @@ the headless-browser render."""
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -56,11 +57,11 @@ def test_quick_demo_runs_every_stage_and_writes_the_report(demo):
 def test_rerun_reuses_every_stage_and_a_different_preset_is_refused(demo):
     out, _ = demo
     before = {name: (out / name / "stage.json").stat().st_mtime_ns for name, _, _ in STAGES}
-    done = _demo(out)
+    shipped = ("--base", ROOT / "assets" / "base", "--judges", JUDGES)
+    done = cli("demo", "--preset", "quick", "--out", out, *shipped)  # in-process: nothing is redone
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count(": reused (") == len(STAGES) and f"({len(STAGES)} of {len(STAGES)} stages reused)" in done.stdout
     assert {name: (out / name / "stage.json").stat().st_mtime_ns for name, _, _ in STAGES} == before
-    shipped = ("--base", ROOT / "assets" / "base", "--judges", JUDGES)
     refused = cli("demo", "--preset", "default", "--out", out, *shipped)
     assert refused.returncode == 2 and "holds a demo of preset 'quick'; use --force" in refused.stderr
     refused = cli("demo", "--preset", "quick", "--out", out, "--train-judges", *shipped)
@@ -75,12 +76,19 @@ def _metrics(out: Path) -> dict:
 
 
 @pytest.mark.e2e
-def test_redoing_the_quick_demo_gives_identical_metrics(demo):
-    """Budgets in steps: a second run of the same command (--force) measures exactly the same."""
+def test_redoing_the_stages_after_sft_gives_identical_metrics(demo):
+    """Budgets in steps: the stages after SFT, deleted and redone by the same command in a new process, measure
+    exactly the same. (Redoing SFT itself is left out for time: a split SFT run in another process ends with the
+    uninterrupted run's weights, tests/sft; the cast build is deterministic, tests/cast.)"""
     out, _ = demo
     before = _metrics(out)
-    done = _demo(out, "--force")
+    redone = ("pairs", "dpo", "refine", "eval")
+    assert set(redone) < {name for name, _, _ in STAGES}
+    for name in redone:
+        shutil.rmtree(out / name)
+    done = _demo(out)
     assert done.returncode == 0, done.stderr[-2000:]
+    assert f"({len(STAGES) - len(redone)} of {len(STAGES)} stages reused)" in done.stdout
     after = _metrics(out)
     assert after["stages"] == before["stages"] and after["results"] == before["results"]
     assert len(before["images"]) >= 32 and after["images"] == before["images"]

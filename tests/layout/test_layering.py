@@ -67,32 +67,27 @@ def test_the_checker_sees_lazy_imports_and_names_the_offender(tmp_path):
 
 
 @pytest.mark.e2e
-def test_the_public_api_is_lazy():
-    """``import idglow`` loads no submodule (no torch); each public name loads its module on first use."""
-    code = ("import sys, idglow; loaded = sorted(m for m in sys.modules if m.startswith('idglow.') or m == 'torch');"
-            "pipe = idglow.IdGlowPipeline; print(loaded, pipe.__module__)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["[]", "idglow.generate.pipeline"]
-
-
-@pytest.mark.e2e
-def test_loading_a_run_and_generating_imports_no_training_package(cast, sft_run):
-    """What a user of the pipeline loads: a finished SFT run, one image; the training engine stays out."""
+def test_the_public_api_is_lazy_and_generating_from_a_run_imports_no_training_package(cast, sft_run):
+    """``import idglow`` loads no submodule (no torch); each public name loads its module on first use. Then what a
+    user of the pipeline loads (a finished SFT run, one image) keeps the training engine out. One interpreter."""
     refs = sorted(cast.rglob("*ref0*.png"))[:2]
     assert len(refs) == 2
     code = f"""
 import json, sys
+import idglow
+before = sorted(m for m in sys.modules if m.startswith("idglow.") or m == "torch")
+IdGlowPipeline = idglow.IdGlowPipeline
 import torch
-from idglow import IdGlowPipeline
 from idglow.generate.files import read_references
 pipe = IdGlowPipeline.from_run({str(sft_run)!r})
 crops = read_references([{", ".join(repr(str(r)) for r in refs)}], pipe.ref_size)
 image = pipe.sample(["two people"], [crops], "group", steps=2, generator=[torch.Generator().manual_seed(0)])
-print(json.dumps({{"shape": list(image.shape), "loaded": sorted(m for m in sys.modules if m.startswith({TRAINING!r}))}}))
+print(json.dumps({{"before": before, "module": IdGlowPipeline.__module__, "shape": list(image.shape),
+                  "loaded": sorted(m for m in sys.modules if m.startswith({TRAINING!r}))}}))
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.splitlines()[-1])
+    assert result["before"] == [] and result["module"] == "idglow.generate.pipeline"
     assert result["shape"] == [1, 3, 64, 128]
     assert result["loaded"] == []

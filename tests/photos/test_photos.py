@@ -138,16 +138,28 @@ def test_photo_scorer_ranks_the_true_photo_above_blur_noise_and_the_wrong_person
     assert face_quality(true, np.array([0, 0, 2, 2])) == 0.0  # too small to measure
 
 
+def _photo_sft(runner, flux, manifest, out, *extra):
+    return runner("train", "sft", "--config", ROOT / "configs" / "tiny-sft.yaml", "--out", out, "--base", flux,
+                  "--data.manifests", f"[{manifest}]", "--diagnostics.manifests", f"[{manifest}]", "--diagnostics.items", "2",
+                  "--data.max_tokens", "16", "--references.backend", "dlib", "--model.identity.embedding_dim", "128",
+                  "--identity_loss.weight", "0", "--optim.steps", "1", "--optim.batch_size", "2", *extra)
+
+
 @pytest.mark.e2e
-def test_built_manifests_train_sft_and_build_photo_pairs_on_a_tiny_flux_folder(built, tmp_path):
+def test_built_manifests_train_sft_generate_and_build_photo_pairs_on_a_tiny_flux_folder(built, tmp_path):
+    """Offline, with dlib reference embeddings: SFT on a tiny FLUX folder, one image, photo-scored pairs; a reference
+    without a face and a backend that cannot read photos are named errors."""
     flux = save_tiny_flux_folder(tmp_path / "FLUX.1-tiny")
     manifest = built / "sft.jsonl"
-    done = run_cli("train", "sft", "--config", ROOT / "configs" / "tiny-sft.yaml", "--out", tmp_path / "run",
-                   "--base", flux, "--data.manifests", f"[{manifest}]", "--diagnostics.manifests", f"[{manifest}]",
-                   "--diagnostics.items", "2", "--data.max_tokens", "16", "--references.backend", "dlib",
-                   "--model.identity.embedding_dim", "128", "--identity_loss.weight", "0", "--optim.steps", "1",
-                   "--optim.batch_size", "2")
+    done = _photo_sft(run_cli, flux, manifest, tmp_path / "run")
     assert done.returncode == 0, done.stderr
+    log = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])
+    assert log["step"] == 1 and "id_sim" not in log  # nothing scores x0_hat's faces without a photo recognizer
+    ref = built / json.loads(manifest.read_text().splitlines()[0])["subjects"][0]["ref"]
+    done = cli("generate", "--run", tmp_path / "run", "--prompt", "a portrait photo of one person", "--refs", ref,
+               "--steps", "2", "--height", "64", "--width", "64", "--out", tmp_path / "gen")
+    assert done.returncode == 0, done.stderr
+    assert Image.open(tmp_path / "gen" / "image.png").size == (64, 64)
     done = run_cli("pairs", "build", "--run", tmp_path / "run", "--out", tmp_path / "pairs", "--manifest", manifest,
                    "--heldout", "--scorer", "photo", "--items", "2", "--candidates", "2", "--steps", "2", "--min_gap", "0")
     assert done.returncode == 0, done.stderr
@@ -157,6 +169,16 @@ def test_built_manifests_train_sft_and_build_photo_pairs_on_a_tiny_flux_folder(b
     assert {"artifact", "quality", "identity"} <= scored[0]["candidates"][0].keys()
     assert "harmony" not in scored[0]["candidates"][0]
     load_manifest(tmp_path / "pairs" / "pairs.jsonl", "preference")
-    done = run_cli("pairs", "build", "--run", tmp_path / "run", "--out", tmp_path / "pairs", "--manifest", manifest,
-                   "--heldout", "--items", "2", "--candidates", "2", "--steps", "2", "--min_gap", "0")
+    done = cli("pairs", "build", "--run", tmp_path / "run", "--out", tmp_path / "pairs", "--manifest", manifest,
+               "--heldout", "--items", "2", "--candidates", "2", "--steps", "2", "--min_gap", "0")
     assert done.returncode == 2 and "scored by the photo scorer" in done.stderr
+
+    lines = manifest.read_text().splitlines()
+    Image.new("RGB", (160, 160), (90, 120, 150)).save(built / "blank.png")
+    faceless = json.loads(lines[1])
+    faceless["subjects"][0]["ref"] = "blank.png"
+    (built / "faceless.jsonl").write_text(lines[0] + "\n" + json.dumps(faceless) + "\n")
+    done = _photo_sft(cli, flux, built / "faceless.jsonl", tmp_path / "faceless")
+    assert done.returncode == 2 and "faceless.jsonl:2: subjects[0].ref: no face found by the dlib backend" in done.stderr
+    done = _photo_sft(cli, flux, manifest, tmp_path / "no-refs", "--references.backend", "recognizer")
+    assert done.returncode == 2 and "references.backend: dlib" in done.stderr

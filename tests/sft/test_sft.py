@@ -150,6 +150,23 @@ def test_sft_run_logs_diagnostics_trains_only_the_branch_and_resumes_exactly(cas
 
 
 @pytest.mark.e2e
+def test_sft_eval_gate_override_of_zero_strength_is_the_text_only_baseline(sft_run, cast, tmp_path):
+    """--schedule changes the gate while sampling: a gate of zero everywhere must draw exactly the text-only images."""
+    common = ("--run", sft_run, "--benchmark", cast / "synth-age.jsonl", "--steps", "2", "--limit", "4")
+    done = cli("train", "sft-eval", *common, "--no-identity", "--out", tmp_path / "off")
+    assert done.returncode == 0, done.stderr
+    zero = ("--schedule", "age.kind=constant", "--schedule", "age.lambda_max=0")
+    done = cli("train", "sft-eval", *common, *zero, "--out", tmp_path / "zero")
+    assert done.returncode == 0, done.stderr
+    off, gated = (json.loads((tmp_path / d / "synth-age.json").read_text()) for d in ("off", "zero"))
+    assert gated["schedule"]["age"]["kind"] == "constant" and gated["schedule"]["age"]["lambda_max"] == 0
+    assert gated["facesim"] == off["facesim"] and gated["child_rate"] == off["child_rate"]
+    assert (tmp_path / "zero" / "synth-age.png").read_bytes() == (tmp_path / "off" / "synth-age.png").read_bytes()
+    done = cli("train", "sft-eval", *common, "--schedule", "age.lambda_max=3", "--out", tmp_path / "bad")
+    assert done.returncode == 2 and "lambda_max" in done.stderr and not (tmp_path / "bad" / "synth-age.json").exists()
+
+
+@pytest.mark.e2e
 def test_sft_rejects_a_missing_base_and_a_missing_run(cast, tmp_path):
     done = cli("train", "sft", "--config", ROOT / "configs" / "tiny-sft.yaml", "--out", tmp_path / "run",
                "--base", tmp_path / "nowhere", "--data.manifests", f"[{cast / 'sft-group-train.jsonl'}]")

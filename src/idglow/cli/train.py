@@ -55,9 +55,11 @@ def cmd_train_sft_eval(args: argparse.Namespace) -> int:
     from idglow.eval.run_eval import evaluate_sft
 
     default = "eval-no-identity" if args.no_identity else "eval" if args.id_guidance == 1 else f"eval-g{args.id_guidance:g}"
+    default += "".join(f"-{item.replace('=', '-')}" for item in args.schedule or ())
     out = args.out or str(Path(args.run) / default)
     results = evaluate_sft(args.run, args.benchmark or BENCHMARKS, out, judges=args.judges, identity=not args.no_identity,
-                           limit=args.limit, steps=args.steps, seed=args.seed, id_guidance=args.id_guidance)
+                           limit=args.limit, steps=args.steps, seed=args.seed, id_guidance=args.id_guidance,
+                           schedule=args.schedule or ())
     keys = ("facesim", "facesim_norm", "count_accuracy", "child_rate", "mini_adult_rate", "leakage_rate", "colour_accuracy")
     print(json.dumps({name: {k: m[k] for k in keys if k in m} for name, m in results.items()}, indent=2))
     print(f"wrote {out}/<benchmark>.json and .png")
@@ -167,7 +169,8 @@ def register(sub) -> None:
                 full_name="train sft-eval")
     p.add_argument("--run", required=True, help="a finished run folder of `idglow train sft` or `train dpo`")
     p.add_argument("--benchmark", action="append", help=f"benchmark manifests (repeatable; default: {' and '.join(BENCHMARKS)})")
-    p.add_argument("--out", help="output folder (default: RUN/eval, RUN/eval-no-identity or RUN/eval-gG)")
+    p.add_argument("--out", help="output folder (default: RUN/eval, RUN/eval-no-identity or RUN/eval-gG, plus -KEY-VALUE "
+                                 "for each --schedule)")
     p.add_argument("--no-identity", action="store_true", help="sample with the identity branch off (text-only baseline)")
     p.add_argument("--judges", default=JUDGES, help=f"judges that score (default: {JUDGES})")
     p.add_argument("--limit", type=positive_int, help="score N records of each benchmark, evenly spread over it (all group sizes)")
@@ -175,6 +178,8 @@ def register(sub) -> None:
     p.add_argument("--id-guidance", type=non_negative_float, default=1.0,
                    help="identity guidance scale g: v_none + g (v_id - v_none); 1 = off, >1 costs a second forward")
     p.add_argument("--seed", type=non_negative_int, default=0, help="record k's noise uses seed + k (default: 0)")
+    p.add_argument("--schedule", action="append", metavar="KEY=VALUE",
+                   help="override the gate while sampling, e.g. group.lambda_min=0.2 (repeatable; analytic gates only)")
     command(train, "dpo", cmd_train_dpo, "stage 2: Flow-DPO of a LoRA policy on an SFT run (preference pairs)",
             "Train a LoRA adapter on a finished SFT model with Flow-DPO on the pairs of `idglow pairs build`. The "
             "reference is the same model with the adapter disabled. Loss variants: sigmoid, weighted (per-pair weight), "

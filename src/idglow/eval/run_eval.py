@@ -5,6 +5,7 @@ does not depend on the batch it is in."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +19,10 @@ from idglow.data.images import read_rgb
 from idglow.data.manifest import evenly_spread, load_manifest
 from idglow.eval.cast_bench import judge_gallery, score_image, summarise
 from idglow.eval.mu_real import read_mu_real
+from idglow.generate.controls import gate_config_with, identity_controls
 from idglow.generate.pipeline import IdGlowPipeline
 from idglow.runs.load import check_run
+from idglow.utils.config import to_dict
 from idglow.utils.defaults import JUDGES
 from idglow.utils.io import atomic_write
 
@@ -42,12 +45,14 @@ def _gallery(manifest: Path, judge: torch.nn.Module) -> tuple[dict, torch.Tensor
 @torch.no_grad()
 def evaluate_benchmark(run: str | Path, manifest: str | Path, judges: str | Path = JUDGES, identity: bool = True,
                        limit: int | None = None, steps: int = 20, seed: int = 0, batch: int = 16,
-                       id_guidance: float = 1.0, progress: bool = True) -> tuple[dict, np.ndarray]:
+                       id_guidance: float = 1.0, schedule: Sequence[str] = (), progress: bool = True
+                       ) -> tuple[dict, np.ndarray]:
     """Generate every record of a benchmark manifest with the run's model and score it.
 
     Args:
         identity: False samples the same backbone with the identity branch off (text only).
         id_guidance: identity guidance scale of the sampler (1 = none).
+        schedule: ``KEY=VALUE`` gate overrides for sampling (e.g. ``group.lambda_min=0.2``; analytic gates only).
 
     Returns:
         ``(metrics, grid)``: :func:`idglow.eval.cast_bench.summarise` plus settings, and a uint8
@@ -59,18 +64,21 @@ def evaluate_benchmark(run: str | Path, manifest: str | Path, judges: str | Path
     gallery = _gallery(manifest, scorers["judge"])
     height, width = read_rgb(manifest.parent / records[0]["expected"]["target"], f"{manifest}: target").shape[:2]
     pipe = IdGlowPipeline.from_run(run, height, width)
+    gate = gate_config_with(pipe.model.config.identity.gate, list(schedule)) if schedule else None
     scores, rows = [], []
     for start in tqdm(range(0, len(records), batch), desc=f"{manifest.stem}", disable=not progress):
         chunk, chunk_refs = records[start : start + batch], refs[start : start + batch]
         generators = [torch.Generator().manual_seed(seed + start + i) for i in range(len(chunk))]
-        images = pipe.sample([r["prompt"] for r in chunk], chunk_refs if identity else None, [r["task"] for r in chunk],
-                      steps=steps, generator=generators, id_guidance=id_guidance)
+        with identity_controls(pipe.model, 1.0, gate):
+            images = pipe.sample([r["prompt"] for r in chunk], chunk_refs if identity else None, [r["task"] for r in chunk],
+                                 steps=steps, generator=generators, id_guidance=id_guidance)
         for image, record, crops in zip(images, chunk, chunk_refs):
             scores.append(score_image(image, crops, record, scorers, gallery))
             if len(rows) < 8:
                 rows.append(np.concatenate([reference_grid(crops, height), to_uint8(image)], axis=1))
     metrics = summarise(scores, read_mu_real(manifest))
-    metrics.update({"benchmark": str(manifest), "identity": identity, "id_guidance": id_guidance, "steps": steps, "seed": seed, "run": str(run)})
+    metrics.update({"benchmark": str(manifest), "identity": identity, "id_guidance": id_guidance, "steps": steps, "seed": seed,
+                    "run": str(run), **({"schedule": to_dict(gate)} if gate is not None else {})})
     return metrics, np.concatenate(rows, axis=0)
 
 
