@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import build_tiny_cast
+from conftest import build_tiny_cast, cli
 from safetensors.torch import load_file
 
 from idglow.data.images import CaptionedImages, EpochOrder
@@ -136,9 +136,9 @@ def test_bad_images_and_patch_sizes_are_named(cast, tmp_path):
     manifest.write_text(json.dumps(record) + "\n")
     with pytest.raises(ManifestError, match=r"m\.jsonl:1: image: unreadable image 'broken\.png'"):
         CaptionedImages([manifest], progress=False)
-    proc = _train(tmp_path / "run", cast, "--representation.patch", "5")
-    output, _ = proc.communicate(timeout=300)
-    assert proc.returncode == 2 and "representation.patch: 5 does not divide the image size 128x64" in output
+    done = cli("train", "base", "--config", ROOT / "configs" / "tiny-base.yaml", "--out", tmp_path / "run",
+               "--data.manifests", f"[{cast / 'sft-group-train.jsonl'}]", "--representation.patch", "5")
+    assert done.returncode == 2 and "representation.patch: 5 does not divide the image size 128x64" in done.stderr
 
 
 @pytest.mark.e2e

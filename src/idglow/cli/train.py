@@ -85,6 +85,19 @@ def cmd_train_base_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _score_key(benchmark: str, result: dict) -> str:
+    """``synth-group`` for the default sampler; ``synth-group, id_guidance 1.5, schedule ...`` otherwise, so results of
+    one benchmark under several settings sit side by side in provenance.json."""
+    settings = []
+    if result.get("id_guidance", 1.0) != 1.0:
+        settings.append(f"id_guidance {result['id_guidance']:g}")
+    if not result.get("identity", True):
+        settings.append("identity off")
+    if "schedule" in result:
+        settings.append("gate override")
+    return ", ".join([benchmark, *settings])
+
+
 def cmd_train_export(args: argparse.Namespace) -> int:
     """Export a finished base, SFT or DPO run as a self-contained model folder with its provenance."""
     from pathlib import Path
@@ -101,7 +114,8 @@ def cmd_train_export(args: argparse.Namespace) -> int:
         scores = {}
         for folder in args.scores:
             for path in sorted(Path(folder).glob("*.json")):
-                scores[path.stem] = json.loads(path.read_text())
+                result = json.loads(path.read_text())
+                scores[_score_key(path.stem, result)] = result
         if args.scores and not scores:
             raise FileNotFoundError(f"--scores: no JSON results in {', '.join(args.scores)} (an `idglow train sft-eval` --out)")
         extra = None
