@@ -52,18 +52,20 @@ reproduce: $(BIN)/.installed
 	$(MAKE) idglow-model
 	$(BIN)/idglow demo --out runs/demo --force
 
-# The shipped IdGlow model (assets/idglow): SFT (the LoRA recipe, 4,000 steps) and DPO on the shipped base model, both
-# scored on 100 records of each held-out benchmark, exported with a gallery of held-out people. About 3.5 hours on 2 CPU
-# cores; every step resumes when re-run. Needs data/cast (`idglow synth build --out data/cast`).
+# The shipped IdGlow model (assets/idglow): SFT (the LoRA recipe, 8,000 steps) and DPO on the shipped base model, both
+# scored on 100 records of each held-out benchmark (DPO also with identity guidance 1.5), exported with a gallery of
+# held-out people. About 6 hours on 2 CPU cores; every step resumes when re-run. Needs data/cast
+# (`idglow synth build --out data/cast`).
 idglow-model: $(BIN)/.installed
-	$(BIN)/idglow train sft --config configs/sft-long.yaml
-	$(BIN)/idglow train sft-eval --run runs/sft-long --limit 100 --out runs/sft-long/eval
-	$(BIN)/idglow train sft-eval --run runs/sft-long --limit 100 --id-guidance 2 --out runs/sft-long/eval-g2
-	$(BIN)/idglow pairs build --run runs/sft-long --items 200 --candidates 4 --out data/pairs-long
-	$(BIN)/idglow train dpo --config configs/dpo-long.yaml
-	$(BIN)/idglow train sft-eval --run runs/dpo-long --limit 100 --out runs/dpo-long/eval
-	$(BIN)/idglow train export --run runs/dpo-long --out assets/idglow --scores runs/dpo-long/eval --gallery data/cast \
-	    --train-command-line "make idglow-model: configs/sft-long.yaml; pairs build --items 200 --candidates 4; configs/dpo-long.yaml"
+	$(BIN)/idglow train sft --config configs/sft-longer.yaml
+	$(BIN)/idglow train sft-eval --run runs/sft-longer --limit 100 --out runs/sft-longer/eval
+	$(BIN)/idglow pairs build --run runs/sft-longer --items 200 --candidates 4 --out data/pairs-longer
+	$(BIN)/idglow train dpo --config configs/dpo-longer.yaml
+	$(BIN)/idglow train sft-eval --run runs/dpo-longer --limit 100 --out runs/dpo-longer/eval
+	$(BIN)/idglow train sft-eval --run runs/dpo-longer --limit 100 --id-guidance 1.5 --out runs/dpo-longer/eval-g1.5
+	$(BIN)/idglow train export --run runs/dpo-longer --out assets/idglow --scores runs/dpo-longer/eval \
+	    --scores runs/dpo-longer/eval-g1.5 --gallery data/cast \
+	    --train-command-line "make idglow-model: configs/sft-longer.yaml; pairs build --items 200 --candidates 4; configs/dpo-longer.yaml"
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -247,6 +247,14 @@ def test_resuming_refuses_a_changed_config_unless_asked_and_names_a_damaged_chec
     assert "optim.steps" not in message  # how long it trains may always change
     assert (run / "config.json").read_text() == saved  # refused before anything was rewritten
     assert BaseTrainer(config("--optim.steps", "4", "--optim.lr", "0.5", "--seed", "3", "--resume_changed", "true")).step == 2
+    # A key added to the config after the run began is absent from its checkpoint and meant its default.
+    state_file = latest_checkpoint(run / "checkpoints") / "state.json"
+    state = json.loads(state_file.read_text())
+    del state["config"]["data"]["stream"]
+    state_file.write_text(json.dumps(state))
+    assert BaseTrainer(config("--optim.steps", "4")).step == 2
+    with pytest.raises(ConfigError, match=re.escape("data.stream: '<absent>' -> True")):
+        BaseTrainer(config("--optim.steps", "4", "--data.stream", "true"))
     newest = latest_checkpoint(run / "checkpoints")
     (newest / "optimizer.pt").write_bytes(random.Random(0).randbytes(2048))
     with pytest.raises(CheckpointError, match=re.escape(f"{newest}: cannot resume from this checkpoint") + ".*move it aside"):

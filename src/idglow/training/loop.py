@@ -278,7 +278,8 @@ class Trainer:
             saved = json.loads((path / "state.json").read_text()).get("config", {})
         except (OSError, json.JSONDecodeError) as err:
             raise CheckpointError(f"{path}: unreadable state.json ({err}); move the checkpoint aside") from None
-        changed = [d for d in differences(saved, to_dict(self.cfg)) if not d.startswith(RESUMABLE_CHANGES)]
+        defaults = to_dict(type(self.cfg)())  # keys added to the config since the run began mean their defaults
+        changed = [d for d in differences(saved, to_dict(self.cfg), defaults=defaults) if not d.startswith(RESUMABLE_CHANGES)]
         if changed and not self.cfg.resume_changed:
             raise ConfigError(f"{self.out}: resuming with a config that differs from the one this run was trained with:"
                               "\n  " + "\n  ".join(changed) + "\nrestore those values, use a new `out` folder, or set "

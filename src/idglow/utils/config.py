@@ -284,13 +284,20 @@ def format_help(cls: type) -> str:
     return "\n".join(lines)
 
 
-def differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
-    """``key: old -> new`` for every dotted key whose value differs between two nested dicts (``to_dict`` output)."""
+def differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "",
+                defaults: Mapping[str, Any] | None = None) -> list[str]:
+    """``key: old -> new`` for every dotted key whose value differs between two nested dicts (``to_dict`` output).
+
+    ``defaults`` (the config class's defaults, same nesting): a key absent from ``old`` whose new value is its default
+    is no difference, since ``old`` was written before the key existed and meant that default."""
     out = []
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key, "<absent>"), new.get(key, "<absent>")
+        default = (defaults or {}).get(key, "<absent>")
         if isinstance(a, Mapping) and isinstance(b, Mapping):
-            out += differences(a, b, f"{prefix}{key}.")
+            out += differences(a, b, f"{prefix}{key}.", default if isinstance(default, Mapping) else None)
+        elif key not in old and b == default:
+            continue
         elif a != b:
             out.append(f"{prefix}{key}: {a!r} -> {b!r}")
     return out
