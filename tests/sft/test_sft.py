@@ -159,6 +159,9 @@ def test_sft_eval_gate_override_of_zero_strength_is_the_text_only_baseline(sft_r
     done = cli("train", "sft-eval", *common, *zero, "--out", tmp_path / "zero")
     assert done.returncode == 0, done.stderr
     off, gated = (json.loads((tmp_path / d / "synth-age.json").read_text()) for d in ("off", "zero"))
+    records = [json.loads(line) for line in (tmp_path / "off" / "synth-age.scores.jsonl").read_text().splitlines()]
+    assert [r["seed"] for r in records] == [0, 1, 2, 3] and all(r["id"] and "facesim" in r for r in records)
+    assert sum(r["facesim"] for r in records) / 4 == pytest.approx(off["facesim"])  # what seeds are pooled from
     assert gated["schedule"]["age"]["kind"] == "constant" and gated["schedule"]["age"]["lambda_max"] == 0
     assert gated["facesim"] == off["facesim"] and gated["child_rate"] == off["child_rate"]
     assert (tmp_path / "zero" / "synth-age.png").read_bytes() == (tmp_path / "off" / "synth-age.png").read_bytes()

@@ -46,7 +46,7 @@ def _gallery(manifest: Path, judge: torch.nn.Module) -> tuple[dict, torch.Tensor
 def evaluate_benchmark(run: str | Path, manifest: str | Path, judges: str | Path = JUDGES, identity: bool = True,
                        limit: int | None = None, steps: int = 20, seed: int = 0, batch: int = 16,
                        id_guidance: float = 1.0, schedule: Sequence[str] = (), progress: bool = True
-                       ) -> tuple[dict, np.ndarray]:
+                       ) -> tuple[dict, np.ndarray, list[dict]]:
     """Generate every record of a benchmark manifest with the run's model and score it.
 
     Args:
@@ -55,8 +55,9 @@ def evaluate_benchmark(run: str | Path, manifest: str | Path, judges: str | Path
         schedule: ``KEY=VALUE`` gate overrides for sampling (e.g. ``group.lambda_min=0.2``; analytic gates only).
 
     Returns:
-        ``(metrics, grid)``: :func:`idglow.eval.cast_bench.summarise` plus settings, and a uint8
-        image of the first eight records (reference crops | generation).
+        ``(metrics, grid, scores)``: :func:`idglow.eval.cast_bench.summarise` plus settings, a uint8 image of the
+        first eight records (reference crops | generation), and each record's :func:`score_image` result with its
+        ``id`` and ``seed`` (what pooling over training seeds needs: ``summarise`` of several runs' scores).
     """
     manifest = Path(manifest)
     scorers = load_judges(judges)
@@ -72,14 +73,14 @@ def evaluate_benchmark(run: str | Path, manifest: str | Path, judges: str | Path
         with identity_controls(pipe.model, 1.0, gate):
             images = pipe.sample([r["prompt"] for r in chunk], chunk_refs if identity else None, [r["task"] for r in chunk],
                                  steps=steps, generator=generators, id_guidance=id_guidance)
-        for image, record, crops in zip(images, chunk, chunk_refs):
-            scores.append(score_image(image, crops, record, scorers, gallery))
+        for i, (image, record, crops) in enumerate(zip(images, chunk, chunk_refs)):
+            scores.append({"id": record.get("id"), "seed": seed + start + i, **score_image(image, crops, record, scorers, gallery)})
             if len(rows) < 8:
                 rows.append(np.concatenate([reference_grid(crops, height), to_uint8(image)], axis=1))
     metrics = summarise(scores, read_mu_real(manifest))
     metrics.update({"benchmark": str(manifest), "identity": identity, "id_guidance": id_guidance, "steps": steps, "seed": seed,
                     "run": str(run), **({"schedule": to_dict(gate)} if gate is not None else {})})
-    return metrics, np.concatenate(rows, axis=0)
+    return metrics, np.concatenate(rows, axis=0), scores
 
 
 @torch.no_grad()
@@ -96,14 +97,17 @@ def evaluate_targets(manifest: str | Path, judges: str | Path = JUDGES, limit: i
 
 
 def evaluate_sft(run: str | Path, manifests: list[str], out: str | Path, **kwargs) -> dict[str, dict]:
-    """:func:`evaluate_benchmark` on each manifest; writes ``out/<benchmark>.json`` and ``out/<benchmark>.png``."""
+    """:func:`evaluate_benchmark` on each manifest; writes ``out/<benchmark>.json`` (metrics), ``out/<benchmark>.png``
+    (a grid) and ``out/<benchmark>.scores.jsonl`` (one line of scores per record)."""
     check_run(run)  # before any benchmark is read, so a wrong run is the error the user sees
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results = {}
     for manifest in manifests:
-        metrics, grid = evaluate_benchmark(run, manifest, **kwargs)
+        metrics, grid, scores = evaluate_benchmark(run, manifest, **kwargs)
         name = Path(manifest).stem
+        lines = "".join(json.dumps(score) + "\n" for score in scores)
+        atomic_write(out / f"{name}.scores.jsonl", lambda p, text=lines: p.write_text(text))
         atomic_write(out / f"{name}.json", lambda p, m=metrics: p.write_text(json.dumps(m, indent=2) + "\n"))
         atomic_write(out / f"{name}.png", lambda p, g=grid: Image.fromarray(g).save(p, format="PNG"))
         results[name] = metrics
