@@ -31,6 +31,35 @@ def test_true_renders_score_mu_real_and_the_judges_read_age_and_colour(cast):
 
 
 @pytest.mark.e2e
+def test_copy_paste_is_zero_for_the_true_render_of_the_reference_and_negative_for_its_own_scene(cast):
+    """copy_paste = sim(face, reference) - sim(face, the person in the true render): the true render drawn for its own
+    record scores sim - 1 < 0 (it *is* the true render); a face that is the reference crop itself scores above it."""
+    import torch
+
+    from idglow.cast.crops import to_tensor
+    from idglow.cast.judge_training import load_judges
+    from idglow.data.images import read_rgb
+    from idglow.eval.cast_bench import copy_paste, score_image
+
+    judges = load_judges(JUDGES)
+    bench = cast / "synth-group.jsonl"
+    record = next(json.loads(line) for line in bench.read_text().splitlines() if len(json.loads(line)["refs"]) == 1)
+    refs = torch.stack([to_tensor(read_rgb(cast / r)) for r in record["refs"]])
+    target = to_tensor(read_rgb(cast / record["expected"]["target"]))
+    own = copy_paste(target, target, refs, judges)
+    facesim = score_image(target, refs, {**record, "_line": 1}, judges)["facesim"]
+    assert own == pytest.approx(facesim - 1.0, abs=1e-5) and own < 0
+    # the reference crop pasted over the true render's face: closer to the reference than to the scene's face
+    box = [int(v) for v in judges["detector"].detect(target[None])[0][0, :4].tolist()]
+    pasted = target.clone()
+    h, w = box[3] - box[1], box[2] - box[0]
+    pasted[:, box[1]:box[3], box[0]:box[2]] = torch.nn.functional.interpolate(refs[:1], size=(h, w), mode="bilinear")[0]
+    value = copy_paste(pasted, target, refs, judges)
+    assert value is not None and value > own
+    assert copy_paste(torch.zeros_like(target), target, refs, judges) is None  # no face drawn: nothing to measure
+
+
+@pytest.mark.e2e
 def test_eval_scores_a_generation_folder_and_rejects_mismatches(cast, tmp_path):
     bench = cast / "synth-group.jsonl"
     records = [json.loads(line) for line in bench.read_text().splitlines()]

@@ -73,6 +73,28 @@ def score_image(image: torch.Tensor, refs: torch.Tensor, record: dict, judges: d
     return result
 
 
+@torch.no_grad()
+def copy_paste(image: torch.Tensor, target: torch.Tensor, refs: torch.Tensor, judges: dict[str, torch.nn.Module]) -> float | None:
+    """WithAnyone's copy-paste measure of one generated image [3, H, W] in [-1, 1], given the true render of the same
+    record (``target``, same shape) and the reference crops [N, 3, h, w]: for each reference whose face is found in
+    both images, ``sim(generated face, reference) - sim(generated face, the person's face in the true render)``,
+    averaged. Above 0 the face leans toward the reference photo itself (pose, light) more than toward the same person
+    in this scene; None when no reference is found in both."""
+    ref_emb = judges["judge"](refs)
+
+    def matched(img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        boxes = judges["detector"].detect(img[None])[0][:, :4]
+        if not len(boxes):
+            return ref_emb.new_zeros(0, ref_emb.shape[1]), torch.full((len(refs),), -1)
+        emb = judges["judge"](face_crops(img[None], boxes))
+        return emb, match_faces(ref_emb, emb)[1]
+
+    (gen, gen_match), (true, true_match) = matched(image), matched(target)
+    values = [float(gen[g] @ ref_emb[k] - gen[g] @ true[t])
+              for k, (g, t) in enumerate(zip(gen_match.tolist(), true_match.tolist())) if g >= 0 and t >= 0]
+    return float(np.mean(values)) if values else None
+
+
 def ratio_interval(values: np.ndarray, weights: np.ndarray | None = None, confidence: float = 0.95,
                    resamples: int = 2000) -> list[float]:
     """Bootstrap percentile interval, over records, of ``sum(w * v) / sum(w)`` (the mean when ``weights`` is None):
@@ -114,6 +136,10 @@ def summarise(scores: list[dict], mu_real: float) -> dict:
     }
     out["intervals"] = {"facesim_norm": [v / mu_real for v in ratio_interval([s["facesim"] for s in scores])],
                         "count_accuracy": ratio_interval([s["count_ok"] for s in scores])}
+    copies = [s["copy_paste"] for s in scores if s.get("copy_paste") is not None]
+    if copies:
+        out["copy_paste"] = float(np.mean(copies))
+        out["intervals"]["copy_paste"] = ratio_interval(copies)
     age = [s for s in scores if s["task"] == "age"]
     if age:
         weights = np.array([s["size"] for s in age], dtype=float)

@@ -17,7 +17,8 @@ from idglow.cast.crops import reference_grid, to_tensor, to_uint8
 from idglow.cast.judge_training import load_judges
 from idglow.data.images import read_rgb
 from idglow.data.manifest import evenly_spread, load_manifest
-from idglow.eval.cast_bench import judge_gallery, score_image, summarise
+from idglow.eval.cast_bench import copy_paste, judge_gallery, score_image, summarise
+from idglow.eval.cast_quality import cast_quality
 from idglow.eval.mu_real import read_mu_real
 from idglow.generate.controls import gate_config_with, identity_controls
 from idglow.generate.pipeline import IdGlowPipeline
@@ -66,7 +67,7 @@ def evaluate_benchmark(run: str | Path, manifest: str | Path, judges: str | Path
     height, width = read_rgb(manifest.parent / records[0]["expected"]["target"], f"{manifest}: target").shape[:2]
     pipe = IdGlowPipeline.from_run(run, height, width)
     gate = gate_config_with(pipe.model.config.identity.gate, list(schedule)) if schedule else None
-    scores, rows = [], []
+    scores, rows, generated, targets = [], [], [], []
     for start in tqdm(range(0, len(records), batch), desc=f"{manifest.stem}", disable=not progress):
         chunk, chunk_refs = records[start : start + batch], refs[start : start + batch]
         generators = [torch.Generator().manual_seed(seed + start + i) for i in range(len(chunk))]
@@ -74,10 +75,18 @@ def evaluate_benchmark(run: str | Path, manifest: str | Path, judges: str | Path
             images = pipe.sample([r["prompt"] for r in chunk], chunk_refs if identity else None, [r["task"] for r in chunk],
                                  steps=steps, generator=generators, id_guidance=id_guidance)
         for i, (image, record, crops) in enumerate(zip(images, chunk, chunk_refs)):
-            scores.append({"id": record.get("id"), "seed": seed + start + i, **score_image(image, crops, record, scorers, gallery)})
+            score = {"id": record.get("id"), "seed": seed + start + i, **score_image(image, crops, record, scorers, gallery)}
+            target = to_tensor(read_rgb(manifest.parent / record["expected"]["target"], f"{manifest}:{record['_line']}: target"))
+            scores.append({**score, "copy_paste": copy_paste(image, target, crops, scorers)})
+            generated.append(image)
+            targets.append(target)
             if len(rows) < 8:
                 rows.append(np.concatenate([reference_grid(crops, height), to_uint8(image)], axis=1))
     metrics = summarise(scores, read_mu_real(manifest))
+    if len(generated) >= 2:  # naturalness: Fréchet distance of judge features to the same records' true renders
+        quality = cast_quality(scorers["detector"], torch.stack(generated), torch.stack(targets),
+                               [r["expected"]["count"] for r in records])
+        metrics["frechet_judge"] = quality["frechet_judge"]
     metrics.update({"benchmark": str(manifest), "identity": identity, "id_guidance": id_guidance, "steps": steps, "seed": seed,
                     "run": str(run), **({"schedule": to_dict(gate)} if gate is not None else {})})
     return metrics, np.concatenate(rows, axis=0), scores

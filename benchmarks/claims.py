@@ -1,0 +1,198 @@
+"""What reproduces: the paper's claims, each at equal budget with several training seeds (issue 22).
+
+Claims measured here (``--claims``):
+
+- ``group`` (i): the group gate: linear decay (the paper) vs constant vs decay reversed (identity late), the identity
+  loss following the gate in every variant: FaceSim/mu against naturalness (Fréchet distance of judge features to
+  the true renders, count accuracy, copy-paste), with a Pareto plot.
+- ``age`` (ii): the age gate: the mid-noise window (the paper) vs constant vs linear decay, and the window moved and
+  widened: child rate, mini-adult rate and FaceSim/mu (the stability-plasticity frontier).
+- ``dpo`` (iii): Flow-DPO (sigmoid, weighted, margin) on each seed's paper-recipe SFT run vs that SFT run.
+
+The group and age gates are separate schedules, so one SFT run per seed serves a group variant and an age variant
+(``SFT_RUNS``). Every SFT run is ``configs/sft-lora.yaml`` for ``--sft-steps`` steps (a budget in steps, the same on
+any machine) with ``--seed``; every cell is scored by ``idglow train sft-eval`` on ``--limit`` records of each
+held-out benchmark. Per-record scores of all seeds are pooled (``idglow.eval.pooling``): 95% bootstrap intervals over
+the pooled records, beside each seed's value and the seed-to-seed spread. Resumable: training resumes from its
+checkpoints and finished evaluations are reused, so re-running the same command continues where it stopped.
+
+    python benchmarks/claims.py [--claims group age dpo] [--seeds 0 1] [--sft-steps 600] [--limit 100] [--out runs/claims]
+
+Writes ``OUT/results.json``, ``OUT/results.md`` (the tables) and ``OUT/group_pareto.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+ROOT = Path(__file__).parents[1]
+BENCHMARKS = ("synth-group", "synth-age")
+GATE = "--model.identity.gate"
+# SFT run name -> (group schedule, age schedule, config overrides)
+SFT_RUNS = {
+    "paper": ("linear decay", "window 0.3-0.7", []),
+    "constant": ("constant", "constant", [f"{GATE}.group.kind", "constant", f"{GATE}.age.kind", "constant"]),
+    "reversed": ("decay reversed", "linear decay", [f"{GATE}.group.increasing", "true", f"{GATE}.age.kind", "linear_decay"]),
+    "window-early": ("linear decay", "window 0.1-0.5", [f"{GATE}.age.sigma_lo", "0.1", f"{GATE}.age.sigma_hi", "0.5"]),
+    "window-late": ("linear decay", "window 0.5-0.9", [f"{GATE}.age.sigma_lo", "0.5", f"{GATE}.age.sigma_hi", "0.9"]),
+    "window-wide": ("linear decay", "window 0.15-0.85", [f"{GATE}.age.sigma_lo", "0.15", f"{GATE}.age.sigma_hi", "0.85"]),
+}
+CLAIM_RUNS = {"group": ["paper", "constant", "reversed"],
+              "age": ["paper", "constant", "reversed", "window-early", "window-late", "window-wide"],
+              "dpo": ["paper"]}
+DPO_LOSSES = ("sigmoid", "weighted", "margin")
+COLUMNS = {
+    "synth-group": [("facesim_norm", "FaceSim/mu"), ("count_accuracy", "count acc"), ("frechet_judge", "Fréchet"),
+                    ("copy_paste", "copy-paste"), ("identification", "identified"), ("leakage_rate", "leakage")],
+    "synth-age": [("facesim_norm", "FaceSim/mu"), ("child_rate", "child rate"), ("mini_adult_rate", "mini-adult rate"),
+                  ("count_accuracy", "count acc"), ("frechet_judge", "Fréchet")],
+}
+
+
+def run(*argv: str) -> None:
+    print("+", " ".join(argv), flush=True)
+    subprocess.run([sys.executable, "-m", "idglow", *argv], check=True, cwd=ROOT)
+
+
+def train_sft(name: str, seed: int, args) -> Path:
+    out = Path(args.out) / f"sft-{name}-s{seed}"
+    if not (out / "final" / "identity_branch.safetensors").is_file() or _steps(out) < args.sft_steps:
+        run("train", "sft", "--config", "configs/sft-lora.yaml", "--out", str(out), "--seed", str(seed),
+            "--optim.steps", str(args.sft_steps), "--optim.max_minutes", "0", "--diagnostics.every", "0",
+            "--log.progress", "false", *SFT_RUNS[name][2])
+    return out
+
+
+def train_dpo(sft: Path, loss: str, seed: int, args) -> Path:
+    pairs = sft / "pairs"
+    if not (pairs / "pairs.jsonl").is_file():
+        run("pairs", "build", "--run", str(sft), "--items", str(args.pairs_items), "--candidates", "4", "--out", str(pairs))
+    out = Path(args.out) / f"dpo-{loss}-s{seed}"
+    if not (out / "final" / "lora.safetensors").is_file():
+        run("train", "dpo", "--config", "configs/synth-dpo.yaml", "--sft", str(sft), "--out", str(out), "--seed", str(seed),
+            "--data.manifests", f"[{pairs / 'pairs.jsonl'}]", "--dpo.loss", loss, "--log.progress", "false")
+    return out
+
+
+def _steps(run_dir: Path) -> int:
+    log = run_dir / "log.jsonl"
+    lines = log.read_text().splitlines() if log.is_file() else []
+    return json.loads(lines[-1]).get("step", 0) if lines else 0
+
+
+def evaluate(run_dir: Path, args) -> Path:
+    out = run_dir / f"claims-eval-{args.limit}"
+    if not all((out / f"{b}.scores.jsonl").is_file() for b in BENCHMARKS):
+        run("train", "sft-eval", "--run", str(run_dir), "--limit", str(args.limit), "--out", str(out))
+    return out
+
+
+def pool(folders: list[Path]) -> dict[str, dict]:
+    """Each benchmark's pooled summary over the seeds' evaluation folders, Fréchet averaged over seeds (a set-level
+    distance: no per-record values to pool)."""
+    from idglow.eval.pooling import pooled_summary, read_scores
+
+    result = {}
+    for bench in BENCHMARKS:
+        metrics = [json.loads((f / f"{bench}.json").read_text()) for f in folders]
+        pooled = pooled_summary([read_scores(f, bench) for f in folders], metrics[0]["mu_real"])
+        frechet = [m["frechet_judge"] for m in metrics]
+        pooled["frechet_judge"], pooled["per_seed"]["frechet_judge"] = sum(frechet) / len(frechet), frechet
+        pooled["spread"]["frechet_judge"] = max(frechet) - min(frechet)
+        result[bench] = pooled
+    return result
+
+
+def cell(summary: dict, key: str) -> str:
+    value = summary.get(key)
+    if value is None:
+        return "–"
+    low_high = summary.get("intervals", {}).get(key)
+    spread = summary.get("spread", {}).get(key)
+    text = f"{value:.3f}" + (f" [{low_high[0]:.3f}, {low_high[1]:.3f}]" if low_high else "")
+    return text + (f" ±{spread / 2:.3f}" if spread is not None else "")
+
+
+def table(rows: dict[str, dict], bench: str, label: str) -> str:
+    head = f"| {label} | seeds | " + " | ".join(name for _, name in COLUMNS[bench]) + " |"
+    lines = [head, "|---|---|" + "---|" * len(COLUMNS[bench])]
+    for name, result in rows.items():
+        summary = result[bench]
+        lines.append(f"| {name} | {summary['seeds']} | " + " | ".join(cell(summary, k) for k, _ in COLUMNS[bench]) + " |")
+    return "\n".join(lines)
+
+
+def pareto_plot(rows: dict[str, dict], path: Path) -> None:
+    """Group FaceSim/mu (identity) against Fréchet (naturalness, lower is better), one point per variant with its
+    interval and each seed as a small dot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for name, result in rows.items():
+        g = result["synth-group"]
+        low, high = g["intervals"]["facesim_norm"]
+        ax.errorbar(g["frechet_judge"], g["facesim_norm"], yerr=[[g["facesim_norm"] - low], [high - g["facesim_norm"]]],
+                    marker="o", capsize=3, label=name)
+        ax.scatter(g["per_seed"]["frechet_judge"], g["per_seed"]["facesim_norm"], s=8, color="grey")
+    ax.set_xlabel("Fréchet distance to true renders (judge features; lower = more natural)")
+    ax.set_ylabel("synth-group FaceSim / mu_real")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--claims", nargs="+", choices=sorted(CLAIM_RUNS), default=["group", "age", "dpo"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1], help="training seeds (at least two; default 0 1)")
+    parser.add_argument("--sft-steps", type=int, default=600, help="SFT budget of every variant in steps (default: 600)")
+    parser.add_argument("--pairs-items", type=int, default=200, help="training scenes per DPO pair build (default: 200)")
+    parser.add_argument("--limit", type=int, default=100, help="records of each benchmark, evenly spread (default: 100)")
+    parser.add_argument("--out", default="runs/claims", help="runs and results (default: runs/claims)")
+    args = parser.parse_args()
+    if len(set(args.seeds)) < 2:
+        parser.error("--seeds: at least two different training seeds (intervals and spread need them)")
+    os.chdir(ROOT)
+    names = sorted({n for c in args.claims for n in CLAIM_RUNS[c]}, key=list(SFT_RUNS).index)
+    sft = {n: [train_sft(n, s, args) for s in args.seeds] for n in names}
+    results = {n: pool([evaluate(r, args) for r in runs]) for n, runs in sft.items()}
+    sections, out = [], Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if "group" in args.claims:
+        rows = {f"{SFT_RUNS[n][0]} ({n})": results[n] for n in CLAIM_RUNS["group"]}
+        sections.append("(i) group gate\n\n" + table(rows, "synth-group", "group gate"))
+        pareto_plot(rows, out / "group_pareto.png")
+    if "age" in args.claims:
+        rows = {f"{SFT_RUNS[n][1]} ({n})": results[n] for n in CLAIM_RUNS["age"]}
+        sections.append("(ii) age gate\n\n" + table(rows, "synth-age", "age gate"))
+    if "dpo" in args.claims:
+        dpo = {f"SFT ({SFT_RUNS['paper'][0]} / {SFT_RUNS['paper'][1]})": results["paper"]}
+        for loss in DPO_LOSSES:
+            runs = [train_dpo(r, loss, s, args) for r, s in zip(sft["paper"], args.seeds)]
+            dpo[f"DPO {loss}"] = pool([evaluate(r, args) for r in runs])
+        sections.append("(iii) DPO\n\n" + "\n\n".join(table(dpo, b, "model") for b in BENCHMARKS))
+        results.update({k: v for k, v in dpo.items() if k.startswith("DPO")})
+    settings = {"seeds": args.seeds, "sft_steps": args.sft_steps, "limit": args.limit, "pairs_items": args.pairs_items}
+    (out / "results.json").write_text(json.dumps({"settings": settings, "results": results}, indent=2) + "\n")
+    note = (f"{len(args.seeds)} training seeds per row ({', '.join(map(str, args.seeds))}), SFT {args.sft_steps} steps, "
+            f"{args.limit} records per benchmark per seed; value [95% bootstrap interval over the pooled records] "
+            "±half the seed-to-seed range.")
+    text = note + "\n\n" + "\n\n".join(sections) + "\n"
+    (out / "results.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
