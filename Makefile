@@ -24,7 +24,7 @@ demo: $(BIN)/.installed
 # One pytest worker per core; a test file stays on one worker, so its module fixtures are built once. Files go out
 # in collection order (tests/conftest.py puts the longest, the demo's, first), not re-sorted by test count.
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -n auto --dist loadfile --no-loadscope-reorder
+	$(BIN)/python -m pytest -n auto --dist loadfile --no-loadscope-reorder --durations=15
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/identity_overhead.py

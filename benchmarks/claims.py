@@ -78,7 +78,8 @@ def train_dpo(sft: Path, loss: str, seed: int, args) -> Path:
     out = Path(args.out) / f"dpo-{loss}-s{seed}"
     if not (out / "final" / "lora.safetensors").is_file():
         run("train", "dpo", "--config", "configs/synth-dpo.yaml", "--sft", str(sft), "--out", str(out), "--seed", str(seed),
-            "--data.manifests", f"[{pairs / 'pairs.jsonl'}]", "--dpo.loss", loss, "--log.progress", "false")
+            "--data.manifests", f"[{pairs / 'pairs.jsonl'}]", "--dpo.loss", loss, "--optim.steps", str(args.dpo_steps),
+            "--optim.max_minutes", "0", "--log.progress", "false")
     return out
 
 
@@ -158,6 +159,7 @@ def main() -> None:
     parser.add_argument("--claims", nargs="+", choices=sorted(CLAIM_RUNS), default=["group", "age", "dpo"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1], help="training seeds (at least two; default 0 1)")
     parser.add_argument("--sft-steps", type=int, default=600, help="SFT budget of every variant in steps (default: 600)")
+    parser.add_argument("--dpo-steps", type=int, default=200, help="DPO budget in steps (default: 200, configs/synth-dpo.yaml)")
     parser.add_argument("--pairs-items", type=int, default=200, help="training scenes per DPO pair build (default: 200)")
     parser.add_argument("--limit", type=int, default=100, help="records of each benchmark, evenly spread (default: 100)")
     parser.add_argument("--out", default="runs/claims", help="runs and results (default: runs/claims)")
@@ -184,7 +186,7 @@ def main() -> None:
             dpo[f"DPO {loss}"] = pool([evaluate(r, args) for r in runs])
         sections.append("(iii) DPO\n\n" + "\n\n".join(table(dpo, b, "model") for b in BENCHMARKS))
         results.update({k: v for k, v in dpo.items() if k.startswith("DPO")})
-    settings = {"seeds": args.seeds, "sft_steps": args.sft_steps, "limit": args.limit, "pairs_items": args.pairs_items}
+    settings = {"seeds": args.seeds, "sft_steps": args.sft_steps, "dpo_steps": args.dpo_steps, "limit": args.limit, "pairs_items": args.pairs_items}
     (out / "results.json").write_text(json.dumps({"settings": settings, "results": results}, indent=2) + "\n")
     note = (f"{len(args.seeds)} training seeds per row ({', '.join(map(str, args.seeds))}), SFT {args.sft_steps} steps, "
             f"{args.limit} records per benchmark per seed; value [95% bootstrap interval over the pooled records] "

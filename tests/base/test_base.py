@@ -83,7 +83,7 @@ def test_tiny_run_writes_logs_checkpoints_weights_and_samples(cast, tmp_path):
 
 @pytest.mark.e2e
 def test_sigkill_then_rerun_ends_with_the_uninterrupted_weights(cast, tmp_path):
-    steps = ["--optim.steps", "30", "--log.checkpoint_every", "1", "--log.log_every", "5"]
+    steps = ["--optim.steps", "15", "--log.checkpoint_every", "1", "--log.log_every", "5"]
     reference = _train(tmp_path / "ref", cast, *steps)
     assert reference.wait(timeout=300) == 0
     killed_dir = tmp_path / "killed"

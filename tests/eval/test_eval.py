@@ -44,8 +44,8 @@ def test_copy_paste_is_zero_for_the_true_render_of_the_reference_and_negative_fo
     judges = load_judges(JUDGES)
     bench = cast / "synth-group.jsonl"
     record = next(json.loads(line) for line in bench.read_text().splitlines() if len(json.loads(line)["refs"]) == 1)
-    refs = torch.stack([to_tensor(read_rgb(cast / r)) for r in record["refs"]])
-    target = to_tensor(read_rgb(cast / record["expected"]["target"]))
+    refs = torch.stack([to_tensor(read_rgb(cast / r, "ref")) for r in record["refs"]])
+    target = to_tensor(read_rgb(cast / record["expected"]["target"], "target"))
     own = copy_paste(target, target, refs, judges)
     facesim = score_image(target, refs, {**record, "_line": 1}, judges)["facesim"]
     assert own == pytest.approx(facesim - 1.0, abs=1e-5) and own < 0
