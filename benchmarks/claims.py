@@ -184,7 +184,7 @@ def main() -> None:
         for loss in DPO_LOSSES:
             runs = [train_dpo(r, loss, s, args) for r, s in zip(sft["paper"], args.seeds)]
             dpo[f"DPO {loss}"] = pool([evaluate(r, args) for r in runs])
-        sections.append("(iii) DPO\n\n" + "\n\n".join(table(dpo, b, "model") for b in BENCHMARKS))
+        sections.append("(iii) DPO\n\n" + "\n\n".join(f"{b}:\n\n" + table(dpo, b, "model") for b in BENCHMARKS))
         results.update({k: v for k, v in dpo.items() if k.startswith("DPO")})
     settings = {"seeds": args.seeds, "sft_steps": args.sft_steps, "dpo_steps": args.dpo_steps, "limit": args.limit, "pairs_items": args.pairs_items}
     (out / "results.json").write_text(json.dumps({"settings": settings, "results": results}, indent=2) + "\n")
