@@ -47,8 +47,9 @@ def test_copy_paste_is_zero_for_the_true_render_of_the_reference_and_negative_fo
     refs = torch.stack([to_tensor(read_rgb(cast / r, "ref")) for r in record["refs"]])
     target = to_tensor(read_rgb(cast / record["expected"]["target"], "target"))
     own = copy_paste(target, target, refs, judges)
-    facesim = score_image(target, refs, {**record, "_line": 1}, judges)["facesim"]
-    assert own == pytest.approx(facesim - 1.0, abs=1e-5) and own < 0
+    scored = score_image(target, refs, {**record, "_line": 1}, judges, target=target)
+    assert own == pytest.approx(scored["facesim"] - 1.0, abs=1e-5) and own < 0
+    assert scored["copy_paste"] == pytest.approx(own)  # what sft-eval records, from the faces it already matched
     # the reference crop pasted over the true render's face: closer to the reference than to the scene's face
     box = [int(v) for v in judges["detector"].detect(target[None])[0][0, :4].tolist()]
     pasted = target.clone()

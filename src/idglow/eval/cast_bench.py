@@ -30,14 +30,23 @@ from idglow.eval.facesim import identified, match_faces
 
 
 @torch.no_grad()
-def score_image(image: torch.Tensor, refs: torch.Tensor, record: dict, judges: dict[str, torch.nn.Module],
-                gallery: tuple[dict, torch.Tensor] | None = None) -> dict:
-    """Judge one generated image [3, H, W] in [-1, 1] against its reference crops [N, 3, h, w] and benchmark record;
-    with the benchmark's identity gallery (:func:`judge_gallery`) also identification (top-1 among its identities)."""
+def _matched_faces(image: torch.Tensor, ref_emb: torch.Tensor, judges: dict[str, torch.nn.Module]
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The faces the detector finds in ``image`` [3, H, W], Hungarian-matched to the references' embeddings [N, D]:
+    ``(boxes [F, 4], embeddings [F, D], similarity [N], face index [N] (-1: unmatched))``."""
     boxes = judges["detector"].detect(image[None])[0][:, :4]
-    ref_emb = judges["judge"](refs)
     face_emb = judges["judge"](face_crops(image[None], boxes)) if len(boxes) else ref_emb.new_zeros(0, ref_emb.shape[1])
     sim, match = match_faces(ref_emb, face_emb)
+    return boxes, face_emb, sim, match
+
+
+def score_image(image: torch.Tensor, refs: torch.Tensor, record: dict, judges: dict[str, torch.nn.Module],
+                gallery: tuple[dict, torch.Tensor] | None = None, target: torch.Tensor | None = None) -> dict:
+    """Judge one generated image [3, H, W] in [-1, 1] against its reference crops [N, 3, h, w] and benchmark record;
+    with the benchmark's identity gallery (:func:`judge_gallery`) also identification (top-1 among its identities);
+    with the record's true render ``target`` [3, H, W] also ``copy_paste`` (:func:`copy_paste`)."""
+    ref_emb = judges["judge"](refs)
+    boxes, face_emb, sim, match = _matched_faces(image, ref_emb, judges)
     matched = match >= 0
     expected = record["expected"]
     result = {"facesim": float(sim.mean()), "count_ok": float(len(boxes) == expected["count"]), "size": len(refs),
@@ -65,6 +74,8 @@ def score_image(image: torch.Tensor, refs: torch.Tensor, record: dict, judges: d
         if predicted != own[slot] and predicted in others:
             leaked_slots.append(slot)
     result["matched"] = int(matched.sum())
+    if target is not None:
+        result["copy_paste"] = _copy_paste(face_emb, match, ref_emb, target, judges)
     result["own_colour"], result["leaked"] = wearing_own, len(leaked_slots)
     # per reference, for the badcase library: who leaked, who was drawn as an adult, who is missing
     result["leaked_slots"] = leaked_slots
@@ -81,17 +92,16 @@ def copy_paste(image: torch.Tensor, target: torch.Tensor, refs: torch.Tensor, ju
     averaged. Above 0 the face leans toward the reference photo itself (pose, light) more than toward the same person
     in this scene; None when no reference is found in both."""
     ref_emb = judges["judge"](refs)
+    _, face_emb, _, match = _matched_faces(image, ref_emb, judges)
+    return _copy_paste(face_emb, match, ref_emb, target, judges)
 
-    def matched(img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        boxes = judges["detector"].detect(img[None])[0][:, :4]
-        if not len(boxes):
-            return ref_emb.new_zeros(0, ref_emb.shape[1]), torch.full((len(refs),), -1)
-        emb = judges["judge"](face_crops(img[None], boxes))
-        return emb, match_faces(ref_emb, emb)[1]
 
-    (gen, gen_match), (true, true_match) = matched(image), matched(target)
-    values = [float(gen[g] @ ref_emb[k] - gen[g] @ true[t])
-              for k, (g, t) in enumerate(zip(gen_match.tolist(), true_match.tolist())) if g >= 0 and t >= 0]
+def _copy_paste(face_emb: torch.Tensor, match: torch.Tensor, ref_emb: torch.Tensor, target: torch.Tensor,
+                judges: dict[str, torch.nn.Module]) -> float | None:
+    """:func:`copy_paste` from the generated image's matched faces (embeddings [F, D], face index [N])."""
+    _, true_emb, _, true_match = _matched_faces(target, ref_emb, judges)
+    values = [float(face_emb[g] @ ref_emb[k] - face_emb[g] @ true_emb[t])
+              for k, (g, t) in enumerate(zip(match.tolist(), true_match.tolist())) if g >= 0 and t >= 0]
     return float(np.mean(values)) if values else None
 
 

@@ -17,7 +17,7 @@ from idglow.cast.crops import reference_grid, to_tensor, to_uint8
 from idglow.cast.judge_training import load_judges
 from idglow.data.images import read_rgb
 from idglow.data.manifest import evenly_spread, load_manifest
-from idglow.eval.cast_bench import copy_paste, judge_gallery, score_image, summarise
+from idglow.eval.cast_bench import judge_gallery, score_image, summarise
 from idglow.eval.cast_quality import cast_quality
 from idglow.eval.mu_real import read_mu_real
 from idglow.generate.controls import gate_config_with, identity_controls
@@ -75,9 +75,9 @@ def evaluate_benchmark(run: str | Path, manifest: str | Path, judges: str | Path
             images = pipe.sample([r["prompt"] for r in chunk], chunk_refs if identity else None, [r["task"] for r in chunk],
                                  steps=steps, generator=generators, id_guidance=id_guidance)
         for i, (image, record, crops) in enumerate(zip(images, chunk, chunk_refs)):
-            score = {"id": record.get("id"), "seed": seed + start + i, **score_image(image, crops, record, scorers, gallery)}
             target = to_tensor(read_rgb(manifest.parent / record["expected"]["target"], f"{manifest}:{record['_line']}: target"))
-            scores.append({**score, "copy_paste": copy_paste(image, target, crops, scorers)})
+            scores.append({"id": record.get("id"), "seed": seed + start + i,
+                           **score_image(image, crops, record, scorers, gallery, target)})
             generated.append(image)
             targets.append(target)
             if len(rows) < 8:
