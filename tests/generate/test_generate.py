@@ -142,3 +142,22 @@ def test_image_to_image_starts_from_the_noised_image(sft_run):
         run(sigma_start=0.5)
     with pytest.raises(ValueError, match="init_images: 1 images for 2 prompts"):
         run(init_images=init[:1], sigma_start=0.5)
+
+
+@pytest.mark.e2e
+def test_generate_starts_from_the_model_folders_recommended_sampler(cast, sft_run, tmp_path):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(sft_run, model, ignore=shutil.ignore_patterns("checkpoints", "samples"))
+    (model / "sampler.json").write_text(json.dumps({
+        "group": {"id_guidance": 1.5, "schedule": ["group.lambda_min=0.3"]}, "age": {"id_guidance": 1.25, "schedule": []}}))
+    refs = [str(p) for p in sorted((cast / "images").rglob("*.png"))[:2]]
+    common = ["generate", "--run", str(model), "--prompt", "two people", "--refs", *refs, "--steps", "1"]
+    for argv, guidance, floor in [([], 1.5, 0.3), (["--task", "age"], 1.25, 0.0), (["--sampler", "trained"], 1.0, 0.0),
+                                  (["--id-guidance", "2"], 2.0, 0.3)]:
+        done = cli(*common, "--out", str(tmp_path / "out"), "--name", f"g{guidance}", *argv)
+        assert done.returncode == 0, done.stderr
+        meta = json.loads((tmp_path / "out" / f"g{guidance}.json").read_text())
+        assert meta["id_guidance"] == guidance and meta["schedule"]["group"]["lambda_min"] == floor, argv
+        assert ("recommended by" in done.stdout) == ("trained" not in argv), done.stdout

@@ -23,9 +23,15 @@ def test_shipped_model_generates_from_its_gallery_with_no_training(tmp_path):
                "a group photo of two people in a park: the person on the left wears red, the person on the right wears blue")
     assert done.returncode == 0, done.stderr
     assert Image.open(tmp_path / "image.png").size == (128, 64)
+    # it samples as its sampler.json recommends for group photos, chosen from the scores in its provenance
+    sampler = json.loads((MODEL / "sampler.json").read_text())
+    sidecar = json.loads((tmp_path / "image.json").read_text())
+    assert "recommended by" in done.stdout and sidecar["id_guidance"] == sampler["group"]["id_guidance"]
     provenance = json.loads((MODEL / "provenance.json").read_text())
     assert set(provenance["stages"]) == {"sft", "dpo"} and all(s["steps"] > 0 for s in provenance["stages"].values())
     assert {"synth-group", "synth-age"} <= set(provenance["scores"]) and provenance["commit"] != "unknown"
+    chosen = provenance["scores"][sampler["group"]["chosen_from"]]
+    assert chosen["facesim_norm"] == sampler["group"]["facesim_norm"] and chosen["count_accuracy"] >= 0.9
 
 
 def test_shipped_model_without_references_is_the_shipped_base_model():

@@ -255,6 +255,13 @@ def test_identity_guidance_extrapolates_the_velocity_from_the_base_model():
     one_step = sample_packed(model, noise, *args, identity=cond, task="group", num_steps=1, id_guidance=3.0)
     # one Euler step from sigma 1 to 0: x0 = noise - v
     torch.testing.assert_close(one_step, noise - (v_none + 3.0 * (v_id - v_none)), rtol=0, atol=1e-5)
+    # one scale per sample (e.g. per task): each sample as if sampled alone with its own scale
+    mixed = sample_packed(model, noise, *args, identity=cond, task="group", num_steps=2, id_guidance=[1.0, 3.0])
+    for b, g in enumerate((1.0, 3.0)):
+        alone = sample_packed(model, noise, *args, identity=cond, task="group", num_steps=2, id_guidance=g)
+        torch.testing.assert_close(mixed[b], alone[b], rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="3 scales for 2 samples"):
+        sample_packed(model, noise, *args, identity=cond, task="group", num_steps=1, id_guidance=[1.0, 2.0, 3.0])
 
 
 def test_processors_wrap_diffusers_and_only_chosen_blocks_inject():

@@ -126,6 +126,23 @@ def test_app_model_uses_the_sliders_for_one_call_and_names_bad_input(served):
     assert fig.axes[0].get_ylim()[1] >= 1.5
 
 
+def test_the_app_starts_at_the_model_folders_recommended_sampler():
+    from types import SimpleNamespace
+
+    from idglow.identity.config import GateConfig, IdentityConfig
+    from idglow.runs.sampler import SamplerSettings
+    from idglow.serve.app import AppModel, ScheduleInputs
+
+    config = SimpleNamespace(identity=IdentityConfig(gate=GateConfig()))
+    recommended = {"group": SamplerSettings(1.5, ("group.lambda_min=0.3",)), "age": SamplerSettings(1.25)}
+    model = AppModel(SimpleNamespace(model=SimpleNamespace(config=config), recommended=recommended), [], backend=None)
+    assert (model.guidance("group"), model.guidance("age")) == (1.5, 1.25)
+    start = ScheduleInputs.of(model.start_gate)
+    assert start.group_min == 0.3 and start.age_kind == "window" and model.gate.group.lambda_min == 0.0
+    plain = AppModel(SimpleNamespace(model=SimpleNamespace(config=config), recommended={}), [], backend=None)
+    assert plain.guidance("age") == 1.0 and plain.start_gate == plain.gate
+
+
 def test_written_prompts_follow_the_cast_caption_form():
     assert write_prompt(1, "group", "studio", seed=3).startswith("a photo of one person wearing ")
     three = write_prompt(3, "age", "park", seed=0)

@@ -38,8 +38,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype or ("bf16" if device.startswith("cuda") else "fp32")]
     pipe = IdGlowPipeline.from_run(args.run, args.height, args.width, device=device, dtype=dtype, precision=args.precision)
-    schedule = override_schedules(pipe, args.schedule or [])
-    options = SamplingOptions(seed=args.seed, steps=args.steps, id_guidance=args.id_guidance)
+    id_guidance, overrides = _sampler(args, pipe)
+    schedule = override_schedules(pipe, overrides)
+    options = SamplingOptions(seed=args.seed, steps=args.steps, id_guidance=id_guidance)
     out = Path(args.out)
     if args.benchmark:
         counts = generate_benchmark(pipe, args.run, args.benchmark, options, out, schedule, limit=args.limit, batch=args.batch)
@@ -48,6 +49,26 @@ def cmd_generate(args: argparse.Namespace) -> int:
         path = generate_one(pipe, args.run, args.prompt, files, args.task, options, out, args.name, schedule)
         print(f"wrote {path} and {path.with_suffix('.json')}")
     return 0
+
+
+def _sampler(args: argparse.Namespace, pipe) -> tuple[float, list[str]]:
+    """Identity guidance and gate overrides: those given, else what the model folder recommends for the task
+    (``sampler.json``; none for a training run), else guidance 1 and the trained gate. Says which on stdout."""
+    from idglow.data.manifest import load_manifest
+    from idglow.runs.sampler import settings_for
+
+    tasks = [args.task] if args.prompt else sorted({r["task"] for r in load_manifest(Path(args.benchmark), "benchmark")})
+    recommended = {} if args.sampler == "trained" else pipe.recommended
+    guidance, overrides = settings_for(recommended, tasks)
+    if args.id_guidance is None and len(set(guidance)) > 1:
+        raise ValueError(f"id-guidance: {args.benchmark} mixes tasks ({', '.join(tasks)}) whose recommended guidance "
+                         f"differs ({', '.join(f'{g:g}' for g in guidance)}); give --id-guidance, or --sampler trained")
+    id_guidance = guidance[0] if args.id_guidance is None else args.id_guidance
+    overrides = overrides if args.schedule is None else args.schedule
+    chosen = [t for t in tasks if t in recommended and (args.id_guidance is None or args.schedule is None)]
+    origin = f"recommended by {args.run}/sampler.json for {', '.join(chosen)}" if chosen else "given or trained"
+    print(f"sampler: identity guidance {id_guidance:g}, gate {', '.join(overrides) or 'as trained'} ({origin})")
+    return id_guidance, list(overrides)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -123,10 +144,17 @@ def register(sub) -> None:
     p.add_argument("--name", default="image", help="file name (without .png) of a single image (default: image)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="noise seed; benchmark record k uses seed + k (default: 0)")
     p.add_argument("--steps", type=positive_int, default=20, help="Euler steps (default: 20)")
-    p.add_argument("--id-guidance", type=non_negative_float, default=1.0,
-                   help="identity guidance g: v_none + g (v_id - v_none); 1 = off (default: 1)")
+    p.add_argument("--id-guidance", type=non_negative_float, default=None,
+                   help="identity guidance g: v_none + g (v_id - v_none); 1 = off (default: the model folder's "
+                        "recommendation for the task, see --sampler; else 1)")
     p.add_argument("--schedule", action="append", metavar="KEY=VALUE",
-                   help="override the gate, e.g. group.kind=constant or age.sigma_lo=0.2 (repeatable; analytic gates only)")
+                   help="override the gate, e.g. group.kind=constant or age.sigma_lo=0.2 (repeatable; analytic gates "
+                        "only; default: the model folder's recommendation for the task, see --sampler)")
+    p.add_argument("--sampler", choices=["recommended", "trained"], default="recommended",
+                   help="defaults for --id-guidance and --schedule: recommended = the settings in the model folder's "
+                        "sampler.json for the task (the best held-out FaceSim/mu that keeps count accuracy >= 0.9 / "
+                        "child rate >= 0.85; `idglow train export --scores` writes it); trained = guidance 1 and the "
+                        "gate the model was trained with (default: recommended)")
     p.add_argument("--height", type=positive_int, default=64, help="image height in pixels (default: 64)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available, else cpu)")
     p.add_argument("--dtype", choices=["fp32", "bf16"], help="weights (default: bf16 on CUDA, fp32 on the CPU)")

@@ -37,6 +37,7 @@ from idglow.identity.branch import pad_references
 from idglow.models import IdGlowTransformer
 from idglow.models.lora import adapters_disabled
 from idglow.runs.load import EXPORTED, is_exported_model, load_run, weights_fingerprint
+from idglow.runs.sampler import SAMPLER, SamplerSettings, read_sampler, settings_for
 from idglow.utils.precision import resolve_precision
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
@@ -83,6 +84,8 @@ class IdGlowPipeline:
         self.source: str | None = None  # the folder the pipeline was loaded from (save_pretrained copies its provenance)
         self.embedder = None
         self.weights: str | None = None  # the run's weights fingerprint (from_run), recorded in generation sidecars
+        # per task, the sampler the model folder recommends (its sampler.json); {} = guidance 1 and the trained gate
+        self.recommended: dict[str, SamplerSettings] = {}
         if cfg.model.identity.encoder == "embedding":
             self.embedder = load_reference_embedder(cfg).to(self.device)
 
@@ -94,6 +97,7 @@ class IdGlowPipeline:
         model, cfg = load_run(run, dtype, quantization_config=quantization_config)
         pipe = cls(_placed(model, device, dtype), cfg, height, width, _ref_size(cfg), device=device, precision=precision)
         pipe.weights, pipe.source = weights_fingerprint(run), str(run)
+        pipe.recommended = read_sampler(run)
         return pipe
 
     @classmethod
@@ -151,6 +155,8 @@ class IdGlowPipeline:
         base_config = None if adapter_only else json.loads((Path(self.cfg.base) / "train_config.json").read_text())
         write_model_folder(self.model, self.cfg, base_config, tmp)
         (tmp / ("adapter.json" if adapter_only else EXPORTED)).write_text(json.dumps(provenance, indent=2) + "\n")
+        if self.source and (Path(self.source) / SAMPLER).is_file():  # same weights: the same sampler stays best
+            shutil.copyfile(Path(self.source) / SAMPLER, tmp / SAMPLER)
         replace_folder(tmp, out)
         return out
 
@@ -187,7 +193,7 @@ class IdGlowPipeline:
         tasks: Sequence[str] | str = "group",
         steps: int = 20,
         generator: torch.Generator | Sequence[torch.Generator] | None = None,
-        id_guidance: float = 1.0,
+        id_guidance: float | Sequence[float] = 1.0,
         init_images: torch.Tensor | None = None,
         sigma_start: float = 1.0,
         height: int | None = None,
@@ -243,7 +249,7 @@ class IdGlowPipeline:
         generator: torch.Generator | Sequence[torch.Generator] | None = None,
         id_scale: float = 1.0,
         id_schedule: ScheduleOverride = None,
-        id_guidance: float = 1.0,
+        id_guidance: float | None = None,
         image=None,
         strength: float = 1.0,
         output_type: str = "pil",
@@ -264,8 +270,11 @@ class IdGlowPipeline:
             generator: one per image (each image depends on its own seed only), or one for all, or None.
             id_scale: identity strength, multiplying the gate (0 = off, 1 = as trained, > 1 extrapolates).
             id_schedule: a gate schedule for this call only: a ``GateConfig``, ``{"group": {"kind": "constant"}}`` or
-                ``["age.sigma_lo=0.4"]`` (see ``idglow generate --help``).
-            id_guidance: identity guidance scale (1 = none; > 1 costs a second forward per step).
+                ``["age.sigma_lo=0.4"]`` (see ``idglow generate --help``); ``{}``: the trained gate. None: the gate
+                overrides the model folder recommends for the call's tasks (``self.recommended``, its ``sampler.json``).
+            id_guidance: identity guidance scale (1 = none; > 1 costs a second forward per step). None: the
+                recommended one for each prompt's task (1 when the folder recommends none; ``pipe.recommended = {}``
+                makes guidance 1 and the trained gate the defaults).
             image, strength: image-to-image: start from ``image`` (one for all prompts, or one per prompt) noised to
                 sigma = ``strength`` (< 1); 1 = from noise.
             output_type: ``pil``, ``np``, ``pt`` (images in [0, 1]) or ``latent`` (packed latents [B, S, C]).
@@ -298,6 +307,11 @@ class IdGlowPipeline:
             def on_step(i: int, sigma: float, latents: torch.Tensor):
                 returned = callback_on_step_end(self, i, sigma, {"latents": latents}) or {}
                 return returned.get("latents")
+        guidance, recommended_schedule = settings_for(self.recommended, tasks)
+        if id_guidance is None:
+            id_guidance = guidance[0] if len(set(guidance)) == 1 else expand(guidance)
+        if id_schedule is None and recommended_schedule:
+            id_schedule = recommended_schedule
         adapter_off = refs is None and self.model.config.lora.rank > 0
         with identity_controls(self.model, id_scale, id_schedule), (adapters_disabled(self.model.flux) if adapter_off else contextlib.nullcontext()):
             out = self.sample(expand(prompts), expand(refs), expand(tasks), steps=num_inference_steps, generator=generator,

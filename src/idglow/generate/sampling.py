@@ -28,7 +28,7 @@ def sample_packed(
     mu: float | None = None,
     cache_kv: bool = True,
     guidance: torch.Tensor | None = None,
-    id_guidance: float = 1.0,
+    id_guidance: float | Sequence[float] = 1.0,
     progress: bool = False,
     sigma_start: float = 1.0,
     on_step: Callable[[int, float, torch.Tensor], torch.Tensor | None] | None = None,
@@ -44,7 +44,7 @@ def sample_packed(
         cache_kv: compute each block's identity K/V once for the whole run (C_ID does not depend on sigma).
         id_guidance: identity guidance scale g: ``v = v_none + g * (v_id - v_none)``, where ``v_none``
             is the same model without references (the base model, exactly). 1 = one forward per step;
-            any other value costs a second forward.
+            any other value costs a second forward. One value, or one per sample [B] (e.g. per task).
         sigma_start: the noise level of ``noise``; the grid's steps below it are taken (:func:`idglow.flow.start_at`).
         on_step: per-step hook on the packed latents (see :func:`idglow.flow.euler_sample`).
 
@@ -60,12 +60,19 @@ def sample_packed(
             identity=condition, task=task, guidance=guidance,
         ).float()  # under bf16 autocast: the guidance difference and the Euler step stay fp32
 
+    scale = torch.as_tensor(id_guidance, dtype=torch.float32)
+    guided = identity is not None and not bool((scale == 1.0).all())
+    if scale.dim():  # one scale per sample -> [B, 1, 1], broadcast over tokens and channels
+        if scale.shape[0] != noise.shape[0]:
+            raise ValueError(f"id_guidance: {scale.shape[0]} scales for {noise.shape[0]} samples")
+        scale = scale.to(noise.device).view(-1, *([1] * (noise.dim() - 1)))
+
     def velocity(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         v_id = forward(x, sigma, identity)
-        if identity is None or id_guidance == 1.0:
+        if not guided:
             return v_id
         v_none = forward(x, sigma, None)
-        return v_none + id_guidance * (v_id - v_none)
+        return v_none + scale * (v_id - v_none)
 
     sigmas = start_at(sigma_grid(num_steps, shift=shift, mu=mu), sigma_start)
     return euler_sample(velocity, noise, sigmas.to(noise.device), progress=progress, on_step=on_step)
@@ -90,7 +97,7 @@ def generate_images(
     task: Sequence[str] | str | torch.Tensor = "group",
     num_steps: int = 20,
     mu: float | None = None,
-    id_guidance: float = 1.0,
+    id_guidance: float | Sequence[float] = 1.0,
     precision: str | None = None,
     init_images: torch.Tensor | None = None,
     sigma_start: float = 1.0,

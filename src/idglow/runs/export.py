@@ -11,6 +11,8 @@ import torch
 from diffusers import AutoencoderKL
 
 from idglow.runs.load import load_base
+from idglow.runs.sampler import SAMPLER, TASKS, recommend
+from idglow.utils.config import to_dict
 
 
 def export_base(run: str | Path, out: str | Path, command: str, commit: str) -> dict:
@@ -60,7 +62,6 @@ def write_model_folder(model, cfg, base_config: dict | None, folder: str | Path)
 
     from idglow.models.io import save_identity_branch, save_lora
     from idglow.models.lora import bare_backbone
-    from idglow.utils.config import to_dict
 
     folder = Path(folder)
     save_identity_branch(model, folder / "final")
@@ -94,8 +95,8 @@ def export_idglow(run: str | Path, out: str | Path, command: str, commit: str, s
                   extra: Callable[[Path], None] | None = None) -> dict:
     """Write a finished SFT or DPO run as one self-contained model folder ``out`` that ``--run`` accepts
     (:func:`write_model_folder`: base backbone + identity branch + one LoRA holding SFT's and DPO's), with
-    ``out/provenance.json``: the commands, commit, steps, wall time, source weights and ``scores``; ``extra(folder)``
-    adds files (e.g. the app's gallery) before the folder is renamed into place, beside ``out``.
+    ``out/provenance.json``: the commands, commit, steps, wall time, source weights and ``scores``; ``out/sampler.json``:
+    the sampler ``scores`` recommend per task (:func:`idglow.runs.sampler.recommend`); ``extra(folder)`` adds files (e.g. the app's gallery) before the folder is renamed into place, beside ``out``.
     """
     import shutil
 
@@ -122,6 +123,9 @@ def export_idglow(run: str | Path, out: str | Path, command: str, commit: str, s
     if dpo:
         provenance["dpo_config"] = dpo
     (tmp / EXPORTED).write_text(json.dumps(provenance, indent=2) + "\n")
+    sampler = recommend(scores or {}, to_dict(cfg.model.identity.gate))
+    if any(task in sampler for task in TASKS):
+        (tmp / SAMPLER).write_text(json.dumps(sampler, indent=2) + "\n")
     if extra is not None:
         extra(tmp)
     replace_folder(tmp, out)

@@ -17,10 +17,12 @@ from idglow.cast.scenes import MAX_PEOPLE, PLACES
 from idglow.data.images import read_rgb
 from idglow.eval.plots import gate_figure
 from idglow.faces.base import FaceBackend
+from idglow.generate.controls import gate_config_with
 from idglow.generate.pipeline import IdGlowPipeline
 from idglow.identity.config import GateConfig
 from idglow.identity.gate import DynamicsAwareGate
 from idglow.identity.schedules import ScheduleConfig
+from idglow.runs.sampler import TASKS, settings_for
 from idglow.serve.gallery import GalleryEntry
 from idglow.serve.labels import draw_labels, label_faces, reference_rows
 from idglow.serve.prompting import write_prompt
@@ -72,6 +74,13 @@ class AppModel:
         self.by_name = {e.name: e for e in gallery}
         self.gate = pipe.model.config.identity.gate
         self.learned = "learned" in (self.gate.group.kind, self.gate.age.kind)
+        _, overrides = settings_for(pipe.recommended, TASKS)
+        # the sliders start at the model folder's recommended sampler (its sampler.json); the trained gate otherwise
+        self.start_gate = self.gate if self.learned else gate_config_with(self.gate, overrides)
+
+    def guidance(self, task: str) -> float:
+        """The identity guidance the model folder recommends for ``task`` (1 when it recommends none)."""
+        return settings_for(self.pipe.recommended, [task])[0][0]
 
     def references(self, people: list[str] | None, uploads: list | None) -> tuple[list[Path], list[str]]:
         """Files and names of the chosen people (gallery order), then the uploaded files (named by file stem)."""
@@ -170,13 +179,15 @@ def _input_controls(gr, model: AppModel) -> dict:
         c["seed"] = gr.Number(value=0, precision=0, label="Seed", elem_id="seed")
         c["count"] = gr.Slider(1, 4, value=1, step=1, label="Images", elem_id="count")
     with gr.Row():
-        c["id_guidance"] = gr.Slider(1.0, 4.0, value=1.0, step=0.1, label="Identity guidance (>1: a second forward per step)")
+        c["id_guidance"] = gr.Slider(1.0, 4.0, value=model.guidance("group"), step=0.05, elem_id="id_guidance",
+                                     label="Identity guidance (>1: a second forward per step; starts at the model's "
+                                           "recommendation for the task)")
         c["id_scale"] = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Identity strength (x lambda)")
     return c
 
 
 def _schedule_controls(gr, model: AppModel) -> dict:
-    s = ScheduleInputs.of(model.gate)
+    s = ScheduleInputs.of(model.start_gate)
     c = {}
     with gr.Accordion("Gate schedule lambda(sigma)" + (" (learned: fixed)" if model.learned else ""), open=False):
         with gr.Row():
@@ -215,6 +226,7 @@ def _wire(gr, model: AppModel, inputs: dict, schedule: dict, button, output, tab
 
     for control in [inputs["id_scale"], *sliders]:
         control.change(errors_shown(plot), [inputs["id_scale"], *sliders], schedule["plot"], api_name=False)
+    inputs["task"].change(model.guidance, inputs["task"], inputs["id_guidance"], api_name=False)
     inputs["write"].click(errors_shown(model.prompt), [inputs[k] for k in ("people", "uploads", "task", "place", "seed")],
                           inputs["prompt"], api_name="write_prompt")
     keys = ("people", "uploads", "prompt", "task", "steps", "seed", "count", "id_guidance", "id_scale")

@@ -1,0 +1,118 @@
+"""A model folder's recommended sampler: per task, the identity guidance and gate overrides that scored best on the
+held-out benchmarks it was exported with (``sampler.json``, written by ``idglow train export --scores``).
+
+A model is trained with one gate and sampled by default with guidance 1, but the best sampler differs by task (the
+shipped model: group photos gain from guidance 1.5 with the group gate kept at 0.3 at low sigma; children lose
+child rate beyond guidance 1.25). The choice is made from measured scores by one rule, :data:`FLOORS`: the highest
+FaceSim/mu among the scored settings that keep the task's naturalness floor. ``idglow generate``, ``idglow serve``
+and :class:`idglow.generate.pipeline.IdGlowPipeline` start from these settings; each can ask for the trained ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+SAMPLER = "sampler.json"
+TASKS = ("group", "age")
+BENCHMARK_TASK = {"synth-group": "group", "synth-age": "age"}
+# The floor a setting must keep to be recommended: the minimum bar of the identity issue (count accuracy on group
+# photos; child rate when adults are drawn as children). Guidance raises FaceSim while it costs these.
+FLOORS = {"group": ("count_accuracy", 0.9), "age": ("child_rate", 0.85)}
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplerSettings:
+    """How to sample one task: identity guidance and ``KEY=VALUE`` gate overrides (see ``idglow generate --schedule``)."""
+
+    id_guidance: float = 1.0
+    schedule: tuple[str, ...] = ()
+    source: str = "the trained gate, guidance 1"
+
+
+TRAINED = SamplerSettings()
+
+
+def schedule_overrides(trained: Mapping, used: Mapping) -> list[str]:
+    """``["group.lambda_min=0.3", ...]``: where the gate config ``used`` (plain data) differs from ``trained``."""
+    out = []
+    for task in TASKS:
+        for key, value in used.get(task, {}).items():
+            if trained.get(task, {}).get(key) != value:
+                out.append(f"{task}.{key}={json.dumps(value) if isinstance(value, bool) else value}")
+    return out
+
+
+def recommend(scores: Mapping[str, dict], trained_gate: Mapping) -> dict:
+    """The ``sampler.json`` content: per task, the scored setting with the highest FaceSim/mu among those at or above
+    the task's floor (:data:`FLOORS`), with the scores it was chosen on; tasks without a qualifying score are left out.
+
+    Args:
+        scores: ``{key: result}`` as ``idglow train sft-eval`` writes them (``benchmark``, ``identity``,
+            ``id_guidance``, ``facesim_norm``, the floor's metric, and ``schedule`` when the gate was overridden).
+        trained_gate: the model's own gate config as plain data (overrides are read against it).
+    """
+    best: dict[str, tuple[float, str, dict]] = {}
+    for key, result in scores.items():
+        task = BENCHMARK_TASK.get(Path(str(result.get("benchmark", key.split(",")[0]))).stem)
+        if task is None or not result.get("identity", True) or "facesim_norm" not in result or "id_guidance" not in result:
+            continue  # only results that say which sampler made them (sft-eval's) can recommend one
+        metric, floor = FLOORS[task]
+        if result.get(metric, -1.0) < floor:
+            continue
+        if task not in best or result["facesim_norm"] > best[task][0]:
+            best[task] = (result["facesim_norm"], key, result)
+    chosen = {}
+    for task, (_, key, result) in best.items():
+        metric = FLOORS[task][0]
+        chosen[task] = {
+            "id_guidance": float(result.get("id_guidance", 1.0)),
+            "schedule": schedule_overrides(trained_gate, result.get("schedule", trained_gate)),
+            "chosen_from": key,
+            "facesim_norm": result["facesim_norm"],
+            "facesim_norm_interval": result.get("intervals", {}).get("facesim_norm"),
+            metric: result[metric],
+            "records": result.get("images"),
+            "steps": result.get("steps"),
+        }
+    rule = "; ".join(f"{t}: highest FaceSim/mu with {m} >= {f}" for t, (m, f) in FLOORS.items())
+    return {"rule": rule, "candidates": len(scores), **chosen}
+
+
+def read_sampler(folder: str | Path) -> dict[str, SamplerSettings]:
+    """The recommended settings of a model folder, by task; ``{}`` when it has no ``sampler.json`` (a training run).
+
+    Raises:
+        ValueError: naming the file and field when ``sampler.json`` is malformed.
+    """
+    path = Path(folder) / SAMPLER
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not JSON ({err})") from None
+    settings = {}
+    for task in TASKS:
+        if task not in data:
+            continue
+        entry = data[task]
+        guidance, schedule = entry.get("id_guidance", 1.0), entry.get("schedule", [])
+        if not isinstance(guidance, (int, float)) or guidance < 0:
+            raise ValueError(f"{path}: {task}.id_guidance: expected a number >= 0, got {guidance!r}")
+        if not isinstance(schedule, list) or not all(isinstance(s, str) and "=" in s for s in schedule):
+            raise ValueError(f"{path}: {task}.schedule: expected a list of KEY=VALUE strings, got {schedule!r}")
+        settings[task] = SamplerSettings(float(guidance), tuple(schedule), f"{path} ({entry.get('chosen_from', 'recommended')})")
+    return settings
+
+
+def settings_for(recommended: Mapping[str, SamplerSettings], tasks: list[str] | tuple[str, ...]) -> tuple[list[float], list[str]]:
+    """Per-sample guidance and the merged gate overrides for a call over ``tasks`` (one task per sample): each
+    task's overrides only touch its own schedule (``group.*``, ``age.*``), so merging them is safe."""
+    guidance = [recommended.get(t, TRAINED).id_guidance for t in tasks]
+    schedule: list[str] = []
+    for task in dict.fromkeys(tasks):
+        schedule += [s for s in recommended.get(task, TRAINED).schedule if s not in schedule]
+    return guidance, schedule

@@ -1,0 +1,61 @@
+"""A model folder's recommended sampler: chosen from held-out scores by one rule, read back with bad files named."""
+
+import json
+
+import pytest
+
+from idglow.identity.config import GateConfig
+from idglow.runs.sampler import SamplerSettings, read_sampler, recommend, settings_for
+from idglow.utils.config import to_dict
+
+TRAINED = to_dict(GateConfig())
+
+
+def _result(benchmark, facesim, guidance=1.0, floor=None, schedule=None, identity=True):
+    metric = "count_accuracy" if benchmark == "synth-group" else "child_rate"
+    result = {"benchmark": f"data/cast/{benchmark}.jsonl", "facesim_norm": facesim, "id_guidance": guidance,
+              "identity": identity, metric: floor, "images": 100, "intervals": {"facesim_norm": [facesim - 0.03, facesim + 0.03]}}
+    if schedule is not None:
+        result["schedule"] = schedule
+    return result
+
+
+def test_recommend_takes_the_best_facesim_that_keeps_each_tasks_floor():
+    floored = json.loads(json.dumps(TRAINED))
+    floored["group"]["lambda_min"] = 0.3
+    scores = {
+        "synth-group": _result("synth-group", 0.45, floor=0.97),
+        "synth-group, id_guidance 1.5, gate override": _result("synth-group", 0.59, 1.5, 0.94, floored),
+        "synth-group, id_guidance 2.5": _result("synth-group", 0.62, 2.5, 0.83),  # best FaceSim, but miscounts
+        "synth-group, identity off": _result("synth-group", 0.9, floor=1.0, identity=False),
+        "synth-age": _result("synth-age", 0.46, floor=0.89),
+        "synth-age, id_guidance 1.25": _result("synth-age", 0.53, 1.25, 0.856),
+        "synth-age, id_guidance 1.5": _result("synth-age", 0.58, 1.5, 0.844),  # below the child-rate floor
+        "metrics": {"benchmark": "data/cast/synth-group.jsonl", "facesim_norm": 0.99, "count_accuracy": 1.0},  # no sampler
+    }
+    chosen = recommend(scores, TRAINED)
+    assert chosen["group"]["id_guidance"] == 1.5 and chosen["group"]["schedule"] == ["group.lambda_min=0.3"]
+    assert chosen["group"]["chosen_from"] == "synth-group, id_guidance 1.5, gate override"
+    assert chosen["age"]["id_guidance"] == 1.25 and chosen["age"]["schedule"] == [] and chosen["age"]["child_rate"] == 0.856
+    assert "age" not in recommend({"synth-age, id_guidance 1.5": scores["synth-age, id_guidance 1.5"]}, TRAINED)
+
+
+def test_read_sampler_round_trips_and_names_a_bad_field(tmp_path):
+    assert read_sampler(tmp_path) == {}  # a training run: no recommendation
+    chosen = recommend({"g": _result("synth-group", 0.5, 1.5, 0.95), "a": _result("synth-age", 0.5, 1.25, 0.9)}, TRAINED)
+    (tmp_path / "sampler.json").write_text(json.dumps(chosen))
+    settings = read_sampler(tmp_path)
+    assert settings["group"].id_guidance == 1.5 and settings["age"].id_guidance == 1.25
+    guidance, schedule = settings_for({**settings, "group": SamplerSettings(1.5, ("group.lambda_min=0.3",))},
+                                      ["group", "age", "group"])
+    assert guidance == [1.5, 1.25, 1.5] and schedule == ["group.lambda_min=0.3"]
+    assert settings_for({}, ["age"]) == ([1.0], [])
+    (tmp_path / "sampler.json").write_text(json.dumps({"group": {"id_guidance": "high"}}))
+    with pytest.raises(ValueError, match=r"sampler.json: group.id_guidance: expected a number"):
+        read_sampler(tmp_path)
+    (tmp_path / "sampler.json").write_text(json.dumps({"age": {"schedule": ["age.sigma_lo"]}}))
+    with pytest.raises(ValueError, match=r"sampler.json: age.schedule: expected a list of KEY=VALUE"):
+        read_sampler(tmp_path)
+    (tmp_path / "sampler.json").write_text("{")
+    with pytest.raises(ValueError, match="not JSON"):
+        read_sampler(tmp_path)
