@@ -61,6 +61,28 @@ def test_copy_paste_is_zero_for_the_true_render_of_the_reference_and_negative_fo
 
 
 @pytest.mark.e2e
+def test_swaps_count_references_drawn_out_of_the_prompts_left_to_right_order(cast):
+    import torch
+
+    from idglow.cast.crops import to_tensor
+    from idglow.cast.judge_training import load_judges
+    from idglow.data.images import read_rgb
+    from idglow.eval.cast_bench import score_image, summarise
+
+    judges = load_judges(JUDGES)
+    records = [json.loads(line) for line in (cast / "synth-group.jsonl").read_text().splitlines()]
+    record = next(r for r in records if len(r["refs"]) == 2)
+    refs = torch.stack([to_tensor(read_rgb(cast / r, "ref")) for r in record["refs"]])
+    target = to_tensor(read_rgb(cast / record["expected"]["target"], "target"))
+    in_order = score_image(target, refs, {**record, "_line": 1}, judges)
+    assert in_order["count_ok"] == 1 and in_order["swaps"] == 0  # the true render: everyone in place
+    flipped = score_image(torch.flip(target, dims=[2]), refs, {**record, "_line": 1}, judges)  # mirrored: left <-> right
+    assert flipped["swaps"] == 2
+    summary = summarise([in_order, flipped], mu_real=1.0)
+    assert summary["swap_rate"] == pytest.approx(0.5) and summary["intervals"]["swap_rate"] == [0.0, 1.0]
+
+
+@pytest.mark.e2e
 def test_eval_scores_a_generation_folder_and_rejects_mismatches(cast, tmp_path):
     bench = cast / "synth-group.jsonl"
     records = [json.loads(line) for line in bench.read_text().splitlines()]

@@ -12,6 +12,8 @@ colour judges. Definitions:
   "mini-adult" failure (adult facial structure copied from the reference).
 - leakage rate (scenes of 2+ people): share of matched subjects whose clothing colour is another
   subject's prompt colour instead of its own; colour accuracy: share wearing their own.
+- swap rate (scenes of 2+ people where every reference was matched and exactly that many faces found): share of
+  references whose face is not at its place in the prompt's left-to-right order.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from scipy import stats
 from idglow.cast.crops import face_crops
 from idglow.cast.factors import CLOTHING_NAMES
 from idglow.cast.judges import torso_boxes
-from idglow.eval.facesim import identified, match_faces
+from idglow.eval.facesim import identified, match_faces, swapped
 
 
 @torch.no_grad()
@@ -74,6 +76,8 @@ def score_image(image: torch.Tensor, refs: torch.Tensor, record: dict, judges: d
         if predicted != own[slot] and predicted in others:
             leaked_slots.append(slot)
     result["matched"] = int(matched.sum())
+    swaps = swapped(match.numpy(), ((boxes[:, 0] + boxes[:, 2]) / 2).numpy()) if len(boxes) == len(refs) else None
+    result["swaps"] = None if swaps is None else int(swaps.sum())
     if target is not None:
         result["copy_paste"] = _copy_paste(face_emb, match, ref_emb, target, judges)
     result["own_colour"], result["leaked"] = wearing_own, len(leaked_slots)
@@ -146,6 +150,13 @@ def summarise(scores: list[dict], mu_real: float) -> dict:
     }
     out["intervals"] = {"facesim_norm": [v / mu_real for v in ratio_interval([s["facesim"] for s in scores])],
                         "count_accuracy": ratio_interval([s["count_ok"] for s in scores])}
+    leaky = [s for s in multi if s["matched"]]
+    if leaky:
+        out["intervals"]["leakage_rate"] = ratio_interval([s["leaked"] / s["matched"] for s in leaky], [s["matched"] for s in leaky])
+    ordered = [s for s in scores if s.get("swaps") is not None]  # older score files have no swaps
+    if ordered:
+        out["swap_rate"] = sum(s["swaps"] for s in ordered) / sum(s["size"] for s in ordered)
+        out["intervals"]["swap_rate"] = ratio_interval([s["swaps"] / s["size"] for s in ordered], [s["size"] for s in ordered])
     copies = [s["copy_paste"] for s in scores if s.get("copy_paste") is not None]
     if copies:
         out["copy_paste"] = float(np.mean(copies))

@@ -11,7 +11,7 @@ import numpy as np
 
 from idglow.eval.cast_bench import summarise
 
-SPREAD_KEYS = ("facesim_norm", "count_accuracy", "identification", "leakage_rate", "child_rate", "mini_adult_rate",
+SPREAD_KEYS = ("facesim_norm", "count_accuracy", "identification", "leakage_rate", "swap_rate", "child_rate", "mini_adult_rate",
                "copy_paste")
 
 
