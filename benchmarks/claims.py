@@ -8,6 +8,10 @@ Claims measured here (``--claims``):
 - ``age`` (ii): the age gate: the mid-noise window (the paper) vs constant vs linear decay, and the window moved and
   widened: child rate, mini-adult rate and FaceSim/mu (the stability-plasticity frontier).
 - ``dpo`` (iii): Flow-DPO (sigmoid, weighted, margin) on each seed's paper-recipe SFT run vs that SFT run.
+- ``prompts`` (iv): SFT on coarse training captions (count and place, what photo datasets give) vs the same scenes
+  with per-subject captions written by ``idglow prompts caption`` from their annotations: leakage, swap and count
+  accuracy at test. When the per-subject captions equal the cast's own (the rules backend writes the cast's caption
+  form), the paper-recipe runs are that row and are not trained twice.
 
 The group and age gates are separate schedules, so one SFT run per seed serves a group variant and an age variant
 (``SFT_RUNS``). Every SFT run is ``configs/sft-lora.yaml`` for ``--sft-steps`` steps (a budget in steps, the same on
@@ -45,9 +49,23 @@ SFT_RUNS = {
     "window-late": ("linear decay", "window 0.5-0.9", [f"{GATE}.age.sigma_lo", "0.5", f"{GATE}.age.sigma_hi", "0.9"]),
     "window-wide": ("linear decay", "window 0.15-0.85", [f"{GATE}.age.sigma_lo", "0.15", f"{GATE}.age.sigma_hi", "0.85"]),
 }
+CAST = Path("data/cast")
+TRAIN_MANIFESTS = ("sft-group-train", "sft-age-train")  # configs/synth-sft.yaml's data.manifests
+CAPTION_STYLES = ("coarse", "per-subject")
+
+
+def captioned(style: str) -> list[Path]:
+    """The training manifests with ``style`` captions (beside the cast's: their paths are relative to it)."""
+    return [CAST / f"{name}.{style}.jsonl" for name in TRAIN_MANIFESTS]
+
+
+for _style in CAPTION_STYLES:
+    SFT_RUNS[f"captions-{_style}"] = ("linear decay", "window 0.3-0.7",
+                                      ["--data.manifests", "[" + ", ".join(map(str, captioned(_style))) + "]"])
 CLAIM_RUNS = {"group": ["paper", "constant", "reversed"],
               "age": ["paper", "constant", "reversed", "window-early", "window-late", "window-wide"],
-              "dpo": ["paper"]}
+              "dpo": ["paper"],
+              "prompts": ["captions-coarse", "captions-per-subject"]}
 DPO_LOSSES = ("sigmoid", "weighted", "margin")
 COLUMNS = {
     "synth-group": [("facesim_norm", "FaceSim/mu"), ("count_accuracy", "count acc"), ("frechet_judge", "Fréchet"),
@@ -55,6 +73,8 @@ COLUMNS = {
     "synth-age": [("facesim_norm", "FaceSim/mu"), ("child_rate", "child rate"), ("mini_adult_rate", "mini-adult rate"),
                   ("count_accuracy", "count acc"), ("frechet_judge", "Fréchet")],
 }
+PROMPT_COLUMNS = [("leakage_rate", "leakage"), ("swap_rate", "swap"), ("count_accuracy", "count acc"),
+                  ("facesim_norm", "FaceSim/mu"), ("colour_accuracy", "colour acc")]
 
 
 def run(*argv: str) -> None:
@@ -81,6 +101,19 @@ def train_dpo(sft: Path, loss: str, seed: int, args) -> Path:
             "--data.manifests", f"[{pairs / 'pairs.jsonl'}]", "--dpo.loss", loss, "--optim.steps", str(args.dpo_steps),
             "--optim.max_minutes", "0", "--log.progress", "false")
     return out
+
+
+def write_captions() -> bool:
+    """Coarse training captions from the cast's manifests, then per-subject ones written from the coarse manifests'
+    annotations (``idglow prompts caption``, cached). Returns whether the per-subject captions equal the cast's."""
+    for original, plain, per_subject in zip([CAST / f"{m}.jsonl" for m in TRAIN_MANIFESTS], captioned("coarse"),
+                                            captioned("per-subject")):
+        if not plain.is_file():
+            run("prompts", "caption", "--manifest", str(original), "--out", str(plain), "--style", "coarse")
+        if not per_subject.is_file():
+            run("prompts", "caption", "--manifest", str(plain), "--out", str(per_subject), "--style", "per-subject")
+    prompts = lambda path: [json.loads(line)["prompt"] for line in path.read_text().splitlines()]  # noqa: E731
+    return all(prompts(CAST / f"{m}.jsonl") == prompts(p) for m, p in zip(TRAIN_MANIFESTS, captioned("per-subject")))
 
 
 def _steps(run_dir: Path) -> int:
@@ -167,8 +200,11 @@ def main() -> None:
     if len(set(args.seeds)) < 2:
         parser.error("--seeds: at least two different training seeds (intervals and spread need them)")
     os.chdir(ROOT)
-    names = sorted({n for c in args.claims for n in CLAIM_RUNS[c]}, key=list(SFT_RUNS).index)
+    same_captions = "prompts" in args.claims and write_captions()
+    alias = {"captions-per-subject": "paper"} if same_captions else {}
+    names = sorted({alias.get(n, n) for c in args.claims for n in CLAIM_RUNS[c]}, key=list(SFT_RUNS).index)
     sft = {n: [train_sft(n, s, args) for s in args.seeds] for n in names}
+    sft.update({n: sft[a] for n, a in alias.items()})
     results = {n: pool([evaluate(r, args) for r in runs]) for n, runs in sft.items()}
     sections, out = [], Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -186,6 +222,15 @@ def main() -> None:
             dpo[f"DPO {loss}"] = pool([evaluate(r, args) for r in runs])
         sections.append("(iii) DPO\n\n" + "\n\n".join(f"{b}:\n\n" + table(dpo, b, "model") for b in BENCHMARKS))
         results.update({k: v for k, v in dpo.items() if k.startswith("DPO")})
+    if "prompts" in args.claims:
+        rows = {"coarse captions": results["captions-coarse"],
+                "per-subject captions" + (" (= the cast's: the paper runs)" if same_captions else ""):
+                    results["captions-per-subject"]}
+        lines = ["| training captions | seeds | " + " | ".join(n for _, n in PROMPT_COLUMNS) + " |",
+                 "|---|---|" + "---|" * len(PROMPT_COLUMNS)]
+        lines += [f"| {name} | {r['synth-group']['seeds']} | " + " | ".join(cell(r["synth-group"], k) for k, _ in PROMPT_COLUMNS)
+                  + " |" for name, r in rows.items()]
+        sections.append("(iv) training captions, on synth-group\n\n" + "\n".join(lines))
     settings = {"seeds": args.seeds, "sft_steps": args.sft_steps, "dpo_steps": args.dpo_steps, "limit": args.limit, "pairs_items": args.pairs_items}
     (out / "results.json").write_text(json.dumps({"settings": settings, "results": results}, indent=2) + "\n")
     note = (f"{len(args.seeds)} training seeds per row ({', '.join(map(str, args.seeds))}), SFT {args.sft_steps} steps, "

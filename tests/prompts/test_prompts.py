@@ -12,7 +12,7 @@ import pytest
 from conftest import run_cli as _cli
 from PIL import Image
 
-from idglow.prompts.rules import refine, synthesize
+from idglow.prompts.rules import coarse, refine, synthesize
 from idglow.prompts.scene import SceneDescription, SubjectDescription
 from idglow.prompts.vlm import VLMOptions, VLMPromptSynthesizer, validate_reply
 
@@ -214,6 +214,20 @@ def test_caption_writes_a_manifest_and_an_interrupted_run_continues_from_its_cac
     assert len(Endpoint.seen) - before == 5 and Endpoint.seen[-1]["body"]["messages"][1]["content"][1]["type"] == "image_url"
     with pytest.raises(ValueError, match="must be in the manifest's folder"):
         caption_manifest(manifest, out=tmp_path / "elsewhere" / "x.jsonl", progress=False)
+    # coarse captions (what photo datasets give): their own cache key, no person bound to anything
+    plain = caption_manifest(manifest, out=tmp_path / "train.coarse.jsonl", style="coarse", progress=False)
+    assert plain["captioned"] == 5
+    assert load_manifest(tmp_path / "train.coarse.jsonl", "sft")[2]["prompt"] == "a group photo of two people"
+    with pytest.raises(ValueError, match="coarse captions come from the rules backend"):
+        caption_manifest(manifest, synthesizer=synth, style="coarse", progress=False)
+
+
+def test_coarse_captions_keep_count_and_place_and_bind_no_one():
+    assert coarse(SCENE) == "a group photo of two people in a park"
+    one = SceneDescription([SubjectDescription("in the centre", age="child", clothing="green")], setting="on a beach", task="age")
+    assert coarse(one) == "a photo of one child on a beach"
+    with pytest.raises(ValueError, match="at least one person"):
+        coarse(SceneDescription([], setting="in a park"))
 
 
 def test_refine_rewrites_failing_records_with_rules_or_a_vlm_given_the_library(endpoint, monkeypatch):

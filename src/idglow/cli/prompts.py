@@ -37,7 +37,7 @@ def cmd_prompts_caption(args: argparse.Namespace) -> int:
     from idglow.prompts.caption import caption_manifest
 
     synthesizer = _synthesizer(args)
-    result = caption_manifest(args.manifest, args.out, synthesizer, cache=args.cache)
+    result = caption_manifest(args.manifest, args.out, synthesizer, cache=args.cache, style=args.style)
     if synthesizer is not None:
         result["vlm_stats"] = synthesizer.stats
     print(json.dumps(result, indent=2))
@@ -84,4 +84,7 @@ def register(sub) -> None:
     p.add_argument("--manifest", required=True, help="SFT or benchmark manifest (JSONL)")
     p.add_argument("--out", help="captioned manifest, in the same folder (default: <manifest>.captioned.jsonl)")
     p.add_argument("--cache", help="JSONL cache of finished captions (default: <out>.cache)")
+    p.add_argument("--style", choices=["per-subject", "coarse"], default="per-subject",
+                   help="per-subject: one clause per person binding position to attributes (default); coarse: count and "
+                        "place only, what photo datasets give (rules only; the baseline of benchmarks/claims.py's claim iv)")
     _add_backend_options(p)

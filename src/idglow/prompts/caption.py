@@ -19,6 +19,9 @@ from idglow.prompts.scene import SceneDescription
 from idglow.utils.io import atomic_write, open_append_log, read_append_log
 
 
+STYLES = ("per-subject", "coarse")
+
+
 def _id(record: dict) -> str:
     """A record's cache key: its id, or its line number (SFT records may have no id)."""
     return str(record.get("id") or f"line-{record['_line']}")
@@ -40,7 +43,7 @@ def read_cache(path: Path, key: str) -> dict[str, str]:
 
 
 def caption_manifest(manifest: str | Path, out: str | Path | None = None, synthesizer=None, cache: str | Path | None = None,
-                     batch: int = 16, progress: bool = True) -> dict:
+                     batch: int = 16, progress: bool = True, style: str = "per-subject") -> dict:
     """Caption every record of an SFT or benchmark manifest; returns counts.
 
     Args:
@@ -49,14 +52,20 @@ def caption_manifest(manifest: str | Path, out: str | Path | None = None, synthe
         out: the captioned manifest (default: ``<manifest>.captioned.jsonl`` beside it; it must stay in
             the manifest's folder so relative paths still resolve).
         cache: the JSONL cache (default: ``<out>.cache``).
+        style: ``per-subject`` (one clause per person binding position to attributes) or ``coarse`` (count and place
+            only, what photo datasets give; rules only): the two sides of the prompt claim.
     """
+    if style not in STYLES:
+        raise ValueError(f"style: expected one of {', '.join(STYLES)}, got {style!r}")
+    if style == "coarse" and synthesizer is not None:
+        raise ValueError("style: coarse captions come from the rules backend (a VLM writes per-subject prompts)")
     manifest = Path(manifest)
     records = load_manifest(manifest, _kind(manifest))
     out = Path(out) if out else manifest.with_suffix(".captioned.jsonl")
     if out.resolve().parent != manifest.resolve().parent:
         raise ValueError(f"out: {out} must be in the manifest's folder {manifest.parent} (its paths are relative to it)")
     cache = Path(cache) if cache else out.with_suffix(out.suffix + ".cache")
-    key = "rules" if synthesizer is None else f"openai:{synthesizer.options.model}"
+    key = ("rules" if style == "per-subject" else "rules:coarse") if synthesizer is None else f"openai:{synthesizer.options.model}"
     done = read_cache(cache, key)
     todo = [r for r in records if _id(r) not in done]
     with open_append_log(cache) as f, tqdm(total=len(records), initial=len(records) - len(todo), desc="caption",
@@ -65,7 +74,8 @@ def caption_manifest(manifest: str | Path, out: str | Path | None = None, synthe
             chunk = todo[start : start + batch]
             scenes = [SceneDescription.from_record(r) for r in chunk]
             if synthesizer is None:
-                prompts = [rules.synthesize(s) for s in scenes]
+                write = rules.synthesize if style == "per-subject" else rules.coarse
+                prompts = [write(s) for s in scenes]
             else:
                 refs = [[manifest.parent / s["ref"] for s in r["subjects"]] if "subjects" in r else
                         [manifest.parent / p for p in r["refs"]] for r in chunk]

@@ -55,6 +55,19 @@ def synthesize(scene: SceneDescription) -> str:
     return f"a group photo of {NUMBERS.get(n, str(n))} {plural}{place}{light}: {clauses}"
 
 
+def coarse(scene: SceneDescription) -> str:
+    """The caption a photo dataset gives: count and place, no person bound to anything ("a group photo of three people
+    in a park"): the baseline that per-subject captions are measured against (benchmarks/claims.py, claim iv)."""
+    n = len(scene.subjects)
+    if n == 0:
+        raise ValueError("subjects: a scene needs at least one person")
+    place = f" {scene.setting}" if scene.setting else ""
+    light = f", {scene.lighting}" if scene.lighting else ""
+    if n == 1:
+        return f"a photo of one {_noun(scene, False)}{place}{light}"
+    return f"a group photo of {NUMBERS.get(n, str(n))} {_noun(scene, True)}{place}{light}"
+
+
 def refine(scene: SceneDescription, failures: dict[int, set[str]], reorder: bool = False) -> str:
     """A rewrite of :func:`synthesize` against failures per subject index (``leakage``, ``swap``,
     ``count``, ``age``): their failing attributes stressed, the head count made explicit, and (with
