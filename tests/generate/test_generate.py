@@ -145,8 +145,10 @@ def test_image_to_image_starts_from_the_noised_image(sft_run):
 
 
 @pytest.mark.e2e
-def test_generate_starts_from_the_model_folders_recommended_sampler(cast, sft_run, tmp_path):
+def test_generate_starts_from_the_model_folders_recommended_sampler(cast, sft_run, tmp_path, capsys):
     import shutil
+
+    from idglow.cli.main import main
 
     model = tmp_path / "model"
     shutil.copytree(sft_run, model, ignore=shutil.ignore_patterns("checkpoints", "samples"))
@@ -156,8 +158,7 @@ def test_generate_starts_from_the_model_folders_recommended_sampler(cast, sft_ru
     common = ["generate", "--run", str(model), "--prompt", "two people", "--refs", *refs, "--steps", "1"]
     for argv, guidance, floor in [([], 1.5, 0.3), (["--task", "age"], 1.25, 0.0), (["--sampler", "trained"], 1.0, 0.0),
                                   (["--id-guidance", "2"], 2.0, 0.3)]:
-        done = cli(*common, "--out", str(tmp_path / "out"), "--name", f"g{guidance}", *argv)
-        assert done.returncode == 0, done.stderr
+        assert main([*common, "--out", str(tmp_path / "out"), "--name", f"g{guidance}", *argv]) == 0
         meta = json.loads((tmp_path / "out" / f"g{guidance}.json").read_text())
         assert meta["id_guidance"] == guidance and meta["schedule"]["group"]["lambda_min"] == floor, argv
-        assert ("recommended by" in done.stdout) == ("trained" not in argv), done.stdout
+        assert ("recommended by" in capsys.readouterr().out) == ("trained" not in argv)
