@@ -53,8 +53,8 @@ reproduce: $(BIN)/.installed
 	$(BIN)/idglow demo --out runs/demo --force
 
 # The shipped IdGlow model (assets/idglow): SFT (the LoRA recipe, 8,000 steps) and DPO on the shipped base model, both
-# scored on 100 records of each held-out benchmark (DPO also with identity guidance 1.25 and 1.5, and group photos with
-# the group gate kept at 0.3), exported with a gallery of held-out people and the sampler those scores recommend per
+# scored on 100 records of each held-out benchmark (DPO also with identity guidance 1.25 and 1.5, group photos with
+# the group gate kept at 0.3, and children with the age window open down to sigma 0), exported with a gallery of held-out people and the sampler those scores recommend per
 # task (sampler.json). About 6 hours on 2 CPU cores; every step resumes when re-run. Needs data/cast
 # (`idglow synth build --out data/cast`).
 idglow-model: $(BIN)/.installed
@@ -67,9 +67,12 @@ idglow-model: $(BIN)/.installed
 	$(BIN)/idglow train sft-eval --run runs/dpo-longer --limit 100 --id-guidance 1.5 --out runs/dpo-longer/eval-g1.5
 	$(BIN)/idglow train sft-eval --run runs/dpo-longer --limit 100 --id-guidance 1.5 --schedule group.lambda_min=0.3 \
 	    --benchmark data/cast/synth-group.jsonl --out runs/dpo-longer/eval-g1.5-group.lambda_min-0.3
+	$(BIN)/idglow train sft-eval --run runs/dpo-longer --limit 100 --schedule age.sigma_lo=0.0 \
+	    --benchmark data/cast/synth-age.jsonl --out runs/dpo-longer/eval-age.sigma_lo-0.0
 	$(BIN)/idglow train export --run runs/dpo-longer --out assets/idglow --scores runs/dpo-longer/eval \
 	    --scores runs/dpo-longer/eval-g1.25 --scores runs/dpo-longer/eval-g1.5 \
-	    --scores runs/dpo-longer/eval-g1.5-group.lambda_min-0.3 --gallery data/cast \
+	    --scores runs/dpo-longer/eval-g1.5-group.lambda_min-0.3 --scores runs/dpo-longer/eval-age.sigma_lo-0.0 \
+	    --gallery data/cast \
 	    --train-command-line "make idglow-model: configs/sft-longer.yaml; pairs build --items 200 --candidates 4; configs/dpo-longer.yaml"
 
 clean:
