@@ -54,8 +54,8 @@ reproduce: $(BIN)/.installed
 
 # The shipped IdGlow model (assets/idglow): SFT (the LoRA recipe, 8,000 steps) and DPO on the shipped base model, both
 # scored on 100 records of each held-out benchmark (DPO also with identity guidance 1.25 and 1.5, group photos with
-# the group gate kept at 0.3, and children with the age window open down to sigma 0), exported with a gallery of held-out people and the sampler those scores recommend per
-# task (sampler.json). About 6 hours on 2 CPU cores; every step resumes when re-run. Needs data/cast
+# the group gate kept at 0.3, and children with the age window open down to sigma 0), exported with a gallery of
+# held-out people and the sampler those scores recommend per task (sampler.json). About 6 hours on 2 CPU cores; every step resumes when re-run. Needs data/cast
 # (`idglow synth build --out data/cast`).
 idglow-model: $(BIN)/.installed
 	$(BIN)/idglow train sft --config configs/sft-longer.yaml
