@@ -180,8 +180,8 @@ def _input_controls(gr, model: AppModel) -> dict:
         c["count"] = gr.Slider(1, 4, value=1, step=1, label="Images", elem_id="count")
     with gr.Row():
         c["id_guidance"] = gr.Slider(1.0, 4.0, value=model.guidance("group"), step=0.05, elem_id="id_guidance",
-                                     label="Identity guidance (>1: a second forward per step; starts at the model's "
-                                           "recommendation for the task)")
+                                     label="Identity guidance (>1: a second forward per step)",
+                                     info="starts at the model's recommendation for the task")
         c["id_scale"] = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Identity strength (x lambda)")
     return c
 
