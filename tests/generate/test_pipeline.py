@@ -80,6 +80,30 @@ def test_identity_scale_and_schedule_act_only_on_the_branch(pipe, refs):
     assert (run(id_scale=0.5) - run()).abs().max() > 1e-4
 
 
+def test_defaults_follow_the_recommended_sampler_per_task(pipe, refs):
+    from idglow.runs.sampler import SamplerSettings
+
+    def run(prompts, tasks, **kwargs):
+        gens = [_gen(k) for k in range(len(prompts))]
+        return pipe(prompts, id_images=[refs] * len(prompts), task=tasks, num_inference_steps=2, generator=gens,
+                    output_type="pt", **kwargs).images
+
+    assert pipe.recommended == {}  # a training run recommends nothing: guidance 1, the trained gate
+    plain = run(["two people"] * 2, ["group", "age"])
+    pipe.recommended = {"group": SamplerSettings(2.0, ("group.lambda_min=0.3",)), "age": SamplerSettings(1.5)}
+    try:
+        mixed = run(["two people"] * 2, ["group", "age"])  # one guidance scale per sample, each task's overrides
+        group = run(["two people"], ["group"], id_guidance=2.0, id_schedule=["group.lambda_min=0.3"])
+        age = run(["two people", "two people"], ["group", "age"], id_guidance=1.5)
+        torch.testing.assert_close(mixed[0], group[0], rtol=0, atol=1e-5)
+        torch.testing.assert_close(mixed[1], age[1], rtol=0, atol=1e-5)
+        assert (mixed - plain).abs().amax(dim=(1, 2, 3)).min() > 1e-3
+        torch.testing.assert_close(run(["two people"] * 2, ["group", "age"], id_guidance=1.0, id_schedule={}), plain,
+                                   rtol=0, atol=1e-6)  # explicit values win
+    finally:
+        pipe.recommended = {}
+
+
 def test_callback_sees_every_step_and_may_replace_the_latents(pipe, refs):
     seen = []
 
