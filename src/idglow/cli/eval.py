@@ -66,7 +66,7 @@ def _sampler(args: argparse.Namespace, pipe) -> tuple[float, list[str]]:
     id_guidance = guidance[0] if args.id_guidance is None else args.id_guidance
     overrides = overrides if args.schedule is None else args.schedule
     chosen = [t for t in tasks if t in recommended and (args.id_guidance is None or args.schedule is None)]
-    origin = f"recommended by {args.run}/sampler.json for {', '.join(chosen)}" if chosen else "given or trained"
+    origin = "; ".join(recommended[t].source for t in chosen) or "given or trained"
     print(f"sampler: identity guidance {id_guidance:g}, gate {', '.join(overrides) or 'as trained'} ({origin})")
     return id_guidance, list(overrides)
 

@@ -96,7 +96,8 @@ def export_idglow(run: str | Path, out: str | Path, command: str, commit: str, s
     """Write a finished SFT or DPO run as one self-contained model folder ``out`` that ``--run`` accepts
     (:func:`write_model_folder`: base backbone + identity branch + one LoRA holding SFT's and DPO's), with
     ``out/provenance.json``: the commands, commit, steps, wall time, source weights and ``scores``; ``out/sampler.json``:
-    the sampler ``scores`` recommend per task (:func:`idglow.runs.sampler.recommend`); ``extra(folder)`` adds files (e.g. the app's gallery) before the folder is renamed into place, beside ``out``.
+    the sampler ``scores`` recommend per task (:func:`idglow.runs.sampler.recommend`); ``extra(folder)`` adds files
+    (e.g. the app's gallery) before the folder is renamed into place, beside ``out``.
     """
     import shutil
 

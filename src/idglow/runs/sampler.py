@@ -104,7 +104,8 @@ def read_sampler(folder: str | Path) -> dict[str, SamplerSettings]:
             raise ValueError(f"{path}: {task}.id_guidance: expected a number >= 0, got {guidance!r}")
         if not isinstance(schedule, list) or not all(isinstance(s, str) and "=" in s for s in schedule):
             raise ValueError(f"{path}: {task}.schedule: expected a list of KEY=VALUE strings, got {schedule!r}")
-        settings[task] = SamplerSettings(float(guidance), tuple(schedule), f"{path} ({entry.get('chosen_from', 'recommended')})")
+        settings[task] = SamplerSettings(float(guidance), tuple(schedule),
+                                         f"recommended by {path} for {task} ({entry.get('chosen_from', 'scores')})")
     return settings
 
 
