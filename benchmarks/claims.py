@@ -18,7 +18,10 @@ The group and age gates are separate schedules, so one SFT run per seed serves a
 any machine) with ``--seed``; every cell is scored by ``idglow train sft-eval`` on ``--limit`` records of each
 held-out benchmark. Per-record scores of all seeds are pooled (``idglow.eval.pooling``): 95% bootstrap intervals over
 the pooled records, beside each seed's value and the seed-to-seed spread. Resumable: training resumes from its
-checkpoints and finished evaluations are reused, so re-running the same command continues where it stopped.
+checkpoints and finished evaluations are reused, so re-running the same command continues where it stopped. Each
+finished evaluation (its summary and per-record scores, a few hundred kB) is also copied to ``--keep``, a folder that is
+committed: a fresh checkout, with no ``runs/``, reuses it instead of training that run again. Each SFT run is trained
+and then evaluated before the next starts, so a sitting of a few hours keeps whole runs.
 
     python benchmarks/claims.py [--claims group age dpo] [--seeds 0 1] [--sft-steps 600] [--limit 100] [--out runs/claims]
 
@@ -30,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -122,11 +126,34 @@ def _steps(run_dir: Path) -> int:
     return json.loads(lines[-1]).get("step", 0) if lines else 0
 
 
+def _evaluated(folder: Path) -> bool:
+    return all((folder / f"{b}{ext}").is_file() for b in BENCHMARKS for ext in (".json", ".scores.jsonl"))
+
+
+def kept(run_dir: Path, args) -> Path:
+    """Where ``run_dir``'s finished evaluation is kept (committed), keyed by run name, SFT budget and record limit."""
+    budget = f"{args.sft_steps}steps" + (f"-dpo{args.dpo_steps}steps-pairs{args.pairs_items}" if run_dir.name.startswith("dpo") else "")
+    return Path(args.keep) / f"{run_dir.name}-{budget}-limit{args.limit}"
+
+
 def evaluate(run_dir: Path, args) -> Path:
-    out = run_dir / f"claims-eval-{args.limit}"
-    if not all((out / f"{b}.scores.jsonl").is_file() for b in BENCHMARKS):
+    """``run_dir`` scored on both held-out benchmarks; the evaluation is copied to ``kept`` once it finishes."""
+    out, keep = run_dir / f"claims-eval-{args.limit}", kept(run_dir, args)
+    if _evaluated(keep):
+        return keep
+    if not _evaluated(out):
         run("train", "sft-eval", "--run", str(run_dir), "--limit", str(args.limit), "--out", str(out))
-    return out
+    keep.mkdir(parents=True, exist_ok=True)
+    for bench in BENCHMARKS:
+        for ext in (".json", ".scores.jsonl"):
+            shutil.copyfile(out / f"{bench}{ext}", keep / f"{bench}{ext}")
+    return keep
+
+
+def sft_evaluated(name: str, seed: int, args) -> Path:
+    """The evaluation of SFT variant ``name`` at ``seed``: the kept one, or trained and evaluated now."""
+    out = Path(args.out) / f"sft-{name}-s{seed}"
+    return kept(out, args) if _evaluated(kept(out, args)) else evaluate(train_sft(name, seed, args), args)
 
 
 def pool(folders: list[Path]) -> dict[str, dict]:
@@ -196,6 +223,8 @@ def main() -> None:
     parser.add_argument("--pairs-items", type=int, default=200, help="training scenes per DPO pair build (default: 200)")
     parser.add_argument("--limit", type=int, default=100, help="records of each benchmark, evenly spread (default: 100)")
     parser.add_argument("--out", default="runs/claims", help="runs and results (default: runs/claims)")
+    parser.add_argument("--keep", default="benchmarks/results/claims",
+                        help="committed copies of finished evaluations, reused before training (default: benchmarks/results/claims)")
     args = parser.parse_args()
     if len(set(args.seeds)) < 2:
         parser.error("--seeds: at least two different training seeds (intervals and spread need them)")
@@ -203,9 +232,9 @@ def main() -> None:
     same_captions = "prompts" in args.claims and write_captions()
     alias = {"captions-per-subject": "paper"} if same_captions else {}
     names = sorted({alias.get(n, n) for c in args.claims for n in CLAIM_RUNS[c]}, key=list(SFT_RUNS).index)
-    sft = {n: [train_sft(n, s, args) for s in args.seeds] for n in names}
-    sft.update({n: sft[a] for n, a in alias.items()})
-    results = {n: pool([evaluate(r, args) for r in runs]) for n, runs in sft.items()}
+    evals = {n: [sft_evaluated(n, s, args) for s in args.seeds] for n in names}
+    evals.update({n: evals[a] for n, a in alias.items()})
+    results = {n: pool(folders) for n, folders in evals.items()}
     sections, out = [], Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if "group" in args.claims:
@@ -218,8 +247,10 @@ def main() -> None:
     if "dpo" in args.claims:
         dpo = {f"SFT ({SFT_RUNS['paper'][0]} / {SFT_RUNS['paper'][1]})": results["paper"]}
         for loss in DPO_LOSSES:
-            runs = [train_dpo(r, loss, s, args) for r, s in zip(sft["paper"], args.seeds)]
-            dpo[f"DPO {loss}"] = pool([evaluate(r, args) for r in runs])
+            runs = [Path(args.out) / f"dpo-{loss}-s{s}" for s in args.seeds]
+            dpo[f"DPO {loss}"] = pool([kept(r, args) if _evaluated(kept(r, args)) else
+                                       evaluate(train_dpo(train_sft("paper", s, args), loss, s, args), args)
+                                       for r, s in zip(runs, args.seeds)])
         sections.append("(iii) DPO\n\n" + "\n\n".join(f"{b}:\n\n" + table(dpo, b, "model") for b in BENCHMARKS))
         results.update({k: v for k, v in dpo.items() if k.startswith("DPO")})
     if "prompts" in args.claims:
