@@ -25,18 +25,24 @@ and then evaluated before the next starts, so a sitting of a few hours keeps who
 
     python benchmarks/claims.py [--claims group age dpo] [--seeds 0 1] [--sft-steps 600] [--limit 100] [--out runs/claims]
 
-Writes ``OUT/results.json``, ``OUT/results.md`` (the tables) and ``OUT/group_pareto.png``.
+Writes ``OUT/results.json``, ``OUT/results.md`` (the tables) and ``OUT/group_pareto.png``. Each claim's verdict
+(``CLAIMS``, ``idglow.eval.verdict``) comes from paired bootstrap intervals of the paper variant's advantage over each
+alternative; ``--readme README.md`` writes that table into the README's claims-table block, and ``--only-kept``
+builds it from the kept evaluations alone (seconds, nothing trained).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from idglow.eval.verdict import Check, describe, holds, verdict
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -71,6 +77,27 @@ CLAIM_RUNS = {"group": ["paper", "constant", "reversed"],
               "dpo": ["paper"],
               "prompts": ["captions-coarse", "captions-per-subject"]}
 DPO_LOSSES = ("sigmoid", "weighted", "margin")
+# claim -> (title, what the paper says, the model the claim is about, the checks that make it true)
+CLAIMS = {
+    "group": ("(i) group gate: linear decay",
+              "identity strong early and fading late binds identity and keeps groups natural, better than constant "
+              "injection or the reverse",
+              "paper", [Check("synth-group", metric, alt, higher) for alt in ("constant", "reversed")
+                        for metric, higher in (("facesim_norm", True), ("frechet_judge", False), ("copy_paste", False))]),
+    "age": ("(ii) age gate: mid-noise window",
+            "a window over the middle noise levels lets a child's face form before identity is applied: more children "
+            "and fewer mini-adults than constant injection or linear decay",
+            "paper", [Check("synth-age", metric, alt, higher) for alt in ("constant", "reversed")
+                      for metric, higher in (("child_rate", True), ("mini_adult_rate", False))]),
+    "dpo": ("(iii) group-level Flow-DPO", "preference optimisation after SFT raises identity fidelity in groups",
+            "dpo-sigmoid", [Check(bench, "facesim_norm", "paper", True, model=f"dpo-{loss}") for loss in DPO_LOSSES
+                            for bench in BENCHMARKS]),
+    "prompts": ("(iv) per-subject training captions",
+                "captions that bind each person to their attributes (VLM-synthesized) resolve the attribute leakage "
+                "and ambiguity that coarse captions leave",
+                "captions-per-subject", [Check("synth-group", metric, "captions-coarse", False)
+                                         for metric in ("leakage_rate", "swap_rate")]),
+}
 COLUMNS = {
     "synth-group": [("facesim_norm", "FaceSim/mu"), ("count_accuracy", "count acc"), ("frechet_judge", "Fréchet"),
                     ("copy_paste", "copy-paste"), ("identification", "identified"), ("leakage_rate", "leakage")],
@@ -150,10 +177,21 @@ def evaluate(run_dir: Path, args) -> Path:
     return keep
 
 
-def sft_evaluated(name: str, seed: int, args) -> Path:
-    """The evaluation of SFT variant ``name`` at ``seed``: the kept one, or trained and evaluated now."""
-    out = Path(args.out) / f"sft-{name}-s{seed}"
-    return kept(out, args) if _evaluated(kept(out, args)) else evaluate(train_sft(name, seed, args), args)
+def run_dir(model: str, seed: int, args) -> Path:
+    """The run folder of ``model`` (an SFT variant of ``SFT_RUNS`` or ``dpo-<loss>``) at training seed ``seed``."""
+    return Path(args.out) / (f"{model}-s{seed}" if model.startswith("dpo-") else f"sft-{model}-s{seed}")
+
+
+def evaluation(model: str, seed: int, args) -> Path | None:
+    """``model``'s evaluation at ``seed``: the kept one, else trained and evaluated now (None with ``--only-kept``)."""
+    folder = run_dir(model, seed, args)
+    if _evaluated(kept(folder, args)):
+        return kept(folder, args)
+    if args.only_kept:
+        return None
+    if model.startswith("dpo-"):
+        return evaluate(train_dpo(train_sft("paper", seed, args), model.removeprefix("dpo-"), seed, args), args)
+    return evaluate(train_sft(model, seed, args), args)
 
 
 def pool(folders: list[Path]) -> dict[str, dict]:
@@ -214,6 +252,86 @@ def pareto_plot(rows: dict[str, dict], path: Path) -> None:
     plt.close(fig)
 
 
+def claim_models(claims: list[str], alias: dict[str, str]) -> list[str]:
+    """The models the claims compare, each once, SFT variants first (in ``SFT_RUNS`` order), then DPO."""
+    sft = sorted({alias.get(n, n) for c in claims for n in CLAIM_RUNS[c]}, key=list(SFT_RUNS).index)
+    return sft + ([f"dpo-{loss}" for loss in DPO_LOSSES] if "dpo" in claims else [])
+
+
+def difference(check: Check, model: str, evals: dict[str, list[Path]]) -> dict | None:
+    """``check.metric`` of ``model`` minus ``check.against``'s, pooled over seeds: a paired bootstrap interval, or
+    per-seed differences for Fréchet (a set-level distance, no per-record values)."""
+    from idglow.eval.pooling import paired_difference, read_scores
+
+    mine, theirs = evals.get(model), evals.get(check.against)
+    if not mine or not theirs:
+        return None
+    metric = lambda folder: json.loads((folder / f"{check.benchmark}.json").read_text())  # noqa: E731
+    if check.metric == "frechet_judge":
+        per_seed = [metric(a)["frechet_judge"] - metric(b)["frechet_judge"] for a, b in zip(mine, theirs)]
+        return {"difference": sum(per_seed) / len(per_seed), "per_seed": per_seed}
+    scores = lambda folders: [read_scores(f, check.benchmark) for f in folders]  # noqa: E731
+    return paired_difference(scores(mine), scores(theirs), check.metric, metric(mine[0])["mu_real"])
+
+
+def reproduces(claims: list[str], evals: dict[str, list[Path]], args) -> tuple[str, dict]:
+    """The "What reproduces" table (markdown) and its data: one row per claim of ``CLAIMS``, with its checks, each
+    check's difference and interval, the verdict and the command that regenerates the row."""
+    lines = ["| claim | the paper | measured: the paper's variant minus each alternative, 95% paired bootstrap interval "
+             "(✓ = beyond doubt on the claimed side) | verdict | command |", "|---|---|---|---|---|"]
+    data = {}
+    for key, (title, statement, model, checks) in CLAIMS.items():
+        command = (f"`python benchmarks/claims.py --claims {key} --seeds {' '.join(map(str, args.seeds))} "
+                   f"--sft-steps {args.sft_steps} --limit {args.limit}`")
+        if key not in claims:
+            lines.append(f"| {title} | {statement} | not run | not measured | {command} |")
+            continue
+        found = [(check, difference(check, check.model or model, evals)) for check in checks]
+        result = verdict([holds(c, d) for c, d in found])
+        measured = "<br>".join((f"{c.model}, {c.benchmark}: " if c.model else "") + describe(c, d) for c, d in found)
+        if result == "not measured":
+            needed = {m for c in checks for m in (c.model or model, c.against)}
+            measured = f"not measured yet: {sum(m in evals for m in needed)} of {len(needed)} models evaluated at every seed"
+        lines.append(f"| {title} | {statement} | {measured} | **{result}** | {command} |")
+        data[key] = {"verdict": result, "checks": [{**dataclasses.asdict(c), "model": c.model or model, "difference": d}
+                                                    for c, d in found]}
+    return "\n".join(lines), data
+
+
+def write_readme(path: Path, table: str, note: str) -> None:
+    """Replace the text between the README's claims-table markers with ``note`` and ``table``."""
+    text = path.read_text()
+    start, end = "<!-- claims-table:start -->", "<!-- claims-table:end -->"
+    if start not in text or end not in text:
+        raise SystemExit(f"--readme: {path} has no {start} ... {end} block to replace")
+    head, rest = text.split(start, 1)
+    path.write_text(head + start + "\n" + note + "\n\n" + table + "\n" + end + rest.split(end, 1)[1])
+
+
+def sections(claims: list[str], results: dict[str, dict]) -> list[str]:
+    """Each measured claim's table of its variants (every column with its interval and spread)."""
+    out = []
+    have = lambda names: all(n in results for n in names)  # noqa: E731
+    if "group" in claims and have(CLAIM_RUNS["group"]):
+        rows = {f"{SFT_RUNS[n][0]} ({n})": results[n] for n in CLAIM_RUNS["group"]}
+        out.append("(i) group gate\n\n" + table(rows, "synth-group", "group gate"))
+    if "age" in claims and have(CLAIM_RUNS["age"]):
+        rows = {f"{SFT_RUNS[n][1]} ({n})": results[n] for n in CLAIM_RUNS["age"]}
+        out.append("(ii) age gate\n\n" + table(rows, "synth-age", "age gate"))
+    dpo = ["paper"] + [f"dpo-{loss}" for loss in DPO_LOSSES]
+    if "dpo" in claims and have(dpo):
+        rows = {(f"DPO {n.removeprefix('dpo-')}" if n.startswith("dpo-") else "SFT (paper recipe)"): results[n] for n in dpo}
+        out.append("(iii) DPO\n\n" + "\n\n".join(f"{b}:\n\n" + table(rows, b, "model") for b in BENCHMARKS))
+    if "prompts" in claims and have(CLAIM_RUNS["prompts"]):
+        rows = {"coarse captions": results["captions-coarse"], "per-subject captions": results["captions-per-subject"]}
+        lines = ["| training captions | seeds | " + " | ".join(n for _, n in PROMPT_COLUMNS) + " |",
+                 "|---|---|" + "---|" * len(PROMPT_COLUMNS)]
+        lines += [f"| {name} | {r['synth-group']['seeds']} | " + " | ".join(cell(r["synth-group"], k) for k, _ in PROMPT_COLUMNS)
+                  + " |" for name, r in rows.items()]
+        out.append("(iv) training captions, on synth-group\n\n" + "\n".join(lines))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--claims", nargs="+", choices=sorted(CLAIM_RUNS), default=["group", "age", "dpo"])
@@ -225,50 +343,38 @@ def main() -> None:
     parser.add_argument("--out", default="runs/claims", help="runs and results (default: runs/claims)")
     parser.add_argument("--keep", default="benchmarks/results/claims",
                         help="committed copies of finished evaluations, reused before training (default: benchmarks/results/claims)")
+    parser.add_argument("--only-kept", action="store_true",
+                        help="train and evaluate nothing: report from the kept evaluations (seconds); a claim missing one is 'not measured'")
+    parser.add_argument("--readme", type=Path, help="also write the What-reproduces table into this README's claims-table block")
     args = parser.parse_args()
     if len(set(args.seeds)) < 2:
         parser.error("--seeds: at least two different training seeds (intervals and spread need them)")
     os.chdir(ROOT)
-    same_captions = "prompts" in args.claims and write_captions()
+    # The rules backend writes exactly the cast's captions: the per-subject row is then the paper-recipe runs.
+    same_captions = "prompts" in args.claims and (args.only_kept or write_captions())
     alias = {"captions-per-subject": "paper"} if same_captions else {}
-    names = sorted({alias.get(n, n) for c in args.claims for n in CLAIM_RUNS[c]}, key=list(SFT_RUNS).index)
-    evals = {n: [sft_evaluated(n, s, args) for s in args.seeds] for n in names}
-    evals.update({n: evals[a] for n, a in alias.items()})
+    evals = {}
+    for model in claim_models(args.claims, alias):
+        folders = [evaluation(model, seed, args) for seed in args.seeds]
+        if all(folders):
+            evals[model] = folders
+    evals.update({n: evals[a] for n, a in alias.items() if a in evals})
     results = {n: pool(folders) for n, folders in evals.items()}
-    sections, out = [], Path(args.out)
+    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    if "group" in args.claims:
-        rows = {f"{SFT_RUNS[n][0]} ({n})": results[n] for n in CLAIM_RUNS["group"]}
-        sections.append("(i) group gate\n\n" + table(rows, "synth-group", "group gate"))
-        pareto_plot(rows, out / "group_pareto.png")
-    if "age" in args.claims:
-        rows = {f"{SFT_RUNS[n][1]} ({n})": results[n] for n in CLAIM_RUNS["age"]}
-        sections.append("(ii) age gate\n\n" + table(rows, "synth-age", "age gate"))
-    if "dpo" in args.claims:
-        dpo = {f"SFT ({SFT_RUNS['paper'][0]} / {SFT_RUNS['paper'][1]})": results["paper"]}
-        for loss in DPO_LOSSES:
-            runs = [Path(args.out) / f"dpo-{loss}-s{s}" for s in args.seeds]
-            dpo[f"DPO {loss}"] = pool([kept(r, args) if _evaluated(kept(r, args)) else
-                                       evaluate(train_dpo(train_sft("paper", s, args), loss, s, args), args)
-                                       for r, s in zip(runs, args.seeds)])
-        sections.append("(iii) DPO\n\n" + "\n\n".join(f"{b}:\n\n" + table(dpo, b, "model") for b in BENCHMARKS))
-        results.update({k: v for k, v in dpo.items() if k.startswith("DPO")})
-    if "prompts" in args.claims:
-        rows = {"coarse captions": results["captions-coarse"],
-                "per-subject captions" + (" (= the cast's: the paper runs)" if same_captions else ""):
-                    results["captions-per-subject"]}
-        lines = ["| training captions | seeds | " + " | ".join(n for _, n in PROMPT_COLUMNS) + " |",
-                 "|---|---|" + "---|" * len(PROMPT_COLUMNS)]
-        lines += [f"| {name} | {r['synth-group']['seeds']} | " + " | ".join(cell(r["synth-group"], k) for k, _ in PROMPT_COLUMNS)
-                  + " |" for name, r in rows.items()]
-        sections.append("(iv) training captions, on synth-group\n\n" + "\n".join(lines))
-    settings = {"seeds": args.seeds, "sft_steps": args.sft_steps, "dpo_steps": args.dpo_steps, "limit": args.limit, "pairs_items": args.pairs_items}
-    (out / "results.json").write_text(json.dumps({"settings": settings, "results": results}, indent=2) + "\n")
+    if all(n in results for n in CLAIM_RUNS["group"]) and "group" in args.claims:
+        pareto_plot({f"{SFT_RUNS[n][0]} ({n})": results[n] for n in CLAIM_RUNS["group"]}, out / "group_pareto.png")
+    verdicts_table, verdicts = reproduces(args.claims, evals, args)
+    settings = {"seeds": args.seeds, "sft_steps": args.sft_steps, "dpo_steps": args.dpo_steps, "limit": args.limit,
+                "pairs_items": args.pairs_items}
+    (out / "results.json").write_text(json.dumps({"settings": settings, "verdicts": verdicts, "results": results}, indent=2) + "\n")
     note = (f"{len(args.seeds)} training seeds per row ({', '.join(map(str, args.seeds))}), SFT {args.sft_steps} steps, "
-            f"{args.limit} records per benchmark per seed; value [95% bootstrap interval over the pooled records] "
-            "±half the seed-to-seed range.")
-    text = note + "\n\n" + "\n\n".join(sections) + "\n"
+            f"{args.limit} records per benchmark per seed, pooled over the seeds.")
+    text = (note + " Cells: value [95% bootstrap interval over the pooled records] ±half the seed-to-seed range.\n\n"
+            + "What reproduces\n\n" + verdicts_table + "\n\n" + "\n\n".join(sections(args.claims, results)) + "\n")
     (out / "results.md").write_text(text)
+    if args.readme:
+        write_readme(args.readme, verdicts_table, note)
     print(text)
 
 

@@ -4,12 +4,13 @@ import json
 
 import pytest
 
-from idglow.eval.pooling import pooled_summary, read_scores
+from idglow.eval.pooling import paired_difference, pooled_summary, read_scores
 
 
-def _score(facesim: float, count_ok: float = 1.0, task: str = "group") -> dict:
-    return {"facesim": facesim, "count_ok": count_ok, "size": 2, "task": task, "matched": 2, "own_colour": 2, "leaked": 0,
-            "child": 1.0, "adult": 0.0}
+def _score(facesim: float, count_ok: float = 1.0, task: str = "group", id: str = "r", leaked: int = 0,
+           child: float = 1.0, size: int = 2) -> dict:
+    return {"id": id, "facesim": facesim, "count_ok": count_ok, "size": size, "task": task, "matched": 2, "own_colour": 2,
+            "leaked": leaked, "child": child, "adult": 1.0 - child}
 
 
 def test_pooling_two_seeds_averages_them_and_reports_their_spread():
@@ -33,3 +34,42 @@ def test_pooling_refuses_a_seed_without_records_and_names_a_missing_scores_file(
         read_scores(tmp_path, "synth-group")
     (tmp_path / "synth-group.scores.jsonl").write_text(json.dumps(_score(0.3)) + "\n")
     assert read_scores(tmp_path, "synth-group")[0]["facesim"] == 0.3
+
+
+def _seeds(values: list[list[tuple]], task: str = "group") -> list[list[dict]]:
+    return [[_score(f, task=task, id=f"r{i}", leaked=leak, child=child, size=size)
+             for i, (f, leak, child, size) in enumerate(seed)] for seed in values]
+
+
+def test_paired_difference_is_the_difference_of_the_pooled_summaries():
+    a = _seeds([[(0.5, 1, 1.0, 2), (0.2, 0, 0.0, 3), (0.4, 2, 1.0, 4)], [(0.6, 0, 1.0, 2), (0.1, 1, 0.5, 3), (0.3, 0, 0.0, 4)]], "age")
+    b = _seeds([[(0.3, 0, 0.0, 2), (0.25, 1, 1.0, 3), (0.1, 0, 0.0, 4)], [(0.2, 2, 1.0, 2), (0.4, 0, 0.0, 3), (0.2, 1, 1.0, 4)]], "age")
+    pa, pb = pooled_summary(a, 0.8), pooled_summary(b, 0.8)
+    for key in ("facesim_norm", "leakage_rate", "child_rate", "mini_adult_rate", "count_accuracy"):
+        result = paired_difference(a, b, key, 0.8)
+        assert result["difference"] == pytest.approx(pa[key] - pb[key]), key
+        low, high = result["interval"]
+        assert low <= result["difference"] <= high and result["records"] == 6
+
+
+def test_paired_difference_removes_what_both_models_share():
+    """B is A lowered by 0.1 on every record: records vary widely, the difference not at all, so its interval is a
+    point, where the two models' own intervals are wide and overlap."""
+    values = [0.9, 0.1, 0.6, 0.3, 0.8, 0.2, 0.5, 0.7]
+    a = _seeds([[(v, 0, 1.0, 2) for v in values], [(v / 2, 0, 1.0, 2) for v in values]])
+    b = _seeds([[(v - 0.1, 0, 1.0, 2) for v in values], [(v / 2 - 0.1, 0, 1.0, 2) for v in values]])
+    result = paired_difference(a, b, "facesim_norm", 0.5)
+    assert result["interval"] == pytest.approx([0.2, 0.2]) and result["difference"] == pytest.approx(0.2)
+    low_a, high_a = pooled_summary(a, 0.5)["intervals"]["facesim_norm"]
+    assert high_a - low_a > 0.3
+    assert paired_difference(a, b, "swap_rate", 0.5) is None  # no record has swaps
+
+
+def test_paired_difference_refuses_unpaired_records_and_unknown_metrics():
+    a, b = _seeds([[(0.5, 0, 1.0, 2)]]), [[_score(0.3, id="other")]]
+    with pytest.raises(ValueError, match="seed 0: record r0 was scored for one model only"):
+        paired_difference(a, b, "facesim_norm", 0.5)
+    with pytest.raises(ValueError, match="key: expected one of"):
+        paired_difference(a, a, "fid", 0.5)
+    with pytest.raises(ValueError, match="the same training seeds"):
+        paired_difference(a, a + a, "facesim_norm", 0.5)

@@ -35,3 +35,61 @@ def pooled_summary(per_seed: Sequence[Sequence[dict]], mu_real: float) -> dict:
     pooled["spread"] = {k: float(np.ptp([v for v in values if v is not None])) for k, values in pooled["per_seed"].items()
                         if any(v is not None for v in values)}
     return pooled
+
+
+# Each metric of :func:`summarise` as a ratio of per-record sums, sum(numerator) / sum(denominator): the record's
+# (numerator, denominator), or None where the record does not count towards that metric.
+RATIO_TERMS = {
+    "facesim_norm": lambda s, mu: (s["facesim"] / mu, 1.0),
+    "count_accuracy": lambda s, mu: (float(s["count_ok"]), 1.0),
+    "identification": lambda s, mu: (float(s["identified"]), float(s["size"])) if "identified" in s else None,
+    "leakage_rate": lambda s, mu: (float(s["leaked"]), float(s["matched"])) if s["size"] >= 2 and s["matched"] else None,
+    "swap_rate": lambda s, mu: (float(s["swaps"]), float(s["size"])) if s.get("swaps") is not None else None,
+    "copy_paste": lambda s, mu: (s["copy_paste"], 1.0) if s.get("copy_paste") is not None else None,
+    "child_rate": lambda s, mu: (s["child"] * s["size"], float(s["size"])) if s["task"] == "age" else None,
+    "mini_adult_rate": lambda s, mu: (s["adult"] * s["size"], float(s["size"])) if s["task"] == "age" else None,
+}
+
+
+def paired_difference(a: Sequence[Sequence[dict]], b: Sequence[Sequence[dict]], key: str, mu_real: float,
+                      confidence: float = 0.95, resamples: int = 2000) -> dict | None:
+    """``key`` of model A minus model B on the same records, pooled over seeds, with a paired bootstrap interval.
+
+    ``a[k]`` and ``b[k]`` are training seed k's per-record scores of the two models (:func:`read_scores`); a record is
+    paired with the one of the same seed and id (the same prompt, references and noise), and only records that count
+    for ``key`` in both enter. Resampling pairs whole keeps what the two models share out of the interval, which is
+    why it is much narrower than the difference of two separate intervals.
+
+    Returns:
+        ``{"difference", "interval": [low, high], "records"}``, or None when no record counts for ``key``.
+    """
+    if key not in RATIO_TERMS:
+        raise ValueError(f"key: expected one of {sorted(RATIO_TERMS)}, got {key!r}")
+    if len(a) != len(b):
+        raise ValueError(f"a, b: the same training seeds are needed ({len(a)} against {len(b)})")
+    term = RATIO_TERMS[key]
+    rows = []
+    for seed, (scores_a, scores_b) in enumerate(zip(a, b)):
+        by_id = {s["id"]: s for s in scores_b}
+        for s in scores_a:
+            if s["id"] not in by_id:
+                raise ValueError(f"seed {seed}: record {s['id']} was scored for one model only (evaluate both on the same records)")
+            pair = term(s, mu_real), term(by_id[s["id"]], mu_real)
+            if pair[0] is not None and pair[1] is not None:
+                rows.append([*pair[0], *pair[1]])
+    if not rows:
+        return None
+    num_a, den_a, num_b, den_b = np.asarray(rows, dtype=float).T
+
+    def difference(na, da, nb, db):
+        return na.sum() / da.sum() - nb.sum() / db.sum()
+
+    value = float(difference(num_a, den_a, num_b, den_b))
+    if len(rows) < 2:
+        return {"difference": value, "interval": [value, value], "records": len(rows)}
+    rng = np.random.default_rng(0)
+    draws = rng.integers(0, len(rows), size=(resamples, len(rows)))
+    samples = (num_a[draws].sum(1) / den_a[draws].sum(1)) - (num_b[draws].sum(1) / den_b[draws].sum(1))
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.nanpercentile(samples, [tail, 100 - tail])
+    return {"difference": value, "interval": [float(low), float(high)], "records": len(rows)}

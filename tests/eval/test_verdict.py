@@ -1,0 +1,74 @@
+"""Claim verdicts, and benchmarks/claims.py reporting from kept evaluations (no training)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from idglow.eval.verdict import Check, describe, holds, verdict
+
+ROOT = Path(__file__).parents[2]
+
+
+def test_a_check_holds_only_when_its_interval_clears_zero_on_the_claimed_side():
+    up, down = Check("synth-group", "facesim_norm", "constant", True), Check("synth-group", "copy_paste", "constant", False)
+    assert holds(up, {"difference": 0.05, "interval": [0.01, 0.09]})
+    assert not holds(up, {"difference": 0.05, "interval": [-0.01, 0.09]})  # the interval reaches zero
+    assert not holds(down, {"difference": 0.05, "interval": [0.01, 0.09]})  # beyond doubt, on the wrong side
+    assert holds(down, {"difference": -0.05, "interval": [-0.09, -0.01]})
+    assert holds(down, {"difference": -0.5, "per_seed": [-0.2, -0.8]}) and not holds(down, {"difference": -0.5, "per_seed": [0.1, -1.1]})
+    assert holds(up, None) is None
+
+
+def test_verdict_and_description():
+    assert verdict([True, True]) == "reproduced" and verdict([True, False]) == "partly"
+    assert verdict([False, False]) == "not reproduced" and verdict([True, None]) == "not measured" and verdict([]) == "not measured"
+    check = Check("synth-group", "facesim_norm", "constant", True)
+    assert describe(check, {"difference": 0.031, "interval": [0.012, 0.05]}) == "FaceSim/mu ↑ vs constant: +0.031 [+0.012, +0.050] ✓"
+    assert describe(check, None) == "FaceSim/mu vs constant: not measured"
+
+
+def _kept(folder: Path, facesims: list[float], frechet: float, copy_paste: float) -> None:
+    folder.mkdir(parents=True)
+    for bench, task in (("synth-group", "group"), ("synth-age", "age")):
+        rows = [{"id": f"{bench}-{i}", "facesim": f, "count_ok": 1.0, "size": 2, "task": task, "matched": 2, "own_colour": 2,
+                 "leaked": 0, "child": 1.0, "adult": 0.0, "swaps": 0, "copy_paste": copy_paste, "identified": 1, "gallery": 50}
+                for i, f in enumerate(facesims)]
+        (folder / f"{bench}.scores.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (folder / f"{bench}.json").write_text(json.dumps({"mu_real": 0.8, "frechet_judge": frechet}))
+
+
+def test_claims_script_reports_verdicts_from_kept_evaluations_into_the_readme(tmp_path):
+    """Linear decay beats both alternatives on FaceSim by 0.1 on every record and on Fréchet in both seeds, but
+    copies the references more: two of the three checks per alternative hold, so the claim is 'partly' reproduced."""
+    base = [0.2, 0.5, 0.3, 0.6, 0.4]
+    for seed in (0, 1):
+        for model, shift, frechet, copy in (("paper", 0.1, 5.0, 0.05), ("constant", 0.0, 6.0, 0.01), ("reversed", 0.0, 7.0, 0.0)):
+            _kept(tmp_path / "keep" / f"sft-{model}-s{seed}-600steps-limit5", [f + shift for f in base], frechet + seed, copy)
+    readme = tmp_path / "README.md"
+    readme.write_text("# Title\n\n<!-- claims-table:start -->\nold\n<!-- claims-table:end -->\n\ntail\n")
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "claims.py"), "--claims", "group", "--limit", "5",
+                          "--keep", str(tmp_path / "keep"), "--out", str(tmp_path / "out"), "--only-kept",
+                          "--readme", str(readme)], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    text = readme.read_text()
+    assert "old" not in text and text.startswith("# Title") and text.endswith("tail\n")
+    row = next(line for line in text.splitlines() if line.startswith("| (i) group gate"))
+    assert "FaceSim/mu ↑ vs constant: +0.125 [+0.125, +0.125] ✓" in row  # 0.1 / mu_real 0.8 on every record
+    assert "Fréchet ↓ vs reversed: -2.000 (per seed -2.00, -2.00) ✓" in row and "copy-paste ↓ vs constant: +0.040" in row
+    assert "**partly**" in row
+    assert "| (ii) age gate" in text and "not run" in text  # a claim not asked for keeps its row
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["verdicts"]["group"]["verdict"] == "partly" and (tmp_path / "out" / "group_pareto.png").is_file()
+
+
+def test_claims_script_without_kept_evaluations_says_not_measured(tmp_path):
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "claims.py"), "--claims", "group", "--only-kept",
+                          "--keep", str(tmp_path / "keep"), "--out", str(tmp_path / "out")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "**not measured**" in out.stdout
+    readme = tmp_path / "README.md"
+    readme.write_text("no markers\n")
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "claims.py"), "--only-kept", "--readme", str(readme),
+                          "--keep", str(tmp_path / "keep"), "--out", str(tmp_path / "out")], capture_output=True, text=True)
+    assert out.returncode != 0 and "has no <!-- claims-table:start -->" in out.stderr
