@@ -11,7 +11,9 @@ Claims measured here (``--claims``):
 - ``prompts`` (iv): SFT on coarse training captions (count and place, what photo datasets give) vs the same scenes
   with per-subject captions written by ``idglow prompts caption`` from their annotations: leakage, swap and count
   accuracy at test. When the per-subject captions equal the cast's own (the rules backend writes the cast's caption
-  form), the paper-recipe runs are that row and are not trained twice.
+  form), the paper-recipe runs are that row and are not trained twice. Third row: the per-subject captions rewritten
+  against the badcase library of the paper-recipe run (first seed) on ``--badcase-items`` *training* scenes
+  (``idglow prompts badcases``, then ``prompts caption --style refined``); no benchmark record enters the captions.
 
 The group and age gates are separate schedules, so one SFT run per seed serves a group variant and an age variant
 (``SFT_RUNS``). Every SFT run is ``configs/sft-lora.yaml`` for ``--sft-steps`` steps (a budget in steps, the same on
@@ -61,7 +63,8 @@ SFT_RUNS = {
 }
 CAST = Path("data/cast")
 TRAIN_MANIFESTS = ("sft-group-train", "sft-age-train")  # configs/synth-sft.yaml's data.manifests
-CAPTION_STYLES = ("coarse", "per-subject")
+CAPTION_STYLES = ("coarse", "per-subject", "refined")
+BADCASE_MANIFEST = CAST / "sft-group-train.jsonl"  # training scenes the badcase library is mined on
 
 
 def captioned(style: str) -> list[Path]:
@@ -75,7 +78,7 @@ for _style in CAPTION_STYLES:
 CLAIM_RUNS = {"group": ["paper", "constant", "reversed"],
               "age": ["paper", "constant", "reversed", "window-early", "window-late", "window-wide"],
               "dpo": ["paper"],
-              "prompts": ["captions-coarse", "captions-per-subject"]}
+              "prompts": ["captions-coarse", "captions-per-subject", "captions-refined"]}
 DPO_LOSSES = ("sigmoid", "weighted", "margin")
 # claim -> (title, what the paper says, the model the claim is about, the checks that make it true)
 CLAIMS = {
@@ -96,7 +99,8 @@ CLAIMS = {
                 "captions that bind each person to their attributes (VLM-synthesized) resolve the attribute leakage "
                 "and ambiguity that coarse captions leave",
                 "captions-per-subject", [Check("synth-group", metric, "captions-coarse", False)
-                                         for metric in ("leakage_rate", "swap_rate")]),
+                                         for metric in ("leakage_rate", "swap_rate")]
+                + [Check("synth-group", "leakage_rate", "captions-per-subject", False, model="captions-refined")]),
 }
 COLUMNS = {
     "synth-group": [("facesim_norm", "FaceSim/mu"), ("count_accuracy", "count acc"), ("frechet_judge", "Fréchet"),
@@ -132,6 +136,23 @@ def train_dpo(sft: Path, loss: str, seed: int, args) -> Path:
             "--data.manifests", f"[{pairs / 'pairs.jsonl'}]", "--dpo.loss", loss, "--optim.steps", str(args.dpo_steps),
             "--optim.max_minutes", "0", "--log.progress", "false")
     return out
+
+
+def refined_captions(args) -> None:
+    """Training captions rewritten against the badcases of the paper-recipe run (first seed) on training scenes:
+    the library is mined once (``idglow prompts badcases``), kept beside the evaluations, and reused."""
+    keep = Path(args.keep) / f"badcases-paper-s{args.seeds[0]}-{args.sft_steps}steps-{args.badcase_items}scenes"
+    if not all((keep / f).is_file() for f in ("badcases.jsonl", "summary.json")):
+        mined = Path(args.out) / "badcases"
+        run("prompts", "badcases", "--run", str(train_sft("paper", args.seeds[0], args)), "--manifest", str(BADCASE_MANIFEST),
+            "--limit", str(args.badcase_items), "--out", str(mined))
+        keep.mkdir(parents=True, exist_ok=True)
+        for name in ("badcases.jsonl", "summary.json"):
+            shutil.copyfile(mined / name, keep / name)
+    for original, refined in zip([CAST / f"{m}.jsonl" for m in TRAIN_MANIFESTS], captioned("refined")):
+        if not refined.is_file():
+            run("prompts", "caption", "--manifest", str(original), "--out", str(refined), "--style", "refined",
+                "--badcases", str(keep))
 
 
 def write_captions() -> bool:
@@ -191,6 +212,8 @@ def evaluation(model: str, seed: int, args) -> Path | None:
         return None
     if model.startswith("dpo-"):
         return evaluate(train_dpo(train_sft("paper", seed, args), model.removeprefix("dpo-"), seed, args), args)
+    if model == "captions-refined":
+        refined_captions(args)
     return evaluate(train_sft(model, seed, args), args)
 
 
@@ -323,7 +346,8 @@ def sections(claims: list[str], results: dict[str, dict]) -> list[str]:
         rows = {(f"DPO {n.removeprefix('dpo-')}" if n.startswith("dpo-") else "SFT (paper recipe)"): results[n] for n in dpo}
         out.append("(iii) DPO\n\n" + "\n\n".join(f"{b}:\n\n" + table(rows, b, "model") for b in BENCHMARKS))
     if "prompts" in claims and have(CLAIM_RUNS["prompts"]):
-        rows = {"coarse captions": results["captions-coarse"], "per-subject captions": results["captions-per-subject"]}
+        rows = {"coarse captions": results["captions-coarse"], "per-subject captions": results["captions-per-subject"],
+                "per-subject, refined against badcases": results["captions-refined"]}
         lines = ["| training captions | seeds | " + " | ".join(n for _, n in PROMPT_COLUMNS) + " |",
                  "|---|---|" + "---|" * len(PROMPT_COLUMNS)]
         lines += [f"| {name} | {r['synth-group']['seeds']} | " + " | ".join(cell(r["synth-group"], k) for k, _ in PROMPT_COLUMNS)
@@ -340,6 +364,8 @@ def main() -> None:
     parser.add_argument("--dpo-steps", type=int, default=200, help="DPO budget in steps (default: 200, configs/synth-dpo.yaml)")
     parser.add_argument("--pairs-items", type=int, default=200, help="training scenes per DPO pair build (default: 200)")
     parser.add_argument("--limit", type=int, default=100, help="records of each benchmark, evenly spread (default: 100)")
+    parser.add_argument("--badcase-items", type=int, default=100,
+                        help="prompts: training scenes the badcase library is mined on (default: 100)")
     parser.add_argument("--out", default="runs/claims", help="runs and results (default: runs/claims)")
     parser.add_argument("--keep", default="benchmarks/results/claims",
                         help="committed copies of finished evaluations, reused before training (default: benchmarks/results/claims)")

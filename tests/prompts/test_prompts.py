@@ -260,3 +260,90 @@ def test_prompts_refine_round_writes_library_prompts_and_before_after_metrics(ca
     for r in refined:
         assert json.loads((out / "round1" / f"{r['id']}.json").read_text())["prompt"] == r["prompt"]
     assert len(list((out / "round0").glob("*.png"))) == len(list((out / "round1").glob("*.png"))) == 4
+
+
+def test_lessons_of_a_library_stress_the_leaked_colours_and_the_frequent_failures():
+    from idglow.prompts.badcases import Lessons
+
+    library = [{"id": "a", "failure": "leakage", "subjects": [1], "attributes": [{"clothing": "blue"}], "prompt": "p"},
+               {"id": "a", "failure": "swap", "subjects": [0, 1], "attributes": [], "prompt": "p"},
+               {"id": "b", "failure": "count", "subjects": [0], "attributes": [], "prompt": "p"}]
+    lessons = Lessons.from_library(library, images=10, min_share=0.2)  # swap and count: 1 image in 10 each, too rare
+    assert lessons.leaked_clothing == {"blue"} and lessons.kinds == frozenset()
+    assert lessons.failures(SCENE) == {1: {"leakage"}}
+    assert refine(SCENE, lessons.failures(SCENE)).endswith("the person on the right wears blue and only blue")
+    often = Lessons.from_library(library, images=4, min_share=0.2)
+    assert often.kinds == {"swap", "count"} and often.failures(SCENE) == {0: {"swap", "count"}, 1: {"leakage", "swap", "count"}}
+    alone = SceneDescription([SubjectDescription("in the centre", clothing="blue")])
+    assert often.failures(alone) == {}  # one person: nothing to leak, swap or miscount
+    with pytest.raises(ValueError, match="at least one generated image"):
+        Lessons.from_library(library, images=0)
+
+
+def test_refined_captions_follow_their_library_and_name_bad_input(tmp_path):
+    from idglow.data.manifest import load_manifest
+    from idglow.prompts.caption import caption_manifest
+
+    manifest = _sft_manifest(tmp_path)
+    with pytest.raises(FileNotFoundError, match="badcases.jsonl: not found"):
+        caption_manifest(manifest, style="refined", badcases=tmp_path / "none", progress=False)
+    with pytest.raises(ValueError, match="refined style needs a badcase folder"):
+        caption_manifest(manifest, style="refined", progress=False)
+    folder = tmp_path / "badcases"
+    folder.mkdir()
+    (folder / "summary.json").write_text(json.dumps({"images": 0}))
+    (folder / "badcases.jsonl").write_text(json.dumps({"id": "a", "failure": "leakage", "subjects": [0], "prompt": "p",
+                                                       "attributes": [{"clothing": "red"}]}) + "\n")
+    with pytest.raises(ValueError, match="summary.json: images: expected the positive number"):
+        caption_manifest(manifest, style="refined", badcases=folder, progress=False)
+    (folder / "summary.json").write_text(json.dumps({"images": 50}))
+    out = tmp_path / "train.refined.jsonl"
+    assert caption_manifest(manifest, out=out, style="refined", badcases=folder, progress=False)["captioned"] == 5
+    prompt = load_manifest(out, "sft")[0]["prompt"]
+    assert "the person on the left wears red and only red" in prompt and "wears blue and only blue" not in prompt
+    # another library is another cache key: nothing stale is reused
+    with (folder / "badcases.jsonl").open("a") as f:
+        f.write(json.dumps({"id": "b", "failure": "leakage", "subjects": [1], "prompt": "p", "attributes": [{"clothing": "blue"}]}) + "\n")
+    assert caption_manifest(manifest, out=out, style="refined", badcases=folder, progress=False)["captioned"] == 5
+    assert "wears blue and only blue" in load_manifest(out, "sft")[0]["prompt"]
+
+
+def test_sft_records_become_benchmark_records_and_missing_attributes_are_named(tmp_path):
+    from idglow.data.manifest import ManifestError, load_manifest, sft_as_benchmark
+
+    manifest = _sft_manifest(tmp_path)
+    record = load_manifest(manifest, "sft")[1]
+    with pytest.raises(ManifestError, match=r"train.jsonl:2: subjects\[0\].attributes: missing identity"):
+        sft_as_benchmark(record, manifest)
+    for subject, identity in zip(record["subjects"], (7, 9)):
+        subject["attributes"]["identity"] = identity
+    bench = sft_as_benchmark(record, manifest)
+    assert bench["refs"] == ["r.png", "r.png"] and bench["expected"]["identities"] == [7, 9]
+    assert bench["expected"]["clothing"] == ["red", "blue"] and bench["expected"]["target"] == "i.png"
+    path = tmp_path / "bench.jsonl"
+    path.write_text(json.dumps(bench) + "\n")
+    assert load_manifest(path, "benchmark")[0]["expected"]["count"] == 2  # a valid benchmark record
+
+
+@pytest.mark.e2e
+def test_training_badcases_then_refined_captions_from_the_cli(cast, sft_run, tmp_path):
+    import shutil
+
+    data = tmp_path / "cast"
+    shutil.copytree(cast, data)  # the badcase scenes are written beside the manifest: not into the shared cast
+    out = tmp_path / "badcases"
+    done = _cli("prompts", "badcases", "--run", str(sft_run), "--manifest", str(data / "sft-group-train.jsonl"),
+                "--out", str(out), "--steps", "2", "--limit", "4")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    scenes = [json.loads(line) for line in (data / "sft-group-train.badcase-scenes.jsonl").read_text().splitlines()]
+    assert summary["images"] == 4 == len(scenes) == len(list((out / "round0").glob("*.png")))
+    assert all(s["id"].startswith("sft-group-train-") for s in scenes)  # training scenes, no benchmark record
+    library = [json.loads(line) for line in (out / "badcases.jsonl").read_text().splitlines()]
+    assert sum(summary["failures"].values()) == len(library)
+    done = _cli("prompts", "caption", "--manifest", str(data / "sft-group-train.jsonl"), "--style", "refined",
+                "--badcases", str(out), "--out", str(data / "sft-group-train.refined.jsonl"))
+    assert done.returncode == 0, done.stderr
+    assert len((data / "sft-group-train.refined.jsonl").read_text().splitlines()) == 8
+    refused = _cli("prompts", "caption", "--manifest", str(data / "sft-group-train.jsonl"), "--badcases", str(out))
+    assert refused.returncode != 0 and "--badcases DIR goes with --style refined" in refused.stderr

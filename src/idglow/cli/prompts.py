@@ -32,12 +32,27 @@ def cmd_prompts_refine(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prompts_badcases(args: argparse.Namespace) -> int:
+    """A trained model's badcase library on training scenes."""
+    from idglow.prompts.refine_loop import training_badcases
+    from idglow.runs.load import check_run
+
+    check_run(args.run)
+    summary = training_badcases(args.run, args.manifest, args.out, judges=args.judges, limit=args.limit, steps=args.steps,
+                                seed=args.seed)
+    print(json.dumps(summary, indent=2))
+    print(f"wrote {args.out}/badcases.jsonl and summary.json; next: idglow prompts caption --style refined --badcases {args.out}")
+    return 0
+
+
 def cmd_prompts_caption(args: argparse.Namespace) -> int:
     """Caption every record of a manifest (cached; re-running continues)."""
     from idglow.prompts.caption import caption_manifest
 
+    if (args.style == "refined") != (args.badcases is not None):
+        raise SystemExit("error: --badcases DIR goes with --style refined (and only with it)")
     synthesizer = _synthesizer(args)
-    result = caption_manifest(args.manifest, args.out, synthesizer, cache=args.cache, style=args.style)
+    result = caption_manifest(args.manifest, args.out, synthesizer, cache=args.cache, style=args.style, badcases=args.badcases)
     if synthesizer is not None:
         result["vlm_stats"] = synthesizer.stats
     print(json.dumps(result, indent=2))
@@ -56,7 +71,7 @@ def _add_backend_options(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub) -> None:
-    """``idglow prompts refine | caption``."""
+    """``idglow prompts refine | badcases | caption``."""
     prompts = group(sub, "prompts", "per-subject prompts and the badcase refine loop",
                     "Per-subject prompt synthesis (rules or a VLM) and the badcase-driven refine loop.")
     p = command(prompts, "refine", cmd_prompts_refine,
@@ -77,6 +92,20 @@ def register(sub) -> None:
                    help="rules: put the failing people's clauses first (default: keep them left to right)")
     _add_backend_options(p)
 
+    p = command(prompts, "badcases", cmd_prompts_badcases, "a trained model's failures on training scenes, as a badcase library",
+                "Generate LIMIT records of an SFT manifest of the cast (training scenes, their own captions and "
+                "references) with a trained run, judge them against their scenes, and record the failures (leakage, "
+                "swap, missing/extra person, failed age transform) in OUT/badcases.jsonl: what `prompts caption "
+                "--style refined` rewrites the training captions against. No benchmark record is used.",
+                full_name="prompts badcases")
+    p.add_argument("--run", required=True, help="a finished run folder (or a model folder such as assets/idglow)")
+    p.add_argument("--manifest", required=True, help="an SFT manifest of the cast (e.g. data/cast/sft-group-train.jsonl)")
+    p.add_argument("--out", default="runs/badcases", help="output folder (default: runs/badcases)")
+    p.add_argument("--judges", default=JUDGES, help=f"cast judges (default: {JUDGES})")
+    p.add_argument("--limit", type=positive_int, default=100, help="training records, evenly spread (default: 100)")
+    p.add_argument("--steps", type=positive_int, default=20, help="Euler steps (default: 20)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="noise seed; record k uses seed + k (default: 0)")
+
     p = command(prompts, "caption", cmd_prompts_caption, "per-subject prompts for every record of a manifest (cached, resumable)",
                 "Write a per-subject prompt for every record of an SFT or benchmark manifest from its annotations "
                 "(rules) or a VLM (openai, with the reference images). Each caption is cached as soon as it exists, so "
@@ -84,7 +113,9 @@ def register(sub) -> None:
     p.add_argument("--manifest", required=True, help="SFT or benchmark manifest (JSONL)")
     p.add_argument("--out", help="captioned manifest, in the same folder (default: <manifest>.captioned.jsonl)")
     p.add_argument("--cache", help="JSONL cache of finished captions (default: <out>.cache)")
-    p.add_argument("--style", choices=["per-subject", "coarse"], default="per-subject",
+    p.add_argument("--style", choices=["per-subject", "coarse", "refined"], default="per-subject",
                    help="per-subject: one clause per person binding position to attributes (default); coarse: count and "
-                        "place only, what photo datasets give (rules only; the baseline of benchmarks/claims.py's claim iv)")
+                        "place only, what photo datasets give (rules only; the baseline of benchmarks/claims.py's claim iv); "
+                        "refined: per-subject, rewritten against a badcase library (--badcases)")
+    p.add_argument("--badcases", help="refined: a badcase folder (badcases.jsonl + summary.json) of `idglow prompts badcases`")
     _add_backend_options(p)

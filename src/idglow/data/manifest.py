@@ -168,6 +168,29 @@ def _check_expected(r: _Record, expected: dict, refs: int) -> None:
         r.file("expected.target", expected["target"])
 
 
+def sft_as_benchmark(record: dict, source: str | Path = "manifest") -> dict:
+    """An SFT record of the cast as a benchmark record (the same prompt, references and scene as its target), so a
+    trained model can be generated and judged on training scenes (``idglow prompts badcases``).
+
+    Needs each subject's ``attributes`` ``identity``, ``position``, ``clothing`` and ``age`` (what ``idglow synth
+    build`` writes); ``source`` names the file in errors.
+    """
+    where = f"{source}:{record.get('_line', '?')}"
+    attributes = []
+    for i, subject in enumerate(record["subjects"]):
+        attrs = subject.get("attributes", {})
+        missing = [k for k in ("identity", "position", "clothing", "age") if k not in attrs]
+        if missing:
+            raise ManifestError(f"{where}: subjects[{i}].attributes: missing {', '.join(missing)} (a cast record is needed)")
+        attributes.append(attrs)
+    expected = {"count": len(attributes), "age": attributes[0]["age"], "identities": [a["identity"] for a in attributes],
+                "clothing": [a["clothing"] for a in attributes], "positions": [a["position"] for a in attributes],
+                "target": record["image"], "boxes": [s["box"] for s in record["subjects"]]}
+    name = record.get("id") or f"line-{record.get('_line', 0):06d}"
+    return {"id": name, "prompt": record["prompt"], "task": record["task"], "refs": [s["ref"] for s in record["subjects"]],
+            "expected": expected}
+
+
 CHECKS: dict[str, Callable[[_Record], None]] = {"sft": _check_sft, "preference": _check_preference, "benchmark": _check_benchmark}
 
 

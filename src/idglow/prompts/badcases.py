@@ -79,3 +79,39 @@ def few_shot_guidance(entries: list[dict], limit: int = 6) -> str:
     """The library's latest cases as text for a VLM: which prompt failed how, for whom."""
     lines = [f"- {e['failure']} of people {e['subjects']} with prompt: {e['prompt']!r}" for e in entries[-limit:]]
     return "\n".join(lines)
+
+
+@dataclasses.dataclass(frozen=True)
+class Lessons:
+    """What a badcase library teaches for rewriting *training* captions: the clothing colours that leaked onto
+    another person, and the failure kinds frequent enough to stress in every caption with several people."""
+
+    leaked_clothing: frozenset[str]
+    kinds: frozenset[str]
+    images: int
+
+    @classmethod
+    def from_library(cls, entries: list[dict], images: int, min_share: float = 0.1) -> Lessons:
+        """Lessons from ``entries`` found on ``images`` generated images: a kind counts when at least ``min_share`` of
+        the images show it (rare failures are noise); leakage is taught per colour, whatever its share."""
+        if images < 1:
+            raise ValueError("images: the library must come from at least one generated image")
+        per_kind: dict[str, set[str]] = defaultdict(set)
+        for entry in entries:
+            per_kind[entry["failure"]].add(entry["id"])
+        leaked = {a["clothing"] for e in entries if e["failure"] == "leakage" for a in e.get("attributes", []) if a.get("clothing")}
+        kinds = {kind for kind, ids in per_kind.items() if kind != "leakage" and len(ids) / images >= min_share}
+        return cls(frozenset(leaked), frozenset(kinds), images)
+
+    def failures(self, scene: SceneDescription) -> dict[int, set[str]]:
+        """The failures to write a scene's caption against (for :func:`idglow.prompts.rules.refine`): leakage for
+        each person wearing a colour that leaked; the frequent kinds for everyone in a scene of several people (age
+        only where a child is asked for)."""
+        if len(scene.subjects) < 2:
+            return {}
+        out: dict[int, set[str]] = defaultdict(set)
+        for i, subject in enumerate(scene.subjects):
+            if subject.clothing in self.leaked_clothing:
+                out[i].add("leakage")
+            out[i].update(k for k in self.kinds if k != "age" or scene.task == "age")
+        return {i: kinds for i, kinds in out.items() if kinds}

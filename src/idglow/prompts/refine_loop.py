@@ -45,6 +45,25 @@ def rewrite_prompts(records: list[dict], failures: dict[str, dict], synthesizer,
     return {r["id"]: p for r, p in zip(failing, prompts)}
 
 
+def generate_and_record(pipe, run: str | Path, manifest: Path, records: list[dict], options, schedule: dict, out: Path,
+                        judges: str, batch: int, progress: bool) -> tuple[dict, dict[str, dict], list[dict]]:
+    """Generate ``records`` of ``manifest`` into ``out/round0``, judge them, and write their failures to
+    ``out/badcases.jsonl`` (rebuilt on a re-run from the same images). Returns (metrics, failures by id, entries)."""
+    from idglow.generate.files import generate_benchmark
+
+    generate_benchmark(pipe, run, manifest, options, out / "round0", schedule, batch=batch, progress=progress,
+                       ids={r["id"] for r in records})
+    metrics = evaluate_generations(out / "round0", manifest, out / "round0" / "eval", judges=judges, skip_missing=True,
+                                   progress=progress)
+    failures = find_failures(out / "round0" / "eval", records)
+    entries = [e for r in records if r["id"] in failures
+               for e in library_entries(r, failures[r["id"]], str(out / "round0" / f"{r['id']}.png"), 0)]
+    library = out / "badcases.jsonl"
+    library.unlink(missing_ok=True)
+    append_library(library, entries)
+    return metrics, failures, entries
+
+
 def refine(run: str | Path, manifest: str | Path, out: str | Path, synthesizer=None, judges: str = JUDGES,
            limit: int | None = None, steps: int = 20, seed: int = 0, id_guidance: float = 1.0, batch: int = 16,
            progress: bool = True, reorder: bool = False) -> dict:
@@ -63,28 +82,53 @@ def refine(run: str | Path, manifest: str | Path, out: str | Path, synthesizer=N
 
     manifest, out = Path(manifest), Path(out)
     records = evenly_spread(load_manifest(manifest, "benchmark"), limit)
-    ids = {r["id"] for r in records}
     pipe = IdGlowPipeline.from_run(run)
     options = SamplingOptions(seed=seed, steps=steps, id_guidance=id_guidance)
     schedule = override_schedules(pipe, [])
-    generate_benchmark(pipe, run, manifest, options, out / "round0", schedule, batch=batch, progress=progress, ids=ids)
-    before = evaluate_generations(out / "round0", manifest, out / "round0" / "eval", judges=judges, skip_missing=True,
-                                  progress=progress)
-    failures = find_failures(out / "round0" / "eval", records)
-    entries = [e for r in records if r["id"] in failures
-               for e in library_entries(r, failures[r["id"]], str(out / "round0" / f"{r['id']}.png"), 0)]
-    library = out / "badcases.jsonl"
-    library.unlink(missing_ok=True)  # this round's library (a re-run rebuilds it from the same images)
-    append_library(library, entries)
+    before, failures, entries = generate_and_record(pipe, run, manifest, records, options, schedule, out, judges, batch,
+                                                    progress)
     prompts = rewrite_prompts(records, failures, synthesizer, entries, reorder)
     lines = "".join(json.dumps({"id": k, "prompt": v, "failures": {str(s): sorted(f) for s, f in failures[k].items()}}) + "\n"
                     for k, v in prompts.items())
     atomic_write(out / "refined_prompts.jsonl", lambda p: p.write_text(lines))
     generate_benchmark(pipe, run, manifest, options, out / "round1", schedule, batch=batch, progress=progress,
-                       prompts=prompts, ids=ids)
+                       prompts=prompts, ids={r["id"] for r in records})
     after = evaluate_generations(out / "round1", manifest, out / "round1" / "eval", judges=judges, skip_missing=True,
                                  progress=progress, check_prompts=False)
     return _summarise(out, before, after, entries, prompts, synthesizer)
+
+
+def training_badcases(run: str | Path, manifest: str | Path, out: str | Path, judges: str = JUDGES, limit: int = 100,
+                      steps: int = 20, seed: int = 0, batch: int = 16, progress: bool = True) -> dict:
+    """The badcase library of a trained model on *training* scenes: ``limit`` records of an SFT manifest of the cast,
+    evenly spread, generated with their own captions and references and judged against their scenes. The library
+    (``out/badcases.jsonl``) drives the refinement of the training captions (``idglow prompts caption --style
+    refined``); no benchmark record is looked at. The records, as benchmark records, are written beside the manifest
+    (``<manifest>.badcase-scenes.jsonl``: their paths are relative to its folder).
+
+    Returns:
+        ``{"images", "failures": {kind: entries}, "library", ...metrics}``, also written to ``out/summary.json``.
+    """
+    from idglow.data.manifest import sft_as_benchmark
+    from idglow.generate.files import SamplingOptions, override_schedules
+    from idglow.generate.pipeline import IdGlowPipeline
+
+    manifest, out = Path(manifest), Path(out)
+    records = [sft_as_benchmark(r, manifest) for r in evenly_spread(load_manifest(manifest, "sft"), limit)]
+    scenes = manifest.with_suffix(".badcase-scenes.jsonl")
+    atomic_write(scenes, lambda p: p.write_text("".join(json.dumps(r) + "\n" for r in records)))
+    records = load_manifest(scenes, "benchmark")
+    pipe = IdGlowPipeline.from_run(run)
+    options = SamplingOptions(seed=seed, steps=steps, id_guidance=1.0)
+    metrics, _, entries = generate_and_record(pipe, run, scenes, records, options, override_schedules(pipe, []), out,
+                                              judges, batch, progress)
+    counts: dict[str, int] = {}
+    for e in entries:
+        counts[e["failure"]] = counts.get(e["failure"], 0) + 1
+    summary = {"run": str(run), "manifest": str(manifest), "images": len(records), "failures": counts,
+               "library": str(out / "badcases.jsonl"), **{k: metrics.get(k) for k in REPORT_KEYS}}
+    atomic_write(out / "summary.json", lambda p: p.write_text(json.dumps(summary, indent=2) + "\n"))
+    return summary
 
 
 def _summarise(out: Path, before: dict, after: dict, entries: list[dict], prompts: dict, synthesizer) -> dict:
