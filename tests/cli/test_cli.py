@@ -113,16 +113,3 @@ def test_bad_values_exit_2_naming_the_argument(argv, message, capsys):
         status = exit.code
     assert status == 2
     assert message in capsys.readouterr().err
-
-
-def test_export_keeps_one_benchmark_scored_under_several_samplers_apart():
-    from idglow.cli.train import _score_key
-
-    assert _score_key("synth-group", {"id_guidance": 1.0, "identity": True}) == "synth-group"
-    assert _score_key("synth-group", {"id_guidance": 1.5}) == "synth-group, id_guidance 1.5"
-    assert _score_key("synth-age", {"id_guidance": 2.0, "schedule": {}}) == "synth-age, id_guidance 2, gate override"
-    assert _score_key("synth-age", {"identity": False}) == "synth-age, identity off"
-    trained = {"group": {"lambda_min": 0.0, "kind": "linear_decay"}, "age": {"sigma_lo": 0.3}}
-    floored = {"group": {"lambda_min": 0.3, "kind": "linear_decay"}, "age": {"sigma_lo": 0.3}}
-    assert _score_key("synth-group", {"id_guidance": 1.5, "schedule": floored}, trained) == \
-        "synth-group, id_guidance 1.5, gate group.lambda_min=0.3"

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from idglow.identity.config import GateConfig
-from idglow.runs.sampler import SamplerSettings, read_sampler, recommend, settings_for
+from idglow.runs.sampler import SamplerSettings, read_sampler, recommend, score_key, settings_for
 from idglow.utils.config import to_dict
 
 TRAINED = to_dict(GateConfig())
@@ -59,3 +59,30 @@ def test_read_sampler_round_trips_and_names_a_bad_field(tmp_path):
     (tmp_path / "sampler.json").write_text("{")
     with pytest.raises(ValueError, match="not JSON"):
         read_sampler(tmp_path)
+
+
+def test_export_keeps_one_benchmark_scored_under_several_samplers_apart():
+    assert score_key("synth-group", {"id_guidance": 1.0, "identity": True}) == "synth-group"
+    assert score_key("synth-group", {"id_guidance": 1.5}) == "synth-group, id_guidance 1.5"
+    assert score_key("synth-age", {"id_guidance": 2.0, "schedule": {}}) == "synth-age, id_guidance 2, gate override"
+    assert score_key("synth-age", {"identity": False}) == "synth-age, identity off"
+    trained = {"group": {"lambda_min": 0.0, "kind": "linear_decay"}, "age": {"sigma_lo": 0.3}}
+    floored = {"group": {"lambda_min": 0.3, "kind": "linear_decay"}, "age": {"sigma_lo": 0.3}}
+    assert score_key("synth-group", {"id_guidance": 1.5, "schedule": floored}, trained) == \
+        "synth-group, id_guidance 1.5, gate group.lambda_min=0.3"
+
+
+def test_score_folders_are_read_and_keyed_and_an_empty_one_is_named(tmp_path):
+    import json
+
+    from idglow.runs.sampler import read_score_folders
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "synth-group.json").write_text(json.dumps({"facesim_norm": 0.5, "id_guidance": 1.5}))
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "synth-group.json").write_text(json.dumps({"facesim_norm": 0.4}))
+    scores = read_score_folders([tmp_path / "a", tmp_path / "b"], None)
+    assert scores == {"synth-group, id_guidance 1.5": {"facesim_norm": 0.5, "id_guidance": 1.5}, "synth-group": {"facesim_norm": 0.4}}
+    assert read_score_folders([], None) == {}
+    with pytest.raises(FileNotFoundError, match="--scores: no JSON results in .*empty"):
+        read_score_folders([tmp_path / "empty"], None)

@@ -85,23 +85,6 @@ def cmd_train_base_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _score_key(benchmark: str, result: dict, trained_gate: dict | None = None) -> str:
-    """``synth-group`` for the default sampler; ``synth-group, id_guidance 1.5, gate group.lambda_min=0.3`` otherwise
-    (the gate overrides read against ``trained_gate``), so results of one benchmark under several settings sit side by
-    side in provenance.json."""
-    from idglow.runs.sampler import schedule_overrides
-
-    settings = []
-    if result.get("id_guidance", 1.0) != 1.0:
-        settings.append(f"id_guidance {result['id_guidance']:g}")
-    if not result.get("identity", True):
-        settings.append("identity off")
-    if "schedule" in result:
-        overrides = schedule_overrides(trained_gate, result["schedule"]) if trained_gate is not None else []
-        settings.append(f"gate {' '.join(overrides)}" if overrides else "gate override")
-    return ", ".join([benchmark, *settings])
-
-
 def cmd_train_export(args: argparse.Namespace) -> int:
     """Export a finished base, SFT or DPO run as a self-contained model folder with its provenance."""
     from pathlib import Path
@@ -115,17 +98,6 @@ def cmd_train_export(args: argparse.Namespace) -> int:
     if not (is_dpo_run(args.run) or (Path(args.run) / "final" / "identity_branch.safetensors").is_file()):
         provenance = export_base(args.run, args.out or BASE, args.train_command_line or DEFAULT_BASE_COMMAND, commit)
     else:
-        config = json.loads((Path(args.run) / "config.json").read_text())
-        if is_dpo_run(args.run):  # the model (and its gate) is the SFT run's
-            config = json.loads((Path(config["sft"]) / "config.json").read_text())
-        trained_gate = config.get("model", {}).get("identity", {}).get("gate")
-        scores = {}
-        for folder in args.scores:
-            for path in sorted(Path(folder).glob("*.json")):
-                result = json.loads(path.read_text())
-                scores[_score_key(path.stem, result, trained_gate)] = result
-        if args.scores and not scores:
-            raise FileNotFoundError(f"--scores: no JSON results in {', '.join(args.scores)} (an `idglow train sft-eval` --out)")
         extra = None
         if args.gallery:
             from idglow.serve.gallery import gallery_from_cast, write_gallery
@@ -135,7 +107,7 @@ def cmd_train_export(args: argparse.Namespace) -> int:
             def extra(folder: Path) -> None:
                 write_gallery(entries, folder / "gallery")
         provenance = export_idglow(args.run, args.out or IDGLOW_MODEL, args.train_command_line or "(not recorded)",
-                                   commit, scores, extra)
+                                   commit, score_folders=args.scores, extra=extra)
     print(json.dumps({k: v for k, v in provenance.items() if not k.endswith("config")}, indent=2))
     return 0
 

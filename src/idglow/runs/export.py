@@ -4,14 +4,14 @@ fp16 safetensors, a diffusers folder) or an SFT / DPO run (backbone with its LoR
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL
 
 from idglow.runs.load import load_base
-from idglow.runs.sampler import SAMPLER, TASKS, recommend
+from idglow.runs.sampler import SAMPLER, TASKS, read_score_folders, recommend
 from idglow.utils.config import to_dict
 
 
@@ -91,12 +91,13 @@ def replace_folder(tmp: Path, out: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def export_idglow(run: str | Path, out: str | Path, command: str, commit: str, scores: dict | None = None,
+def export_idglow(run: str | Path, out: str | Path, command: str, commit: str, score_folders: Sequence[str | Path] = (),
                   extra: Callable[[Path], None] | None = None) -> dict:
     """Write a finished SFT or DPO run as one self-contained model folder ``out`` that ``--run`` accepts
     (:func:`write_model_folder`: base backbone + identity branch + one LoRA holding SFT's and DPO's), with
-    ``out/provenance.json``: the commands, commit, steps, wall time, source weights and ``scores``; ``out/sampler.json``:
-    the sampler ``scores`` recommend per task (:func:`idglow.runs.sampler.recommend`); ``extra(folder)`` adds files
+    ``out/provenance.json``: the commands, commit, steps, wall time, source weights and the scores of ``score_folders``
+    (``idglow train sft-eval`` outputs, keyed by :func:`idglow.runs.sampler.score_key` against the run's trained gate);
+    ``out/sampler.json``: the sampler those scores recommend per task (:func:`idglow.runs.sampler.recommend`); ``extra(folder)`` adds files
     (e.g. the app's gallery) before the folder is renamed into place, beside ``out``.
     """
     import shutil
@@ -112,6 +113,8 @@ def export_idglow(run: str | Path, out: str | Path, command: str, commit: str, s
     dpo = json.loads((run / "config.json").read_text()) if is_dpo_run(run) else None
     sft_run = Path(dpo["sft"]) if dpo else run
     base_config = json.loads((Path(cfg.base) / "train_config.json").read_text())
+    trained_gate = to_dict(cfg.model.identity.gate)
+    scores = read_score_folders(score_folders, trained_gate)
     tmp = out.with_name(out.name + ".tmp-export")
     shutil.rmtree(tmp, ignore_errors=True)
     write_model_folder(model, cfg, base_config, tmp)
@@ -119,12 +122,12 @@ def export_idglow(run: str | Path, out: str | Path, command: str, commit: str, s
     if dpo:
         stages["dpo"] = {"run": str(run), **_log_tail(run)}
     provenance = {"command": command, "commit": commit, "source": str(run), "source_weights": weights_fingerprint(run),
-                  "base": str(cfg.base), "stages": stages, "scores": scores or {},
+                  "base": str(cfg.base), "stages": stages, "scores": scores,
                   "sft_config": json.loads((sft_run / "config.json").read_text())}
     if dpo:
         provenance["dpo_config"] = dpo
     (tmp / EXPORTED).write_text(json.dumps(provenance, indent=2) + "\n")
-    sampler = recommend(scores or {}, to_dict(cfg.model.identity.gate))
+    sampler = recommend(scores, trained_gate)
     if any(task in sampler for task in TASKS):
         (tmp / SAMPLER).write_text(json.dumps(sampler, indent=2) + "\n")
     if extra is not None:

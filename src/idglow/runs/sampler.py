@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 SAMPLER = "sampler.json"
@@ -117,3 +117,30 @@ def settings_for(recommended: Mapping[str, SamplerSettings], tasks: list[str] | 
     for task in dict.fromkeys(tasks):
         schedule += [s for s in recommended.get(task, TRAINED).schedule if s not in schedule]
     return guidance, schedule
+
+
+def score_key(benchmark: str, result: dict, trained_gate: dict | None = None) -> str:
+    """``synth-group`` for the default sampler; ``synth-group, id_guidance 1.5, gate group.lambda_min=0.3`` otherwise
+    (the gate overrides read against ``trained_gate``), so results of one benchmark under several settings sit side by
+    side in provenance.json."""
+    settings = []
+    if result.get("id_guidance", 1.0) != 1.0:
+        settings.append(f"id_guidance {result['id_guidance']:g}")
+    if not result.get("identity", True):
+        settings.append("identity off")
+    if "schedule" in result:
+        overrides = schedule_overrides(trained_gate, result["schedule"]) if trained_gate is not None else []
+        settings.append(f"gate {' '.join(overrides)}" if overrides else "gate override")
+    return ", ".join([benchmark, *settings])
+
+
+def read_score_folders(folders: Sequence[str | Path], trained_gate: dict | None) -> dict[str, dict]:
+    """Every ``<benchmark>.json`` result of ``idglow train sft-eval`` output folders, keyed by :func:`score_key`."""
+    scores = {}
+    for folder in folders:
+        for path in sorted(Path(folder).glob("*.json")):
+            result = json.loads(path.read_text())
+            scores[score_key(path.stem, result, trained_gate)] = result
+    if folders and not scores:
+        raise FileNotFoundError(f"--scores: no JSON results in {', '.join(map(str, folders))} (an `idglow train sft-eval` --out)")
+    return scores
