@@ -27,7 +27,7 @@ and then evaluated before the next starts, so a sitting of a few hours keeps who
 
     python benchmarks/claims.py [--claims group age dpo] [--seeds 0 1] [--sft-steps 600] [--limit 100] [--out runs/claims]
 
-Writes ``OUT/results.json``, ``OUT/results.md`` (the tables) and ``OUT/group_pareto.png``. Each claim's verdict
+Writes ``OUT/results.json``, ``OUT/results.md`` (the tables), ``OUT/group_pareto.png`` and ``OUT/age_frontier.png``. Each claim's verdict
 (``CLAIMS``, ``idglow.eval.verdict``) comes from paired bootstrap intervals of the paper variant's advantage over each
 alternative; ``--readme README.md`` writes that table into the README's claims-table block, and ``--only-kept``
 builds it from the kept evaluations alone (seconds, nothing trained).
@@ -92,8 +92,10 @@ CLAIMS = {
             "and fewer mini-adults than constant injection or linear decay",
             "paper", [Check("synth-age", metric, alt, higher) for alt in ("constant", "reversed")
                       for metric, higher in (("child_rate", True), ("mini_adult_rate", False))]),
-    "dpo": ("(iii) group-level Flow-DPO", "preference optimisation after SFT raises identity fidelity in groups",
-            "dpo-sigmoid", [Check(bench, "facesim_norm", "paper", True, model=f"dpo-{loss}") for loss in DPO_LOSSES
+    "dpo": ("(iii) group-level Flow-DPO",
+            "preference optimisation on group-level, fine-grained pairs after SFT raises the group-level score (identity, "
+            "harmony, artifacts of the weakest person) on people never seen in training",
+            "dpo-sigmoid", [Check(bench, "group_score", "paper", True, model=f"dpo-{loss}") for loss in DPO_LOSSES
                             for bench in BENCHMARKS]),
     "prompts": ("(iv) per-subject training captions",
                 "captions that bind each person to their attributes (VLM-synthesized) resolve the attribute leakage "
@@ -104,9 +106,10 @@ CLAIMS = {
 }
 COLUMNS = {
     "synth-group": [("facesim_norm", "FaceSim/mu"), ("count_accuracy", "count acc"), ("frechet_judge", "Fréchet"),
-                    ("copy_paste", "copy-paste"), ("identification", "identified"), ("leakage_rate", "leakage")],
+                    ("copy_paste", "copy-paste"), ("identification", "identified"), ("leakage_rate", "leakage"),
+                    ("group_score", "group score")],
     "synth-age": [("facesim_norm", "FaceSim/mu"), ("child_rate", "child rate"), ("mini_adult_rate", "mini-adult rate"),
-                  ("count_accuracy", "count acc"), ("frechet_judge", "Fréchet")],
+                  ("count_accuracy", "count acc"), ("frechet_judge", "Fréchet"), ("group_score", "group score")],
 }
 PROMPT_COLUMNS = [("leakage_rate", "leakage"), ("swap_rate", "swap"), ("count_accuracy", "count acc"),
                   ("facesim_norm", "FaceSim/mu"), ("colour_accuracy", "colour acc")]
@@ -252,9 +255,23 @@ def table(rows: dict[str, dict], bench: str, label: str) -> str:
     return "\n".join(lines)
 
 
-def pareto_plot(rows: dict[str, dict], path: Path) -> None:
-    """Group FaceSim/mu (identity) against Fréchet (naturalness, lower is better), one point per variant with its
-    interval and each seed as a small dot."""
+def win_rates(evals: dict[str, list[Path]], baseline: str = "paper") -> dict[str, dict]:
+    """Each DPO model's win rate over ``baseline`` on the group-level score, per record of both benchmarks and every
+    seed (ties half; :func:`idglow.eval.preference.win_rate`, bootstrap interval over the pooled records)."""
+    from idglow.eval.pooling import read_scores
+    from idglow.eval.preference import win_rate
+
+    def keyed(folders: list[Path]) -> dict[str, float]:
+        return {f"{k}/{bench}/{s['id']}": s["group_score"] for k, folder in enumerate(folders) for bench in BENCHMARKS
+                for s in read_scores(folder, bench) if s.get("group_score") is not None}
+
+    return {model: win_rate(keyed(evals[model]), keyed(evals[baseline])) for model in evals if model.startswith("dpo-")}
+
+
+def pareto_plot(rows: dict[str, dict], path: Path, bench: str, x_key: str, x_label: str) -> None:
+    """FaceSim/mu (identity) of ``bench`` against ``x_key`` (Fréchet for groups: naturalness, lower is better; child
+    rate for age: the stability-plasticity frontier), one point per variant with both intervals where they exist and
+    each seed as a small grey dot."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -262,13 +279,14 @@ def pareto_plot(rows: dict[str, dict], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for name, result in rows.items():
-        g = result["synth-group"]
+        g = result[bench]
+        y, x = g["facesim_norm"], g[x_key]
         low, high = g["intervals"]["facesim_norm"]
-        ax.errorbar(g["frechet_judge"], g["facesim_norm"], yerr=[[g["facesim_norm"] - low], [high - g["facesim_norm"]]],
-                    marker="o", capsize=3, label=name)
-        ax.scatter(g["per_seed"]["frechet_judge"], g["per_seed"]["facesim_norm"], s=8, color="grey")
-    ax.set_xlabel("Fréchet distance to true renders (judge features; lower = more natural)")
-    ax.set_ylabel("synth-group FaceSim / mu_real")
+        x_low, x_high = g["intervals"].get(x_key, (x, x))
+        ax.errorbar(x, y, yerr=[[y - low], [high - y]], xerr=[[x - x_low], [x_high - x]], marker="o", capsize=3, label=name)
+        ax.scatter(g["per_seed"][x_key], g["per_seed"]["facesim_norm"], s=8, color="grey")
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(f"{bench} FaceSim / mu_real")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -344,7 +362,11 @@ def sections(claims: list[str], results: dict[str, dict]) -> list[str]:
     dpo = ["paper"] + [f"dpo-{loss}" for loss in DPO_LOSSES]
     if "dpo" in claims and have(dpo):
         rows = {(f"DPO {n.removeprefix('dpo-')}" if n.startswith("dpo-") else "SFT (paper recipe)"): results[n] for n in dpo}
-        out.append("(iii) DPO\n\n" + "\n\n".join(f"{b}:\n\n" + table(rows, b, "model") for b in BENCHMARKS))
+        wins = "\n".join(f"- DPO {n.removeprefix('dpo-')}: win rate {w['win_rate']:.3f} [{w['low']:.3f}, {w['high']:.3f}] over "
+                         f"{w['records']} records ({w['wins']} wins, {w['ties']} ties, {w['losses']} losses)"
+                         for n, w in results.get("win_rates", {}).items())
+        out.append("(iii) DPO\n\n" + "\n\n".join(f"{b}:\n\n" + table(rows, b, "model") for b in BENCHMARKS)
+                   + "\n\nWin rate on the group-level score against the SFT run of the same seed, both benchmarks pooled:\n\n" + wins)
     if "prompts" in claims and have(CLAIM_RUNS["prompts"]):
         rows = {"coarse captions": results["captions-coarse"], "per-subject captions": results["captions-per-subject"],
                 "per-subject, refined against badcases": results["captions-refined"]}
@@ -386,10 +408,16 @@ def main() -> None:
             evals[model] = folders
     evals.update({n: evals[a] for n, a in alias.items() if a in evals})
     results = {n: pool(folders) for n, folders in evals.items()}
+    if "dpo" in args.claims and all(m in evals for m in ["paper"] + [f"dpo-{loss}" for loss in DPO_LOSSES]):
+        results["win_rates"] = win_rates(evals)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if all(n in results for n in CLAIM_RUNS["group"]) and "group" in args.claims:
-        pareto_plot({f"{SFT_RUNS[n][0]} ({n})": results[n] for n in CLAIM_RUNS["group"]}, out / "group_pareto.png")
+        pareto_plot({f"{SFT_RUNS[n][0]} ({n})": results[n] for n in CLAIM_RUNS["group"]}, out / "group_pareto.png",
+                    "synth-group", "frechet_judge", "Fréchet distance to true renders (judge features; lower = more natural)")
+    if all(n in results for n in CLAIM_RUNS["age"]) and "age" in args.claims:
+        pareto_plot({f"{SFT_RUNS[n][1]} ({n})": results[n] for n in CLAIM_RUNS["age"]}, out / "age_frontier.png",
+                    "synth-age", "child_rate", "child rate (the child's structure kept)")
     verdicts_table, verdicts = reproduces(args.claims, evals, args)
     settings = {"seeds": args.seeds, "sft_steps": args.sft_steps, "dpo_steps": args.dpo_steps, "limit": args.limit,
                 "pairs_items": args.pairs_items}

@@ -32,7 +32,8 @@ def _kept(folder: Path, facesims: list[float], frechet: float, copy_paste: float
     folder.mkdir(parents=True)
     for bench, task in (("synth-group", "group"), ("synth-age", "age")):
         rows = [{"id": f"{bench}-{i}", "facesim": f, "count_ok": 1.0, "size": 2, "task": task, "matched": 2, "own_colour": 2,
-                 "leaked": 0, "child": 1.0, "adult": 0.0, "swaps": 0, "copy_paste": copy_paste, "identified": 1, "gallery": 50}
+                 "leaked": 0, "child": 1.0, "adult": 0.0, "swaps": 0, "copy_paste": copy_paste, "identified": 1, "gallery": 50,
+                 "group_score": f}
                 for i, f in enumerate(facesims)]
         (folder / f"{bench}.scores.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         (folder / f"{bench}.json").write_text(json.dumps({"mu_real": 0.8, "frechet_judge": frechet}))
@@ -72,3 +73,24 @@ def test_claims_script_without_kept_evaluations_says_not_measured(tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "claims.py"), "--only-kept", "--readme", str(readme),
                           "--keep", str(tmp_path / "keep"), "--out", str(tmp_path / "out")], capture_output=True, text=True)
     assert out.returncode != 0 and "has no <!-- claims-table:start -->" in out.stderr
+
+
+def test_claims_script_reports_age_frontier_and_dpo_win_rates(tmp_path):
+    """Every DPO model scores 0.05 above SFT on every record of both benchmarks and seeds: it wins every record, and
+    each of its six checks (three losses x two benchmarks) holds."""
+    base = [0.2, 0.5, 0.3, 0.6]
+    models = {"paper": 0.0, "constant": 0.0, "reversed": 0.0, "window-early": 0.0, "window-late": 0.0, "window-wide": 0.0}
+    for seed in (0, 1):
+        for model, shift in models.items():
+            _kept(tmp_path / "keep" / f"sft-{model}-s{seed}-600steps-limit4", [f + shift for f in base], 5.0, 0.0)
+        for loss in ("sigmoid", "weighted", "margin"):
+            _kept(tmp_path / "keep" / f"dpo-{loss}-s{seed}-600steps-dpo200steps-pairs200-limit4", [f + 0.05 for f in base], 5.0, 0.0)
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "claims.py"), "--claims", "age", "dpo", "--limit", "4",
+                          "--keep", str(tmp_path / "keep"), "--out", str(tmp_path / "out"), "--only-kept"],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    verdicts = json.loads((tmp_path / "out" / "results.json").read_text())["verdicts"]
+    assert verdicts["dpo"]["verdict"] == "reproduced" and len(verdicts["dpo"]["checks"]) == 6
+    assert verdicts["age"]["verdict"] == "not reproduced"  # every age variant is the same model here: no check holds
+    assert "DPO weighted: win rate 1.000 [1.000, 1.000] over 16 records (16 wins, 0 ties, 0 losses)" in out.stdout
+    assert (tmp_path / "out" / "age_frontier.png").is_file()

@@ -138,6 +138,11 @@ def test_sft_eval_gate_override_of_zero_strength_is_the_text_only_baseline(sft_r
     records = [json.loads(line) for line in (tmp_path / "off" / "synth-age.scores.jsonl").read_text().splitlines()]
     assert [r["seed"] for r in records] == [0, 1, 2, 3] and all(r["id"] and "facesim" in r and "copy_paste" in r for r in records)
     assert off["frechet_judge"] >= 0  # naturalness: judge features against the same records' true renders
+    # the group-level score DPO ranks by, judged with the evaluation judge: per record, equal for equal images
+    gated_records = [json.loads(line) for line in (tmp_path / "zero" / "synth-age.scores.jsonl").read_text().splitlines()]
+    assert [r["group_score"] for r in records] == [r["group_score"] for r in gated_records]
+    assert all(-1.0 <= r["group_score"] <= 1.0 for r in records) and off["group_score"] == pytest.approx(
+        sum(r["group_score"] for r in records) / 4) and "group_score" in off["intervals"]
     assert sum(r["facesim"] for r in records) / 4 == pytest.approx(off["facesim"])  # what seeds are pooled from
     assert gated["schedule"]["age"]["kind"] == "constant" and gated["schedule"]["age"]["lambda_max"] == 0
     assert gated["facesim"] == off["facesim"] and gated["child_rate"] == off["child_rate"]

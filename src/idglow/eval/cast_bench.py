@@ -157,6 +157,10 @@ def summarise(scores: list[dict], mu_real: float) -> dict:
     if ordered:
         out["swap_rate"] = sum(s["swaps"] for s in ordered) / sum(s["size"] for s in ordered)
         out["intervals"]["swap_rate"] = ratio_interval([s["swaps"] / s["size"] for s in ordered], [s["size"] for s in ordered])
+    grouped = [s["group_score"] for s in scores if s.get("group_score") is not None]  # older score files have none
+    if grouped:
+        out["group_score"] = float(np.mean(grouped))
+        out["intervals"]["group_score"] = ratio_interval(grouped)
     copies = [s["copy_paste"] for s in scores if s.get("copy_paste") is not None]
     if copies:
         out["copy_paste"] = float(np.mean(copies))

@@ -12,7 +12,7 @@ import numpy as np
 from idglow.eval.cast_bench import summarise
 
 SPREAD_KEYS = ("facesim_norm", "count_accuracy", "identification", "leakage_rate", "swap_rate", "child_rate", "mini_adult_rate",
-               "copy_paste")
+               "copy_paste", "group_score")
 
 
 def read_scores(folder: str | Path, benchmark: str) -> list[dict]:
@@ -46,6 +46,7 @@ RATIO_TERMS = {
     "leakage_rate": lambda s, mu: (float(s["leaked"]), float(s["matched"])) if s["size"] >= 2 and s["matched"] else None,
     "swap_rate": lambda s, mu: (float(s["swaps"]), float(s["size"])) if s.get("swaps") is not None else None,
     "copy_paste": lambda s, mu: (s["copy_paste"], 1.0) if s.get("copy_paste") is not None else None,
+    "group_score": lambda s, mu: (s["group_score"], 1.0) if s.get("group_score") is not None else None,
     "child_rate": lambda s, mu: (s["child"] * s["size"], float(s["size"])) if s["task"] == "age" else None,
     "mini_adult_rate": lambda s, mu: (s["adult"] * s["size"], float(s["size"])) if s["task"] == "age" else None,
 }

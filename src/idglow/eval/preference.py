@@ -39,12 +39,19 @@ def benchmark_group_scores(generations: str | Path, manifest: str | Path, judges
             raise FileNotFoundError(f"{path}: no generation for {manifest}:{record['_line']}")
         where = f"{manifest}:{record['_line']}"
         refs = torch.stack([to_tensor(read_rgb(manifest.parent / r, f"{where}: refs")) for r in record["refs"]])
-        expected = record["expected"]
-        ages = [expected.get("age", "child" if record["task"] == "age" else "adult")] * len(refs)
-        scores = subject_scores(to_tensor(read_rgb(path, str(path))), judges["judge"](refs), ages, expected["clothing"],
-                                judges, mu, embedder="judge")
-        out[record["id"]] = group_score(scores, scoring)
+        out[record["id"]] = record_group_score(to_tensor(read_rgb(path, str(path))), refs, record, judges, mu, scoring)
     return out
+
+
+@torch.no_grad()
+def record_group_score(image: torch.Tensor, refs: torch.Tensor, record: dict, judges: dict[str, torch.nn.Module],
+                       mu: float, scoring: PairScoring | None = None) -> float:
+    """The group-level score of one generated image [3, H, W] in [-1, 1] of a benchmark ``record``, given its reference
+    crops [N, 3, h, w]: judged with the evaluation ``judge`` against the benchmark's ``mu`` (its mu_real)."""
+    expected = record["expected"]
+    ages = [expected.get("age", "child" if record["task"] == "age" else "adult")] * len(refs)
+    scores = subject_scores(image, judges["judge"](refs), ages, expected["clothing"], judges, mu, embedder="judge")
+    return group_score(scores, scoring or PairScoring())
 
 
 def win_rate(candidate: dict[str, float], baseline: dict[str, float], confidence: float = 0.95,

@@ -20,6 +20,7 @@ from idglow.data.manifest import evenly_spread, load_manifest
 from idglow.eval.cast_bench import judge_gallery, score_image, summarise
 from idglow.eval.cast_quality import cast_quality
 from idglow.eval.mu_real import read_mu_real
+from idglow.eval.preference import record_group_score
 from idglow.generate.controls import gate_config_with, identity_controls
 from idglow.generate.pipeline import IdGlowPipeline
 from idglow.runs.load import check_run
@@ -67,6 +68,7 @@ def evaluate_benchmark(run: str | Path, manifest: str | Path, judges: str | Path
     height, width = read_rgb(manifest.parent / records[0]["expected"]["target"], f"{manifest}: target").shape[:2]
     pipe = IdGlowPipeline.from_run(run, height, width)
     gate = gate_config_with(pipe.model.config.identity.gate, list(schedule)) if schedule else None
+    mu_real = read_mu_real(manifest)
     scores, rows, generated, targets = [], [], [], []
     for start in tqdm(range(0, len(records), batch), desc=f"{manifest.stem}", disable=not progress):
         chunk, chunk_refs = records[start : start + batch], refs[start : start + batch]
@@ -77,12 +79,13 @@ def evaluate_benchmark(run: str | Path, manifest: str | Path, judges: str | Path
         for i, (image, record, crops) in enumerate(zip(images, chunk, chunk_refs)):
             target = to_tensor(read_rgb(manifest.parent / record["expected"]["target"], f"{manifest}:{record['_line']}: target"))
             scores.append({"id": record.get("id"), "seed": seed + start + i,
-                           **score_image(image, crops, record, scorers, gallery, target)})
+                           **score_image(image, crops, record, scorers, gallery, target),
+                           "group_score": record_group_score(image, crops, record, scorers, mu_real)})
             generated.append(image)
             targets.append(target)
             if len(rows) < 8:
                 rows.append(np.concatenate([reference_grid(crops, height), to_uint8(image)], axis=1))
-    metrics = summarise(scores, read_mu_real(manifest))
+    metrics = summarise(scores, mu_real)
     if len(generated) >= 2:  # naturalness: Fréchet distance of judge features to the same records' true renders
         quality = cast_quality(scorers["detector"], torch.stack(generated), torch.stack(targets),
                                [r["expected"]["count"] for r in records])
