@@ -143,6 +143,14 @@ def test_sft_eval_gate_override_of_zero_strength_is_the_text_only_baseline(sft_r
     assert [r["group_score"] for r in records] == [r["group_score"] for r in gated_records]
     assert all(-1.0 <= r["group_score"] <= 1.0 for r in records) and off["group_score"] == pytest.approx(
         sum(r["group_score"] for r in records) / 4) and "group_score" in off["intervals"]
+    # --complement scores exactly the records --limit 4 left out
+    done = cli("train", "sft-eval", *common, "--no-identity", "--complement", "--out", tmp_path / "rest")
+    assert done.returncode == 0, done.stderr
+    rest = [json.loads(line)["id"] for line in (tmp_path / "rest" / "synth-age.scores.jsonl").read_text().splitlines()]
+    every = [json.loads(line)["id"] for line in (cast / "synth-age.jsonl").read_text().splitlines()]
+    assert rest and not set(rest) & {r["id"] for r in records} and sorted(rest + [r["id"] for r in records]) == sorted(every)
+    done = cli("train", "sft-eval", "--run", sft_run, "--complement")
+    assert done.returncode != 0 and "--complement needs --limit N" in done.stderr
     assert sum(r["facesim"] for r in records) / 4 == pytest.approx(off["facesim"])  # what seeds are pooled from
     assert gated["schedule"]["age"]["kind"] == "constant" and gated["schedule"]["age"]["lambda_max"] == 0
     assert gated["facesim"] == off["facesim"] and gated["child_rate"] == off["child_rate"]

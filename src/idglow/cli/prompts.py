@@ -50,7 +50,7 @@ def cmd_prompts_caption(args: argparse.Namespace) -> int:
     from idglow.prompts.caption import caption_manifest
 
     if (args.style == "refined") != (args.badcases is not None):
-        raise SystemExit("error: --badcases DIR goes with --style refined (and only with it)")
+        raise ValueError("--badcases DIR goes with --style refined (and only with it)")
     synthesizer = _synthesizer(args)
     result = caption_manifest(args.manifest, args.out, synthesizer, cache=args.cache, style=args.style, badcases=args.badcases)
     if synthesizer is not None:

@@ -55,11 +55,13 @@ def cmd_train_sft_eval(args: argparse.Namespace) -> int:
     from idglow.eval.run_eval import evaluate_sft
 
     default = "eval-no-identity" if args.no_identity else "eval" if args.id_guidance == 1 else f"eval-g{args.id_guidance:g}"
-    default += "".join(f"-{item.replace('=', '-')}" for item in args.schedule or ())
+    default += "".join(f"-{item.replace('=', '-')}" for item in args.schedule or ()) + ("-complement" if args.complement else "")
+    if args.complement and args.limit is None:
+        raise ValueError("--complement needs --limit N (it scores the records --limit N leaves out)")
     out = args.out or str(Path(args.run) / default)
     results = evaluate_sft(args.run, args.benchmark or BENCHMARKS, out, judges=args.judges, identity=not args.no_identity,
                            limit=args.limit, steps=args.steps, seed=args.seed, id_guidance=args.id_guidance,
-                           schedule=args.schedule or ())
+                           schedule=args.schedule or (), complement=args.complement)
     keys = ("facesim", "facesim_norm", "count_accuracy", "child_rate", "mini_adult_rate", "leakage_rate", "colour_accuracy")
     print(json.dumps({name: {k: m[k] for k in keys if k in m} for name, m in results.items()}, indent=2))
     print(f"wrote {out}/<benchmark>.json and .png")
@@ -168,6 +170,9 @@ def register(sub) -> None:
     p.add_argument("--no-identity", action="store_true", help="sample with the identity branch off (text-only baseline)")
     p.add_argument("--judges", default=JUDGES, help=f"judges that score (default: {JUDGES})")
     p.add_argument("--limit", type=positive_int, help="score N records of each benchmark, evenly spread over it (all group sizes)")
+    p.add_argument("--complement", action="store_true",
+                   help="score the records --limit N leaves out instead: a choice made on those N (a sampler, a "
+                        "checkpoint) confirmed on records it never saw")
     p.add_argument("--steps", type=positive_int, default=20, help="Euler steps (default: 20)")
     p.add_argument("--id-guidance", type=non_negative_float, default=1.0,
                    help="identity guidance scale g: v_none + g (v_id - v_none); 1 = off, >1 costs a second forward")

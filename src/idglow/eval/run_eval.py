@@ -29,11 +29,19 @@ from idglow.utils.defaults import JUDGES
 from idglow.utils.io import atomic_write
 
 
-def _records(manifest: Path, limit: int | None) -> tuple[list[dict], list[torch.Tensor]]:
-    """The manifest's records (``limit``: that many, evenly spread, since benchmarks are ordered by group size)
-    and their reference crops."""
+def _records(manifest: Path, limit: int | None, complement: bool = False) -> tuple[list[dict], list[torch.Tensor]]:
+    """The manifest's records (``limit``: that many, evenly spread, since benchmarks are ordered by group size; with
+    ``complement``, the records that ``limit`` leaves out) and their reference crops."""
     records = load_manifest(manifest, "benchmark")
-    records = evenly_spread(records, limit)
+    if complement:
+        if limit is None:
+            raise ValueError("complement: needs a limit (the records that --limit N picks are the ones left out)")
+        chosen = {r["_line"] for r in evenly_spread(records, limit)}
+        records = [r for r in records if r["_line"] not in chosen]
+        if not records:
+            raise ValueError(f"complement: --limit {limit} picks every record of {manifest}; none is left")
+    else:
+        records = evenly_spread(records, limit)
     refs = [torch.stack([to_tensor(read_rgb(manifest.parent / r, f"{manifest}:{rec['_line']}: refs")) for r in rec["refs"]])
             for rec in records]
     return records, refs
@@ -47,14 +55,16 @@ def _gallery(manifest: Path, judge: torch.nn.Module) -> tuple[dict, torch.Tensor
 @torch.no_grad()
 def evaluate_benchmark(run: str | Path, manifest: str | Path, judges: str | Path = JUDGES, identity: bool = True,
                        limit: int | None = None, steps: int = 20, seed: int = 0, batch: int = 16,
-                       id_guidance: float = 1.0, schedule: Sequence[str] = (), progress: bool = True
-                       ) -> tuple[dict, np.ndarray, list[dict]]:
+                       id_guidance: float = 1.0, schedule: Sequence[str] = (), progress: bool = True,
+                       complement: bool = False) -> tuple[dict, np.ndarray, list[dict]]:
     """Generate every record of a benchmark manifest with the run's model and score it.
 
     Args:
         identity: False samples the same backbone with the identity branch off (text only).
         id_guidance: identity guidance scale of the sampler (1 = none).
         schedule: ``KEY=VALUE`` gate overrides for sampling (e.g. ``group.lambda_min=0.2``; analytic gates only).
+        complement: score the records ``limit`` leaves out instead (to confirm a choice made on the ``limit`` records
+            on records it never saw).
 
     Returns:
         ``(metrics, grid, scores)``: :func:`idglow.eval.cast_bench.summarise` plus settings, a uint8 image of the
@@ -63,7 +73,7 @@ def evaluate_benchmark(run: str | Path, manifest: str | Path, judges: str | Path
     """
     manifest = Path(manifest)
     scorers = load_judges(judges)
-    records, refs = _records(manifest, limit)
+    records, refs = _records(manifest, limit, complement)
     gallery = _gallery(manifest, scorers["judge"])
     height, width = read_rgb(manifest.parent / records[0]["expected"]["target"], f"{manifest}: target").shape[:2]
     pipe = IdGlowPipeline.from_run(run, height, width)
@@ -91,6 +101,7 @@ def evaluate_benchmark(run: str | Path, manifest: str | Path, judges: str | Path
                                [r["expected"]["count"] for r in records])
         metrics["frechet_judge"] = quality["frechet_judge"]
     metrics.update({"benchmark": str(manifest), "identity": identity, "id_guidance": id_guidance, "steps": steps, "seed": seed,
+                    **({"complement_of_limit": limit} if complement else {}),
                     "run": str(run), **({"schedule": to_dict(gate)} if gate is not None else {})})
     return metrics, np.concatenate(rows, axis=0), scores
 
