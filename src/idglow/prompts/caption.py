@@ -63,8 +63,8 @@ def read_lessons(folder: str | Path, min_share: float = 0.1) -> tuple[Lessons, l
 def _write(style: str, scenes: list[SceneDescription], lessons: Lessons | None) -> list[str]:
     if style == "coarse":
         return [rules.coarse(s) for s in scenes]
-    if style == "refined":
-        return [rules.refine(s, lessons.failures(s)) if lessons.failures(s) else rules.synthesize(s) for s in scenes]
+    if style == "refined":  # a scene the lessons say nothing about keeps its per-subject caption
+        return [rules.refine(s, failures) if (failures := lessons.failures(s)) else rules.synthesize(s) for s in scenes]
     return [rules.synthesize(s) for s in scenes]
 
 
