@@ -330,7 +330,7 @@ def reproduces(claims: list[str], evals: dict[str, list[Path]], args) -> tuple[s
         found = [(check, difference(check, check.model or model, evals)) for check in checks]
         result = verdict([holds(c, d) for c, d in found])
         measured = "<br>".join((f"{c.model}, {c.benchmark}: " if c.model else "") + describe(c, d) for c, d in found)
-        if result == "not measured":
+        if all(d is None for _, d in found):
             needed = {m for c in checks for m in (c.model or model, c.against)}
             measured = f"not measured yet: {sum(m in evals for m in needed)} of {len(needed)} models evaluated at every seed"
         lines.append(f"| {title} | {statement} | {measured} | **{result}** | {command} |")
