@@ -9,6 +9,7 @@ round 1 regenerates the benchmark with the same seeds and re-measures.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 from idglow.data.manifest import evenly_spread, load_manifest
@@ -122,19 +123,18 @@ def training_badcases(run: str | Path, manifest: str | Path, out: str | Path, ju
     options = SamplingOptions(seed=seed, steps=steps, id_guidance=1.0)
     metrics, _, entries = generate_and_record(pipe, run, scenes, records, options, override_schedules(pipe, []), out,
                                               judges, batch, progress)
-    counts: dict[str, int] = {}
-    for e in entries:
-        counts[e["failure"]] = counts.get(e["failure"], 0) + 1
-    summary = {"run": str(run), "manifest": str(manifest), "images": len(records), "failures": counts,
+    summary = {"run": str(run), "manifest": str(manifest), "images": len(records), "failures": _failure_counts(entries),
                "library": str(out / "badcases.jsonl"), **{k: metrics.get(k) for k in REPORT_KEYS}}
     atomic_write(out / "summary.json", lambda p: p.write_text(json.dumps(summary, indent=2) + "\n"))
     return summary
 
 
+def _failure_counts(entries: list[dict]) -> dict[str, int]:
+    return dict(Counter(e["failure"] for e in entries))
+
+
 def _summarise(out: Path, before: dict, after: dict, entries: list[dict], prompts: dict, synthesizer) -> dict:
-    counts: dict[str, int] = {}
-    for e in entries:
-        counts[e["failure"]] = counts.get(e["failure"], 0) + 1
+    counts = _failure_counts(entries)
     summary = {"before": {k: before.get(k) for k in REPORT_KEYS}, "after": {k: after.get(k) for k in REPORT_KEYS},
                "images": before["images"], "failures": counts, "prompts_rewritten": len(prompts),
                "backend": "rules" if synthesizer is None else "openai",
