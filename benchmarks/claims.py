@@ -44,6 +44,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from idglow.eval.pooling import evaluated, folder_difference, keep_evaluation
 from idglow.eval.verdict import Check, describe, holds, verdict
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -178,7 +179,7 @@ def _steps(run_dir: Path) -> int:
 
 
 def _evaluated(folder: Path) -> bool:
-    return all((folder / f"{b}{ext}").is_file() for b in BENCHMARKS for ext in (".json", ".scores.jsonl"))
+    return evaluated(folder, BENCHMARKS)
 
 
 def kept(run_dir: Path, args) -> Path:
@@ -194,11 +195,7 @@ def evaluate(run_dir: Path, args) -> Path:
         return keep
     if not _evaluated(out):
         run("train", "sft-eval", "--run", str(run_dir), "--limit", str(args.limit), "--out", str(out))
-    keep.mkdir(parents=True, exist_ok=True)
-    for bench in BENCHMARKS:
-        for ext in (".json", ".scores.jsonl"):
-            shutil.copyfile(out / f"{bench}{ext}", keep / f"{bench}{ext}")
-    return keep
+    return keep_evaluation(out, keep, BENCHMARKS)
 
 
 def run_dir(model: str, seed: int, args) -> Path:
@@ -302,17 +299,10 @@ def claim_models(claims: list[str], alias: dict[str, str]) -> list[str]:
 def difference(check: Check, model: str, evals: dict[str, list[Path]]) -> dict | None:
     """``check.metric`` of ``model`` minus ``check.against``'s, pooled over seeds: a paired bootstrap interval, or
     per-seed differences for Fréchet (a set-level distance, no per-record values)."""
-    from idglow.eval.pooling import paired_difference, read_scores
-
     mine, theirs = evals.get(model), evals.get(check.against)
     if not mine or not theirs:
         return None
-    metric = lambda folder: json.loads((folder / f"{check.benchmark}.json").read_text())  # noqa: E731
-    if check.metric == "frechet_judge":
-        per_seed = [metric(a)["frechet_judge"] - metric(b)["frechet_judge"] for a, b in zip(mine, theirs)]
-        return {"difference": sum(per_seed) / len(per_seed), "per_seed": per_seed}
-    scores = lambda folders: [read_scores(f, check.benchmark) for f in folders]  # noqa: E731
-    return paired_difference(scores(mine), scores(theirs), check.metric, metric(mine[0])["mu_real"])
+    return folder_difference(mine, theirs, check.benchmark, check.metric)
 
 
 def reproduces(claims: list[str], evals: dict[str, list[Path]], args) -> tuple[str, dict]:

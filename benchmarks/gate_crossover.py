@@ -22,12 +22,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from idglow.eval.pooling import paired_difference, pooled_summary, read_scores
+from idglow.eval.pooling import evaluated, folder_difference, keep_evaluation, pooled_summary, read_scores
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -43,48 +42,30 @@ METRICS = {"synth-group": [("facesim_norm", "FaceSim/mu"), ("frechet_judge", "Fr
                          ("frechet_judge", "Fréchet")]}
 
 
-def _evaluated(folder: Path) -> bool:
-    return all((folder / f"{b}{ext}").is_file() for b in BENCHMARKS for ext in (".json", ".scores.jsonl"))
-
-
 def cell(trained: str, sampled: str, seed: int, args) -> Path:
     """The evaluation folder of the ``trained`` variant's seed-``seed`` model sampled with ``sampled``'s gates: the
     claims' kept evaluation on the diagonal, else kept here (evaluated now if missing)."""
     name = f"sft-{trained}-s{seed}"
     if trained == sampled:
         folder = Path(args.claims) / f"{name}-{args.sft_steps}steps-limit{args.limit}"
-        if not _evaluated(folder):
+        if not evaluated(folder, BENCHMARKS):
             sys.exit(f"{folder}: no kept claims evaluation; run benchmarks/claims.py --claims group first")
         return folder
     keep = Path(args.out) / f"{name}-sampled-{sampled}-limit{args.limit}"
-    if _evaluated(keep):
+    if evaluated(keep, BENCHMARKS):
         return keep
     run = Path(args.runs) / name
     if not (run / "final").is_dir():
         sys.exit(f"{run}: no finished claims run to sample (train it with benchmarks/claims.py --claims group)")
     out = run / f"crossover-{sampled}-{args.limit}"
-    if not _evaluated(out):
+    if not evaluated(out, BENCHMARKS):
         command = [sys.executable, "-m", "idglow", "train", "sft-eval", "--run", str(run), "--limit", str(args.limit),
                    "--out", str(out)]
         for item in GATES[sampled]:
             command += ["--schedule", item]
         print("+", " ".join(command[2:]), flush=True)
         subprocess.run(command, check=True, cwd=ROOT)
-    keep.mkdir(parents=True, exist_ok=True)
-    for bench in BENCHMARKS:
-        for ext in (".json", ".scores.jsonl"):
-            shutil.copyfile(out / f"{bench}{ext}", keep / f"{bench}{ext}")
-    return keep
-
-
-def difference(a: list[Path], b: list[Path], bench: str, key: str) -> dict | None:
-    """``key`` of cells ``a`` minus ``b`` (one folder per seed), pooled over seeds: a paired interval, or per seed."""
-    summaries = lambda folders: [json.loads((f / f"{bench}.json").read_text()) for f in folders]  # noqa: E731
-    if key == "frechet_judge":
-        per_seed = [x[key] - y[key] for x, y in zip(summaries(a), summaries(b))]
-        return {"difference": sum(per_seed) / len(per_seed), "per_seed": per_seed}
-    mu = summaries(a)[0]["mu_real"]
-    return paired_difference([read_scores(f, bench) for f in a], [read_scores(f, bench) for f in b], key, mu)
+    return keep_evaluation(out, keep, BENCHMARKS)
 
 
 def text(d: dict | None) -> str:
@@ -119,9 +100,9 @@ def report(cells: dict[tuple[str, str], list[Path]]) -> tuple[str, dict]:
         effects = {}
         for gate in GATES:
             effects[f"training (paper - constant), sampled {gate}"] = {
-                k: difference(cells["paper", gate], cells["constant", gate], bench, k) for k, _ in METRICS[bench]}
+                k: folder_difference(cells["paper", gate], cells["constant", gate], bench, k) for k, _ in METRICS[bench]}
             effects[f"sampling (paper - constant), trained {gate}"] = {
-                k: difference(cells[gate, "paper"], cells[gate, "constant"], bench, k) for k, _ in METRICS[bench]}
+                k: folder_difference(cells[gate, "paper"], cells[gate, "constant"], bench, k) for k, _ in METRICS[bench]}
         for name, row in effects.items():
             kind, at = name.split(", ")
             lines.append(f"| {kind} | {at} | " + " | ".join(text(row[k]) for k, _ in METRICS[bench]) + " |")

@@ -73,3 +73,16 @@ def test_paired_difference_refuses_unpaired_records_and_unknown_metrics():
         paired_difference(a, a, "fid", 0.5)
     with pytest.raises(ValueError, match="the same training seeds"):
         paired_difference(a, a + a, "facesim_norm", 0.5)
+
+
+def test_keep_evaluation_copies_summaries_and_scores_and_nothing_else(tmp_path):
+    from idglow.eval.pooling import evaluated, keep_evaluation
+
+    source = tmp_path / "eval"
+    source.mkdir()
+    for name in ("synth-group.json", "synth-group.scores.jsonl", "synth-group.png"):
+        (source / name).write_text(name)
+    assert not evaluated(tmp_path / "kept", ["synth-group"])
+    kept = keep_evaluation(source, tmp_path / "kept", ["synth-group"])
+    assert evaluated(kept, ["synth-group"]) and sorted(p.name for p in kept.iterdir()) == ["synth-group.json", "synth-group.scores.jsonl"]
+    assert not evaluated(kept, ["synth-group", "synth-age"])

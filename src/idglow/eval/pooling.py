@@ -4,6 +4,7 @@ the pooled records, beside each seed's own value and the seed-to-seed spread (``
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -94,3 +95,30 @@ def paired_difference(a: Sequence[Sequence[dict]], b: Sequence[Sequence[dict]], 
     tail = (1 - confidence) / 2 * 100
     low, high = np.nanpercentile(samples, [tail, 100 - tail])
     return {"difference": value, "interval": [float(low), float(high)], "records": len(rows)}
+
+
+def evaluated(folder: str | Path, benchmarks: Sequence[str]) -> bool:
+    """Whether ``folder`` holds a finished ``sft-eval`` of every benchmark (summary and per-record scores)."""
+    return all((Path(folder) / f"{b}{ext}").is_file() for b in benchmarks for ext in (".json", ".scores.jsonl"))
+
+
+def keep_evaluation(source: str | Path, kept: str | Path, benchmarks: Sequence[str]) -> Path:
+    """Copy ``source``'s summaries and per-record scores of ``benchmarks`` to ``kept`` (a committed folder); returns it."""
+    kept = Path(kept)
+    kept.mkdir(parents=True, exist_ok=True)
+    for bench in benchmarks:
+        for ext in (".json", ".scores.jsonl"):
+            shutil.copyfile(Path(source) / f"{bench}{ext}", kept / f"{bench}{ext}")
+    return kept
+
+
+def folder_difference(a: Sequence[str | Path], b: Sequence[str | Path], benchmark: str, key: str) -> dict | None:
+    """``key`` on ``benchmark`` of models A minus B, each given as one ``sft-eval`` folder per training seed: a
+    :func:`paired_difference` over the pooled records, or for Fréchet (a set-level distance, no per-record values)
+    ``{"difference": mean, "per_seed": [...]}``."""
+    summaries = lambda folders: [json.loads((Path(f) / f"{benchmark}.json").read_text()) for f in folders]  # noqa: E731
+    if key == "frechet_judge":
+        per_seed = [x[key] - y[key] for x, y in zip(summaries(a), summaries(b))]
+        return {"difference": sum(per_seed) / len(per_seed), "per_seed": per_seed}
+    scores = lambda folders: [read_scores(f, benchmark) for f in folders]  # noqa: E731
+    return paired_difference(scores(a), scores(b), key, summaries(a)[0]["mu_real"])
