@@ -9,8 +9,9 @@ Claims measured here (``--claims``):
   widened: child rate, mini-adult rate and FaceSim/mu (the stability-plasticity frontier).
 - ``dpo`` (iii): Flow-DPO (sigmoid, weighted, margin) on each seed's paper-recipe SFT run vs that SFT run.
 - ``prompts`` (iv): SFT on coarse training captions (count and place, what photo datasets give) vs the same scenes
-  with per-subject captions written by ``idglow prompts caption`` from their annotations: leakage, swap and count
-  accuracy at test. When the per-subject captions equal the cast's own (the rules backend writes the cast's caption
+  with per-subject captions written by ``idglow prompts caption`` from their annotations: leakage, swap, count
+  accuracy and colour accuracy (each person in their own prompt colour) at test, and where each person's colour
+  comes from (own, another's, neither; the binding beside a random deal's). When the per-subject captions equal the cast's own (the rules backend writes the cast's caption
   form), the paper-recipe runs are that row and are not trained twice. Third row: the per-subject captions rewritten
   against the badcase library of the paper-recipe run (first seed) on ``--badcase-items`` *training* scenes
   (``idglow prompts badcases``, then ``prompts caption --style refined``); no benchmark record enters the captions.
@@ -101,8 +102,9 @@ CLAIMS = {
     "prompts": ("(iv) per-subject training captions",
                 "captions that bind each person to their attributes (VLM-synthesized) resolve the attribute leakage "
                 "and ambiguity that coarse captions leave",
-                "captions-per-subject", [Check("synth-group", metric, "captions-coarse", False)
-                                         for metric in ("leakage_rate", "swap_rate")]
+                "captions-per-subject", [Check("synth-group", metric, "captions-coarse", higher) for metric, higher in
+                                         (("leakage_rate", False), ("swap_rate", False), ("count_accuracy", True),
+                                          ("colour_accuracy", True))]
                 + [Check("synth-group", "leakage_rate", "captions-per-subject", False, model="captions-refined")]),
 }
 COLUMNS = {
@@ -219,13 +221,16 @@ def evaluation(model: str, seed: int, args) -> Path | None:
 
 def pool(folders: list[Path]) -> dict[str, dict]:
     """Each benchmark's pooled summary over the seeds' evaluation folders, Fréchet averaged over seeds (a set-level
-    distance: no per-record values to pool)."""
+    distance: no per-record values to pool), with the colour binding of every seed (``colour_binding``)."""
+    from idglow.eval.cast_bench import colour_binding
     from idglow.eval.pooling import pooled_summary, read_scores
 
     result = {}
     for bench in BENCHMARKS:
         metrics = [json.loads((f / f"{bench}.json").read_text()) for f in folders]
-        pooled = pooled_summary([read_scores(f, bench) for f in folders], metrics[0]["mu_real"])
+        scores = [read_scores(f, bench) for f in folders]
+        pooled = pooled_summary(scores, metrics[0]["mu_real"])
+        pooled["colour_binding"] = [colour_binding(s) for s in scores]
         frechet = [m["frechet_judge"] for m in metrics]
         pooled["frechet_judge"], pooled["per_seed"]["frechet_judge"] = sum(frechet) / len(frechet), frechet
         pooled["spread"]["frechet_judge"] = max(frechet) - min(frechet)
@@ -339,6 +344,22 @@ def write_readme(path: Path, table: str, note: str) -> None:
     path.write_text(head + start + "\n" + note + "\n\n" + table + "\n" + end + rest.split(end, 1)[1])
 
 
+def binding_table(rows: dict[str, dict]) -> str:
+    """Where the clothing colour of each matched person in synth-group scenes of 2+ people comes from, per training
+    seed (``idglow.eval.cast_bench.colour_binding``): own, another subject's, neither; binding = own / (own + leaked),
+    beside the binding of a random deal of the prompt's colours."""
+    keys = ("own", "leaked", "neither", "binding", "chance")
+    lines = ["Colour of each matched person in scenes of 2+ people, per training seed (binding = own / (own + "
+             "another's); chance = a random deal of the prompt's colours):", "",
+             "| training captions | people | own colour | another's (leakage) | neither | binding | chance |",
+             "|---|---|---|---|---|---|---|"]
+    for name, result in rows.items():
+        splits = [s for s in result["synth-group"].get("colour_binding", []) if s]
+        lines.append(f"| {name} | {' + '.join(str(s['people']) for s in splits)} | "
+                     + " | ".join(" / ".join(f"{s[k]:.3f}" for s in splits) for k in keys) + " |")
+    return "\n".join(lines)
+
+
 def sections(claims: list[str], results: dict[str, dict]) -> list[str]:
     """Each measured claim's table of its variants (every column with its interval and spread)."""
     out = []
@@ -357,14 +378,15 @@ def sections(claims: list[str], results: dict[str, dict]) -> list[str]:
                          for n, w in results.get("win_rates", {}).items())
         out.append("(iii) DPO\n\n" + "\n\n".join(f"{b}:\n\n" + table(rows, b, "model") for b in BENCHMARKS)
                    + "\n\nWin rate on the group-level score against the SFT run of the same seed, both benchmarks pooled:\n\n" + wins)
-    if "prompts" in claims and have(CLAIM_RUNS["prompts"]):
-        rows = {"coarse captions": results["captions-coarse"], "per-subject captions": results["captions-per-subject"],
-                "per-subject, refined against badcases": results["captions-refined"]}
+    if "prompts" in claims and have(CLAIM_RUNS["prompts"][:2]):  # the refined row joins once it is evaluated
+        names = {"captions-coarse": "coarse captions", "captions-per-subject": "per-subject captions",
+                 "captions-refined": "per-subject, refined against badcases"}
+        rows = {label: results[n] for n, label in names.items() if n in results}
         lines = ["| training captions | seeds | " + " | ".join(n for _, n in PROMPT_COLUMNS) + " |",
                  "|---|---|" + "---|" * len(PROMPT_COLUMNS)]
         lines += [f"| {name} | {r['synth-group']['seeds']} | " + " | ".join(cell(r["synth-group"], k) for k, _ in PROMPT_COLUMNS)
                   + " |" for name, r in rows.items()]
-        out.append("(iv) training captions, on synth-group\n\n" + "\n".join(lines))
+        out.append("(iv) training captions, on synth-group\n\n" + "\n".join(lines) + "\n\n" + binding_table(rows))
     return out
 
 

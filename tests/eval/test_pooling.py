@@ -9,7 +9,7 @@ from idglow.eval.pooling import paired_difference, pooled_summary, read_scores
 
 def _score(facesim: float, count_ok: float = 1.0, task: str = "group", id: str = "r", leaked: int = 0,
            child: float = 1.0, size: int = 2) -> dict:
-    return {"id": id, "facesim": facesim, "count_ok": count_ok, "size": size, "task": task, "matched": 2, "own_colour": 2,
+    return {"id": id, "facesim": facesim, "count_ok": count_ok, "size": size, "task": task, "matched": 2, "own_colour": 2 - min(leaked, 2),
             "leaked": leaked, "child": child, "adult": 1.0 - child}
 
 
@@ -45,11 +45,13 @@ def test_paired_difference_is_the_difference_of_the_pooled_summaries():
     a = _seeds([[(0.5, 1, 1.0, 2), (0.2, 0, 0.0, 3), (0.4, 2, 1.0, 4)], [(0.6, 0, 1.0, 2), (0.1, 1, 0.5, 3), (0.3, 0, 0.0, 4)]], "age")
     b = _seeds([[(0.3, 0, 0.0, 2), (0.25, 1, 1.0, 3), (0.1, 0, 0.0, 4)], [(0.2, 2, 1.0, 2), (0.4, 0, 0.0, 3), (0.2, 1, 1.0, 4)]], "age")
     pa, pb = pooled_summary(a, 0.8), pooled_summary(b, 0.8)
-    for key in ("facesim_norm", "leakage_rate", "child_rate", "mini_adult_rate", "count_accuracy"):
+    for key in ("facesim_norm", "leakage_rate", "colour_accuracy", "child_rate", "mini_adult_rate", "count_accuracy"):
         result = paired_difference(a, b, key, 0.8)
         assert result["difference"] == pytest.approx(pa[key] - pb[key]), key
         low, high = result["interval"]
         assert low <= result["difference"] <= high and result["records"] == 6
+    low, high = pa["intervals"]["colour_accuracy"]  # own colour / matched subjects, resampled over records
+    assert low <= pa["colour_accuracy"] <= high and low < high
 
 
 def test_paired_difference_removes_what_both_models_share():
@@ -86,3 +88,15 @@ def test_keep_evaluation_copies_summaries_and_scores_and_nothing_else(tmp_path):
     kept = keep_evaluation(source, tmp_path / "kept", ["synth-group"])
     assert evaluated(kept, ["synth-group"]) and sorted(p.name for p in kept.iterdir()) == ["synth-group.json", "synth-group.scores.jsonl"]
     assert not evaluated(kept, ["synth-group", "synth-age"])
+
+
+def test_colour_binding_splits_matched_people_by_where_their_colour_comes_from():
+    from idglow.eval.cast_bench import colour_binding
+
+    scores = [{"size": 2, "matched": 2, "own_colour": 1, "leaked": 1}, {"size": 4, "matched": 3, "own_colour": 1, "leaked": 1},
+              {"size": 1, "matched": 1, "own_colour": 1, "leaked": 0}]  # a single person cannot leak: left out
+    split = colour_binding(scores)
+    assert split["people"] == 5 and split["own"] == pytest.approx(0.4) and split["leaked"] == pytest.approx(0.4)
+    assert split["neither"] == pytest.approx(0.2) and split["binding"] == pytest.approx(0.5)
+    assert split["chance"] == pytest.approx((2 / 2 + 3 / 4) / 5)  # a random deal: 1/2 for two people, 1/4 for four
+    assert colour_binding(scores[2:]) is None

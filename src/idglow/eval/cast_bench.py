@@ -153,6 +153,10 @@ def summarise(scores: list[dict], mu_real: float) -> dict:
     leaky = [s for s in multi if s["matched"]]
     if leaky:
         out["intervals"]["leakage_rate"] = ratio_interval([s["leaked"] / s["matched"] for s in leaky], [s["matched"] for s in leaky])
+    coloured = [s for s in scores if s["matched"]]
+    if coloured:
+        out["intervals"]["colour_accuracy"] = ratio_interval([s["own_colour"] / s["matched"] for s in coloured],
+                                                             [s["matched"] for s in coloured])
     ordered = [s for s in scores if s.get("swaps") is not None]  # older score files have no swaps
     if ordered:
         out["swap_rate"] = sum(s["swaps"] for s in ordered) / sum(s["size"] for s in ordered)
@@ -176,6 +180,22 @@ def summarise(scores: list[dict], mu_real: float) -> dict:
 
 
 @torch.no_grad()
+def colour_binding(scores: list[dict]) -> dict | None:
+    """Where each matched person's clothing colour comes from, over the scenes of 2+ people in ``scores``
+    (:func:`score_image` records): shares of matched people wearing their ``own`` prompt colour, another subject's
+    (``leaked``) or ``neither``; ``binding``, own / (own + leaked), how often a prompt colour worn is on its person; and
+    ``chance``, the binding of a model that deals the prompt's colours out at random (1 / people, averaged over the
+    matched people). None without a matched person in a scene of 2+."""
+    multi = [s for s in scores if s["size"] >= 2 and s["matched"]]
+    matched = sum(s["matched"] for s in multi)
+    if not matched:
+        return None
+    own, leaked = sum(s["own_colour"] for s in multi), sum(s["leaked"] for s in multi)
+    return {"people": matched, "own": own / matched, "leaked": leaked / matched, "neither": 1.0 - (own + leaked) / matched,
+            "binding": own / (own + leaked) if own + leaked else None,
+            "chance": sum(s["matched"] / s["size"] for s in multi) / matched}
+
+
 def judge_gallery(records: list[dict], refs: list[torch.Tensor], judge: torch.nn.Module) -> tuple[dict, torch.Tensor]:
     """The identity gallery of a cast benchmark in ``judge`` embeddings: every record's reference crops [N_r, 3, h, w]
     averaged per identity (``expected.identities``). Returns ``({identity: row}, gallery [G, D])``."""

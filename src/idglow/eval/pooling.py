@@ -12,8 +12,8 @@ import numpy as np
 
 from idglow.eval.cast_bench import summarise
 
-SPREAD_KEYS = ("facesim_norm", "count_accuracy", "identification", "leakage_rate", "swap_rate", "child_rate", "mini_adult_rate",
-               "copy_paste", "group_score")
+SPREAD_KEYS = ("facesim_norm", "count_accuracy", "identification", "leakage_rate", "swap_rate", "colour_accuracy", "child_rate",
+               "mini_adult_rate", "copy_paste", "group_score")
 
 
 def read_scores(folder: str | Path, benchmark: str) -> list[dict]:
@@ -45,6 +45,7 @@ RATIO_TERMS = {
     "count_accuracy": lambda s, mu: (float(s["count_ok"]), 1.0),
     "identification": lambda s, mu: (float(s["identified"]), float(s["size"])) if "identified" in s else None,
     "leakage_rate": lambda s, mu: (float(s["leaked"]), float(s["matched"])) if s["size"] >= 2 and s["matched"] else None,
+    "colour_accuracy": lambda s, mu: (float(s["own_colour"]), float(s["matched"])) if s["matched"] else None,
     "swap_rate": lambda s, mu: (float(s["swaps"]), float(s["size"])) if s.get("swaps") is not None else None,
     "copy_paste": lambda s, mu: (s["copy_paste"], 1.0) if s.get("copy_paste") is not None else None,
     "group_score": lambda s, mu: (s["group_score"], 1.0) if s.get("group_score") is not None else None,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 NAMES = {"facesim_norm": "FaceSim/mu", "frechet_judge": "Fréchet", "copy_paste": "copy-paste", "child_rate": "child rate",
          "mini_adult_rate": "mini-adult rate", "leakage_rate": "leakage", "swap_rate": "swap", "count_accuracy": "count acc",
-         "group_score": "group score"}
+         "colour_accuracy": "colour acc", "group_score": "group score"}
 
 
 @dataclass(frozen=True)
