@@ -67,6 +67,8 @@ CAST = Path("data/cast")
 TRAIN_MANIFESTS = ("sft-group-train", "sft-age-train")  # configs/synth-sft.yaml's data.manifests
 CAPTION_STYLES = ("coarse", "per-subject", "refined")
 BADCASE_MANIFEST = CAST / "sft-group-train.jsonl"  # training scenes the badcase library is mined on
+# synth-group with its prompts rewritten by the refined captions' lessons: tells the phrasing apart from the lesson
+REFINED_BENCHMARK = CAST / "synth-group.refined.jsonl"
 
 
 def captioned(style: str) -> list[Path]:
@@ -144,10 +146,15 @@ def train_dpo(sft: Path, loss: str, seed: int, args) -> Path:
     return out
 
 
+def badcase_library(args) -> Path:
+    """The kept badcase folder the refined captions are written against."""
+    return Path(args.keep) / f"badcases-paper-s{args.seeds[0]}-{args.sft_steps}steps-{args.badcase_items}scenes"
+
+
 def refined_captions(args) -> None:
     """Training captions rewritten against the badcases of the paper-recipe run (first seed) on training scenes:
     the library is mined once (``idglow prompts badcases``), kept beside the evaluations, and reused."""
-    keep = Path(args.keep) / f"badcases-paper-s{args.seeds[0]}-{args.sft_steps}steps-{args.badcase_items}scenes"
+    keep = badcase_library(args)
     if not all((keep / f).is_file() for f in ("badcases.jsonl", "summary.json")):
         mined = Path(args.out) / "badcases"
         run("prompts", "badcases", "--run", str(train_sft("paper", args.seeds[0], args)), "--manifest", str(BADCASE_MANIFEST),
@@ -217,6 +224,46 @@ def evaluation(model: str, seed: int, args) -> Path | None:
     if model == "captions-refined":
         refined_captions(args)
     return evaluate(train_sft(model, seed, args), args)
+
+
+def refined_prompts_evaluation(seed: int, args) -> Path | None:
+    """The refined-caption model of ``seed`` scored on synth-group with the benchmark's prompts rewritten by the same
+    lessons (``prompts caption --style refined``, the same records, references and noise): whether it lacks the
+    lesson or only meets a phrasing it was not trained on. Kept like the others; None with ``--only-kept``."""
+    folder, name = run_dir("captions-refined", seed, args), REFINED_BENCHMARK.stem
+    keep = kept(folder, args).with_name(kept(folder, args).name + "-refined-prompts")
+    if evaluated(keep, [name]) or args.only_kept:
+        return keep if evaluated(keep, [name]) else None
+    if not REFINED_BENCHMARK.is_file():
+        run("prompts", "caption", "--manifest", str(CAST / "synth-group.jsonl"), "--out", str(REFINED_BENCHMARK),
+            "--style", "refined", "--badcases", str(badcase_library(args)))
+        # the same records and true renders, so the same ceiling
+        shutil.copyfile(CAST / "synth-group.mu_real.json", REFINED_BENCHMARK.with_suffix(".mu_real.json"))
+    out = folder / f"claims-eval-{args.limit}-refined-prompts"
+    if not evaluated(out, [name]):
+        run("train", "sft-eval", "--run", str(folder), "--benchmark", str(REFINED_BENCHMARK), "--limit", str(args.limit),
+            "--out", str(out))
+    return keep_evaluation(out, keep, [name])
+
+
+def phrasing_table(evals: dict[str, list[Path]], refined_prompts: list[Path]) -> str:
+    """The refined-caption model on the plain benchmark prompts and on the refined ones, beside the per-subject
+    model on the plain prompts: pooled over seeds, with the paired difference of the refined model's two prompt forms."""
+    from idglow.eval.pooling import paired_difference, pooled_summary, read_scores
+
+    plain = [read_scores(f, "synth-group") for f in evals["captions-refined"]]
+    rows = {"per-subject captions, plain test prompts": [read_scores(f, "synth-group") for f in evals["captions-per-subject"]],
+            "refined captions, plain test prompts": plain,
+            "refined captions, refined test prompts": [read_scores(f, REFINED_BENCHMARK.stem) for f in refined_prompts]}
+    mu = json.loads((evals["captions-refined"][0] / "synth-group.json").read_text())["mu_real"]
+    keys = [("leakage_rate", "leakage"), ("swap_rate", "swap"), ("count_accuracy", "count acc"), ("colour_accuracy", "colour acc")]
+    lines = ["| model, test prompts | " + " | ".join(n for _, n in keys) + " |", "|---|" + "---|" * len(keys)]
+    lines += [f"| {name} | " + " | ".join(cell(pooled_summary(s, mu), k) for k, _ in keys) + " |" for name, s in rows.items()]
+    diffs = [(n, paired_difference(rows["refined captions, refined test prompts"], plain, k, mu)) for k, n in keys]
+    return ("Refined captions: the lesson or the phrasing? The refined model on synth-group with plain and with refined "
+            "test prompts (the same lessons, records, references and noise):\n\n" + "\n".join(lines)
+            + "\n\nRefined minus plain test prompts, paired 95% interval: "
+            + "; ".join(f"{n} {d['difference']:+.3f} [{d['interval'][0]:+.3f}, {d['interval'][1]:+.3f}]" for n, d in diffs if d))
 
 
 def pool(folders: list[Path]) -> dict[str, dict]:
@@ -420,6 +467,10 @@ def main() -> None:
             evals[model] = folders
     evals.update({n: evals[a] for n, a in alias.items() if a in evals})
     results = {n: pool(folders) for n, folders in evals.items()}
+    phrasing = None
+    if "prompts" in args.claims and "captions-refined" in evals and "captions-per-subject" in evals:
+        refined_prompts = [refined_prompts_evaluation(seed, args) for seed in args.seeds]
+        phrasing = phrasing_table(evals, refined_prompts) if all(refined_prompts) else None
     if "dpo" in args.claims and all(m in evals for m in ["paper"] + [f"dpo-{loss}" for loss in DPO_LOSSES]):
         results["win_rates"] = win_rates(evals)
     out = Path(args.out)
@@ -437,7 +488,8 @@ def main() -> None:
     note = (f"{len(args.seeds)} training seeds per row ({', '.join(map(str, args.seeds))}), SFT {args.sft_steps} steps, "
             f"{args.limit} records per benchmark per seed, pooled over the seeds.")
     text = (note + " Cells: value [95% bootstrap interval over the pooled records] ±half the seed-to-seed range.\n\n"
-            + "What reproduces\n\n" + verdicts_table + "\n\n" + "\n\n".join(sections(args.claims, results)) + "\n")
+            + "What reproduces\n\n" + verdicts_table + "\n\n" + "\n\n".join(sections(args.claims, results))
+            + (f"\n\n{phrasing}" if phrasing else "") + "\n")
     (out / "results.md").write_text(text)
     if args.readme:
         write_readme(args.readme, verdicts_table, note)

@@ -358,3 +358,18 @@ def test_flux_dev_recipes_load_and_validate(name):
     cfg = load_config(SFTConfig if name.endswith("sft") else DPOConfig, ROOT / "configs" / f"{name}.yaml")
     cfg.validate()
     assert cfg.optim.weights_dtype == "bf16" and cfg.optim.gradient_checkpointing and cfg.data.cache_dir
+
+
+def test_the_cast_text_encoder_counts_and_warns_about_long_prompts_too():
+    from idglow.conditioning.text import TextEncoder
+
+    encoder = TextEncoder(max_tokens=8)
+    with pytest.warns(UserWarning, match=r"longer than data.max_tokens=8 MiniLM tokens .*'a group photo of four people"):
+        states, _ = encoder.encode(["a group photo of four people in a park, the person on the left wears red", "two"])
+    assert encoder.truncated == 1 and states.shape == (2, 8, 384)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per encoder
+        encoder.encode(["another prompt of many more words than eight"])
+    assert encoder.truncated == 2

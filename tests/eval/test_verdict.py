@@ -28,11 +28,12 @@ def test_verdict_and_description():
     assert describe(check, None) == "FaceSim/mu vs constant: not measured"
 
 
-def _kept(folder: Path, facesims: list[float], frechet: float, copy_paste: float) -> None:
+def _kept(folder: Path, facesims: list[float], frechet: float, copy_paste: float, leaked: int = 0,
+          benches=(("synth-group", "group"), ("synth-age", "age"))) -> None:
     folder.mkdir(parents=True)
-    for bench, task in (("synth-group", "group"), ("synth-age", "age")):
-        rows = [{"id": f"{bench}-{i}", "facesim": f, "count_ok": 1.0, "size": 2, "task": task, "matched": 2, "own_colour": 2,
-                 "leaked": 0, "child": 1.0, "adult": 0.0, "swaps": 0, "copy_paste": copy_paste, "identified": 1, "gallery": 50,
+    for bench, task in benches:
+        rows = [{"id": f"{bench.split('.')[0]}-{i}", "facesim": f, "count_ok": 1.0, "size": 2, "task": task, "matched": 2,
+                 "own_colour": 2 - leaked, "leaked": leaked, "child": 1.0, "adult": 0.0, "swaps": 0, "copy_paste": copy_paste, "identified": 1, "gallery": 50,
                  "group_score": f}
                 for i, f in enumerate(facesims)]
         (folder / f"{bench}.scores.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -94,3 +95,24 @@ def test_claims_script_reports_age_frontier_and_dpo_win_rates(tmp_path):
     assert verdicts["age"]["verdict"] == "not reproduced"  # every age variant is the same model here: no check holds
     assert "DPO weighted: win rate 1.000 [1.000, 1.000] over 16 records (16 wins, 0 ties, 0 losses)" in out.stdout
     assert (tmp_path / "out" / "age_frontier.png").is_file()
+
+
+def test_claims_script_reports_the_caption_claim_its_colour_binding_and_the_phrasing_check(tmp_path):
+    """Coarse captions leak one of two people's colours on every record, per-subject ones none, and the refined ones
+    leak again on plain test prompts but not on refined ones: the checks against coarse hold, the refined row's does
+    not (partly), and the phrasing table shows the refined prompts' paired gain."""
+    base = [0.2, 0.5, 0.3, 0.6]
+    for seed in (0, 1):
+        for model, leaked in (("captions-coarse", 1), ("paper", 0), ("captions-refined", 1)):  # paper = per-subject
+            _kept(tmp_path / "keep" / f"sft-{model}-s{seed}-600steps-limit4", base, 5.0, 0.0, leaked=leaked)
+        _kept(tmp_path / "keep" / f"sft-captions-refined-s{seed}-600steps-limit4-refined-prompts", base, 5.0, 0.0,
+              benches=(("synth-group.refined", "group"),))
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "claims.py"), "--claims", "prompts", "--limit", "4",
+                          "--keep", str(tmp_path / "keep"), "--out", str(tmp_path / "out"), "--only-kept"],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    row = next(line for line in out.stdout.splitlines() if line.startswith("| (iv)"))
+    assert "leakage ↓ vs captions-coarse: -0.500 [-0.500, -0.500] ✓" in row and "colour acc ↑ vs captions-coarse: +0.500" in row
+    assert "captions-refined, synth-group: leakage ↓ vs captions-per-subject: +0.500" in row and "**partly**" in row
+    assert "| coarse captions | 8 + 8 | 0.500 / 0.500 | 0.500 / 0.500 | 0.000 / 0.000 | 0.500 / 0.500 | 0.500 / 0.500 |" in out.stdout
+    assert "Refined minus plain test prompts, paired 95% interval: leakage -0.500 [-0.500, -0.500]" in out.stdout

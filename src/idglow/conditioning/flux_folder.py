@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import warnings
 from pathlib import Path
 from typing import TypeVar
 
@@ -22,6 +21,7 @@ import torch
 from diffusers.utils import logging
 
 from idglow.conditioning.config import RepresentationConfig, TextConfig
+from idglow.conditioning.text import TruncationCounter
 
 C = TypeVar("C")
 
@@ -86,12 +86,17 @@ class FluxPromptEncoder:
         self.dim = self.pipe.text_encoder_2.config.d_model
         self.pooled_dim = self.pipe.text_encoder.config.hidden_size
         self.name = f"flux:{folder.resolve()}:{max_tokens}"
-        self.truncated, self._warned = 0, False
+        self._count_truncated = TruncationCounter(max_tokens, "T5")
+
+    @property
+    def truncated(self) -> int:
+        """Prompts encoded so far that exceeded the T5 length ``max_tokens`` (CLIP always stops at 77, as in FLUX)."""
+        return self._count_truncated.truncated
 
     @torch.no_grad()
     def encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Prompts -> (T5 states [B, T, dim], CLIP pooled [B, pooled_dim]), float32 on ``device``."""
-        self._count_truncated(prompts)
+        self._count_truncated(prompts, [len(ids) for ids in self.pipe.tokenizer_2(prompts, truncation=False).input_ids])
         pipeline_logger = logging.get_logger("diffusers.pipelines.flux.pipeline_flux")
         level = pipeline_logger.level
         pipeline_logger.setLevel(logging.ERROR)  # its per-batch truncation notices; counted once above instead
@@ -102,11 +107,3 @@ class FluxPromptEncoder:
             pipeline_logger.setLevel(level)
         return states.float(), pooled.float()
 
-    def _count_truncated(self, prompts: list[str]) -> None:
-        """Warn (once per encoder) when prompts exceed the T5 length; CLIP always stops at 77 tokens, as in FLUX."""
-        lengths = [len(ids) for ids in self.pipe.tokenizer_2(prompts, truncation=False).input_ids]
-        self.truncated += sum(n > self.max_tokens for n in lengths)
-        if self.truncated and not self._warned:
-            self._warned = True
-            warnings.warn(f"prompts longer than data.max_tokens={self.max_tokens} T5 tokens are truncated "
-                          f"(first seen: {max(lengths)} tokens); `truncated` counts them", stacklevel=3)

@@ -9,6 +9,7 @@ prompt once (in memory, and on disk under ``data.cache_dir`` when set).
 
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 
@@ -19,6 +20,24 @@ from tqdm.auto import tqdm
 from idglow.conditioning.cache import TensorCache
 
 TEXT_DIM = 384
+
+
+class TruncationCounter:
+    """Counts prompts longer than an encoder's ``max_tokens`` (they are truncated, the tail of the prompt unseen) and
+    warns once per encoder, naming the limit and the first such prompt: a caption style that outgrows the limit (4
+    people's refined captions run to 66 MiniLM tokens) must not lose its last person silently."""
+
+    def __init__(self, max_tokens: int, unit: str):
+        self.max_tokens, self.unit = max_tokens, unit
+        self.truncated, self._warned = 0, False
+
+    def __call__(self, prompts: list[str], lengths: list[int]) -> None:
+        over = [(n, p) for n, p in zip(lengths, prompts) if n > self.max_tokens]
+        self.truncated += len(over)
+        if over and not self._warned:
+            self._warned = True
+            warnings.warn(f"prompts longer than data.max_tokens={self.max_tokens} {self.unit} tokens are truncated "
+                          f"(first seen: {over[0][0]} tokens, {over[0][1]!r}); `truncated` counts them", stacklevel=4)
 
 
 class TextEncoder:
@@ -39,10 +58,17 @@ class TextEncoder:
         self.max_tokens = max_tokens
         self.device = torch.device(device)
         self.name = f"minilm:{max_tokens}"
+        self._count_truncated = TruncationCounter(max_tokens, "MiniLM")
+
+    @property
+    def truncated(self) -> int:
+        """Prompts encoded so far that exceeded ``max_tokens``."""
+        return self._count_truncated.truncated
 
     @torch.no_grad()
     def encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Prompts -> (states [B, T, 384], pooled [B, 384]), float32 on the encoder's device."""
+        self._count_truncated(prompts, [len(ids) for ids in self.tokenizer(prompts, truncation=False).input_ids])
         tokens = self.tokenizer(prompts, padding="max_length", truncation=True, max_length=self.max_tokens, return_tensors="pt")
         tokens = {k: v.to(self.device) for k, v in tokens.items()}
         states = self.model(**tokens).last_hidden_state
