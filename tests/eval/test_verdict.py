@@ -116,3 +116,16 @@ def test_claims_script_reports_the_caption_claim_its_colour_binding_and_the_phra
     assert "captions-refined, synth-group: leakage ↓ vs captions-per-subject: +0.500" in row and "**partly**" in row
     assert "| coarse captions | 8 + 8 | 0.500 / 0.500 | 0.500 / 0.500 | 0.000 / 0.000 | 0.500 / 0.500 | 0.500 / 0.500 |" in out.stdout
     assert "Refined minus plain test prompts, paired 95% interval: leakage -0.500 [-0.500, -0.500]" in out.stdout
+
+
+def test_claims_script_reports_the_window_sweep_rows_evaluated_so_far(tmp_path):
+    """A sweep that runs across sittings: the age table and frontier show the variants kept so far."""
+    for seed in (0, 1):
+        for model in ("paper", "constant", "reversed", "window-early"):
+            _kept(tmp_path / "keep" / f"sft-{model}-s{seed}-600steps-limit4", [0.2, 0.5, 0.3, 0.6], 5.0, 0.0)
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "claims.py"), "--claims", "age", "--limit", "4",
+                          "--keep", str(tmp_path / "keep"), "--out", str(tmp_path / "out"), "--only-kept"],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "| window 0.1-0.5 (window-early) | 2 |" in out.stdout and "window-late" not in out.stdout
+    assert (tmp_path / "out" / "age_frontier.png").is_file()
