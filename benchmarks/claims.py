@@ -231,9 +231,12 @@ def refined_prompts_evaluation(seed: int, args) -> Path | None:
     lessons (``prompts caption --style refined``, the same records, references and noise): whether it lacks the
     lesson or only meets a phrasing it was not trained on. Kept like the others; None with ``--only-kept``."""
     folder, name = run_dir("captions-refined", seed, args), REFINED_BENCHMARK.stem
-    keep = kept(folder, args).with_name(kept(folder, args).name + "-refined-prompts")
-    if evaluated(keep, [name]) or args.only_kept:
-        return keep if evaluated(keep, [name]) else None
+    keep = kept(folder, args)
+    keep = keep.with_name(keep.name + "-refined-prompts")
+    if evaluated(keep, [name]):
+        return keep
+    if args.only_kept:
+        return None
     if not REFINED_BENCHMARK.is_file():
         run("prompts", "caption", "--manifest", str(CAST / "synth-group.jsonl"), "--out", str(REFINED_BENCHMARK),
             "--style", "refined", "--badcases", str(badcase_library(args)))

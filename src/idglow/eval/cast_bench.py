@@ -179,7 +179,6 @@ def summarise(scores: list[dict], mu_real: float) -> dict:
     return out
 
 
-@torch.no_grad()
 def colour_binding(scores: list[dict]) -> dict | None:
     """Where each matched person's clothing colour comes from, over the scenes of 2+ people in ``scores``
     (:func:`score_image` records): shares of matched people wearing their ``own`` prompt colour, another subject's
@@ -196,6 +195,7 @@ def colour_binding(scores: list[dict]) -> dict | None:
             "chance": sum(s["matched"] / s["size"] for s in multi) / matched}
 
 
+@torch.no_grad()
 def judge_gallery(records: list[dict], refs: list[torch.Tensor], judge: torch.nn.Module) -> tuple[dict, torch.Tensor]:
     """The identity gallery of a cast benchmark in ``judge`` embeddings: every record's reference crops [N_r, 3, h, w]
     averaged per identity (``expected.identities``). Returns ``({identity: row}, gallery [G, D])``."""
