@@ -48,3 +48,23 @@ def test_scatter_references_pads_and_rejects_too_many():
     assert refs[2, 1, 0] == 4 and refs[1].abs().sum() == 0
     with pytest.raises(ValueError, match="at most 2"):
         scatter_references(values, torch.zeros(5, dtype=torch.long), torch.arange(5), 1, 2)
+
+
+def test_reference_inputs_follow_the_embedder_device():
+    """Crops read on the CPU are embedded where the embedder lives, and scattered on the values' device (on a GPU
+    run the recognizer sits on CUDA; the meta device stands in for it here)."""
+    from idglow.faces.references import frozen_embeddings
+
+    class Embedder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.head = torch.nn.Linear(3 * 4 * 4, 8)
+
+        def forward(self, crops):
+            return self.head(crops.flatten(1))
+
+    embedder = Embedder().to("meta")
+    embedded = frozen_embeddings(embedder, torch.rand(5, 3, 4, 4), batch=2)
+    assert embedded.device.type == "meta" and embedded.shape == (5, 8)
+    refs, mask = scatter_references(embedded, torch.tensor([0, 0, 1, 1, 1]), torch.tensor([0, 1, 0, 1, 2]), 2, 4)
+    assert refs.device.type == mask.device.type == "meta" and refs.shape == (2, 3, 8)

@@ -12,6 +12,8 @@ from idglow.utils.defaults import HELDOUT, JUDGES, SFT_TRAIN
 
 def cmd_pairs_build(args: argparse.Namespace) -> int:
     """Sample K candidates per training scene from an SFT run, score them and write the preference manifest."""
+    import torch
+
     from idglow.pairs.build import CastScorer, PairsOptions, PhotoScorer, build_pairs
 
     scoring = load("pairs", args)
@@ -19,7 +21,8 @@ def cmd_pairs_build(args: argparse.Namespace) -> int:
                            id_guidance=args.id_guidance, batch=args.batch)
     scorer = PhotoScorer(args.backend, args.model_dir) if args.scorer == "photo" else CastScorer(args.judges)
     summary = build_pairs(args.run, args.manifest, args.out, options, scoring, heldout=args.heldout, judges=args.judges,
-                          skip_heldout=args.skip_heldout, scorer=scorer)
+                          skip_heldout=args.skip_heldout, scorer=scorer,
+                          device=args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     print(json.dumps({k: v for k, v in summary.items() if k not in ("options", "scoring")}, indent=2))
     print(f"wrote {args.out}/pairs.jsonl ({summary['pairs']} pairs), scored.jsonl, build.json, candidates/, refs/")
     return 0
@@ -55,3 +58,5 @@ def register(sub) -> None:
                    "the photos' own true scenes (default: cast)")
     p.add_argument("--backend", choices=["dlib", "insightface"], default="dlib", help="face backend of --scorer photo (default: dlib)")
     p.add_argument("--model-dir", help="a local insightface model pack, for --scorer photo --backend insightface")
+    p.add_argument("--device", help="where candidates are sampled: cpu, cuda, cuda:1, ... (default: cuda when available, "
+                   "else cpu)")

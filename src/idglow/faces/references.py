@@ -17,8 +17,10 @@ def frozen_embeddings(embedder: torch.nn.Module, crops: torch.Tensor, batch: int
     if len(crops) == 0:
         return crops.new_zeros(0, embedder.head.out_features)
     named = sources is not None and getattr(embedder, "names_sources", False)
-    return torch.cat([embedder(crops[i : i + batch], sources[i : i + batch]) if named else embedder(crops[i : i + batch])
-                      for i in range(0, len(crops), batch)])
+    param = next(embedder.parameters(), None)  # a face backend (dlib, insightface) has none: it reads CPU crops
+    device = crops.device if param is None else param.device
+    return torch.cat([embedder(crops[i : i + batch].to(device), sources[i : i + batch]) if named
+                      else embedder(crops[i : i + batch].to(device)) for i in range(0, len(crops), batch)])
 
 
 def scatter_references(
@@ -39,6 +41,7 @@ def scatter_references(
     n = int(slots.max()) + 1 if len(slots) else 0
     refs = values.new_zeros(batch_size, n, *values.shape[1:])
     mask = torch.zeros(batch_size, n, dtype=torch.bool, device=values.device)
+    rows, slots = rows.to(values.device), slots.to(values.device)
     refs[rows, slots] = values
     mask[rows, slots] = True
     return refs, mask

@@ -242,10 +242,12 @@ def select_pairs(scored: list[dict], scoring: PairScoring) -> tuple[list[dict], 
 
 def build_pairs(run: str | Path, manifests: list[str | Path], out: str | Path, options: PairsOptions,
                 scoring: PairScoring, heldout: list[str | Path], judges: str | Path = JUDGES,
-                skip_heldout: bool = False, progress: bool = True, scorer: CastScorer | PhotoScorer | None = None) -> dict:
+                skip_heldout: bool = False, progress: bool = True, scorer: CastScorer | PhotoScorer | None = None,
+                device: torch.device | str = "cpu") -> dict:
     """Sample, score and pair candidates (see the module docstring); resumable. Returns build.json's content.
 
-    ``scorer``: :class:`CastScorer` on ``judges`` (the default) or :class:`PhotoScorer` for a run trained on photos."""
+    ``scorer``: :class:`CastScorer` on ``judges`` (the default) or :class:`PhotoScorer` for a run trained on photos.
+    ``device``: where the candidates are sampled (they are scored on the CPU)."""
     from idglow.generate.pipeline import IdGlowPipeline
     from idglow.runs.load import check_run
 
@@ -264,7 +266,7 @@ def build_pairs(run: str | Path, manifests: list[str | Path], out: str | Path, o
         raise ValueError(f"{out / 'scored.jsonl'}: scored by the {other.pop()} scorer; resuming with the {scorer.name} "
                          "scorer would mix scales: use a new --out folder")
     height, width = read_rgb(items[0]["manifest"].parent / items[0]["record"]["image"], items[0]["source"]).shape[:2]
-    pipe = IdGlowPipeline.from_run(run, height, width)
+    pipe = IdGlowPipeline.from_run(run, height, width, device=device)
     todo = [(k, item) for k, item in enumerate(items) if item["id"] not in done]
     bar = tqdm(total=len(items), initial=len(items) - len(todo), desc="pairs: sample and score", disable=not progress)
     with open_append_log(out / "scored.jsonl") as log:

@@ -37,13 +37,14 @@ class BindingDiagnostic:
         self.index = torch.randperm(len(data), generator=g)[: cfg.items].sort().values
         self.data, self.rep, self.text, self.cfg, self.max_refs = data, rep, text, cfg, max_refs
         self.img_ids, self.txt_ids = img_ids, txt_ids
+        self.device = device = img_ids.device  # the trainer's
         images, self.prompts = data.batch(self.index)
-        self.latents = rep.encode(images)
-        self.task = data.tasks[self.index]
+        self.latents = rep.encode(images.to(device)).to(device)
+        self.task = data.tasks[self.index].to(device)
         self.ids, self.rows, self.slots = data.subjects(self.index)
         # A roll by max_refs over the flat subject list always lands in another scene (a scene has <= max_refs).
-        self.refs = {"true": ref_inputs[self.ids], "shuffled": ref_inputs[self.ids.roll(max_refs)]}
-        self.noise = torch.randn(len(cfg.sigmas), *self.latents.shape, generator=g)
+        self.refs = {"true": ref_inputs[self.ids].to(device), "shuffled": ref_inputs[self.ids.roll(max_refs)].to(device)}
+        self.noise = torch.randn(len(cfg.sigmas), *self.latents.shape, generator=g).to(device)
 
     def _identity_args(self, condition: str) -> dict:
         if condition == "none":
@@ -63,7 +64,7 @@ class BindingDiagnostic:
             kwargs = self._identity_args(condition)
             losses = []
             for k, sigma_value in enumerate(self.cfg.sigmas):
-                sigma = torch.full((len(self.index),), float(sigma_value))
+                sigma = torch.full((len(self.index),), float(sigma_value), device=self.device)
                 noisy = add_noise(self.latents, self.noise[k], sigma)
                 velocity = torch.cat([
                     model(noisy[i : i + batch], sigma[i : i + batch], states[i : i + batch], pooled[i : i + batch],

@@ -47,6 +47,10 @@ class SFTTrainer(Trainer):
         if cfg.model.identity.encoder == "embedding":
             self.ref_embedder = load_reference_embedder(cfg, self.embedder)
         super().__init__(cfg)
+        # The recognizer scores x0_hat where the model runs; a face backend (no parameters) stays on the CPU.
+        for embedder in (self.embedder, self.ref_embedder):
+            if embedder is not None and next(embedder.parameters(), None) is not None:
+                embedder.to(self.accelerator.device)
         cfg = self.cfg
         loss = cfg.identity_loss
         specs = (cfg.model.identity.gate.group, cfg.model.identity.gate.age) if loss.follow_gate else (loss.group, loss.age)
