@@ -111,8 +111,9 @@ def load_checkpoint(path: Path, optimizer: torch.optim.Optimizer, scheduler, gen
     """
     path = Path(path)
     try:
-        optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
-        scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
+        # read onto the CPU: a run checkpointed on a GPU resumes anywhere (the optimizer moves its state to the params)
+        optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True, map_location="cpu"))
+        scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True, map_location="cpu"))
         set_rng(load_file(str(path / "rng.safetensors")), generator)
         ema = load_file(str(path / "ema.safetensors")) if (path / "ema.safetensors").is_file() else None
         return load_file(str(path / "model.safetensors")), json.loads((path / "state.json").read_text()), ema
