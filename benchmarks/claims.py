@@ -410,8 +410,31 @@ def binding_table(rows: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def sections(claims: list[str], results: dict[str, dict]) -> list[str]:
-    """Each measured claim's table of its variants (every column with its interval and spread)."""
+def sweep_table(evals: dict[str, list[Path]]) -> str:
+    """Each age gate evaluated so far minus the paper's window on synth-age, records paired and pooled over the seeds
+    (95% paired bootstrap intervals; Fréchet, a set-level distance: the mean and each seed's difference)."""
+    from idglow.eval.pooling import folder_difference
+
+    keys = [("facesim_norm", "FaceSim/mu"), ("child_rate", "child rate"), ("mini_adult_rate", "mini-adult rate"),
+            ("frechet_judge", "Fréchet")]
+
+    def text(d: dict | None) -> str:
+        if d is None:
+            return "–"
+        if "per_seed" in d:
+            return f"{d['difference']:+.2f} (per seed " + ", ".join(f"{x:+.2f}" for x in d["per_seed"]) + ")"
+        return "{:+.3f} [{:+.3f}, {:+.3f}]".format(d["difference"], *d["interval"])
+
+    lines = ["| age gate, minus the paper's window | " + " | ".join(n for _, n in keys) + " |", "|---|" + "---|" * len(keys)]
+    lines += [f"| {SFT_RUNS[n][1]} ({n}) | " + " | ".join(text(folder_difference(evals[n], evals["paper"], "synth-age", k))
+                                                       for k, _ in keys) + " |"
+              for n in CLAIM_RUNS["age"] if n != "paper" and n in evals]
+    return "\n".join(lines)
+
+
+def sections(claims: list[str], results: dict[str, dict], evals: dict[str, list[Path]] | None = None) -> list[str]:
+    """Each measured claim's table of its variants (every column with its interval and spread); with ``evals`` (the
+    evaluation folders), the age sweep's paired differences from the paper's window too."""
     out = []
     have = lambda names: all(n in results for n in names)  # noqa: E731
     if "group" in claims and have(CLAIM_RUNS["group"]):
@@ -419,7 +442,8 @@ def sections(claims: list[str], results: dict[str, dict]) -> list[str]:
         out.append("(i) group gate\n\n" + table(rows, "synth-group", "group gate"))
     if "age" in claims and have(CLAIM_RUNS["age"][:3]):  # the window sweep's rows join as they are evaluated
         rows = {f"{SFT_RUNS[n][1]} ({n})": results[n] for n in CLAIM_RUNS["age"] if n in results}
-        out.append("(ii) age gate\n\n" + table(rows, "synth-age", "age gate"))
+        sweep = f"\n\n{sweep_table(evals)}" if evals and "paper" in evals else ""
+        out.append("(ii) age gate\n\n" + table(rows, "synth-age", "age gate") + sweep)
     dpo = ["paper"] + [f"dpo-{loss}" for loss in DPO_LOSSES]
     if "dpo" in claims and have(dpo):
         rows = {(f"DPO {n.removeprefix('dpo-')}" if n.startswith("dpo-") else "SFT (paper recipe)"): results[n] for n in dpo}
@@ -491,7 +515,7 @@ def main() -> None:
     note = (f"{len(args.seeds)} training seeds per row ({', '.join(map(str, args.seeds))}), SFT {args.sft_steps} steps, "
             f"{args.limit} records per benchmark per seed, pooled over the seeds.")
     text = (note + " Cells: value [95% bootstrap interval over the pooled records] ±half the seed-to-seed range.\n\n"
-            + "What reproduces\n\n" + verdicts_table + "\n\n" + "\n\n".join(sections(args.claims, results))
+            + "What reproduces\n\n" + verdicts_table + "\n\n" + "\n\n".join(sections(args.claims, results, evals))
             + (f"\n\n{phrasing}" if phrasing else "") + "\n")
     (out / "results.md").write_text(text)
     if args.readme:
