@@ -413,17 +413,11 @@ def binding_table(rows: dict[str, dict]) -> str:
 def sweep_table(evals: dict[str, list[Path]]) -> str:
     """Each age gate evaluated so far minus the paper's window on synth-age, records paired and pooled over the seeds
     (95% paired bootstrap intervals; Fréchet, a set-level distance: the mean and each seed's difference)."""
-    from idglow.eval.pooling import folder_difference
+    from idglow.eval.pooling import difference_text, folder_difference
 
     keys = [("facesim_norm", "FaceSim/mu"), ("child_rate", "child rate"), ("mini_adult_rate", "mini-adult rate"),
             ("frechet_judge", "Fréchet")]
-
-    def text(d: dict | None) -> str:
-        if d is None:
-            return "–"
-        if "per_seed" in d:
-            return f"{d['difference']:+.2f} (per seed " + ", ".join(f"{x:+.2f}" for x in d["per_seed"]) + ")"
-        return "{:+.3f} [{:+.3f}, {:+.3f}]".format(d["difference"], *d["interval"])
+    text = lambda d: difference_text(d, mean_digits=2)  # noqa: E731
 
     lines = ["| age gate, minus the paper's window | " + " | ".join(n for _, n in keys) + " |", "|---|" + "---|" * len(keys)]
     lines += [f"| {SFT_RUNS[n][1]} ({n}) | " + " | ".join(text(folder_difference(evals[n], evals["paper"], "synth-age", k))

@@ -26,7 +26,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from idglow.eval.pooling import evaluated, folder_difference, keep_evaluation, pooled_summary, read_scores
+from idglow.eval.pooling import difference_text, evaluated, folder_difference, keep_evaluation, pooled_summary, read_scores
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -69,11 +69,7 @@ def cell(trained: str, sampled: str, seed: int, args) -> Path:
 
 
 def text(d: dict | None) -> str:
-    if d is None:
-        return "–"
-    if "interval" in d:
-        return "{:+.3f} [{:+.3f}, {:+.3f}]".format(d["difference"], *d["interval"])
-    return f"{d['difference']:+.3f} (per seed " + ", ".join(f"{v:+.2f}" for v in d["per_seed"]) + ")"
+    return difference_text(d)
 
 
 def value(folders: list[Path], bench: str, key: str) -> str:

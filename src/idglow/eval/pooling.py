@@ -123,3 +123,13 @@ def folder_difference(a: Sequence[str | Path], b: Sequence[str | Path], benchmar
         return {"difference": sum(per_seed) / len(per_seed), "per_seed": per_seed}
     scores = lambda folders: [read_scores(f, benchmark) for f in folders]  # noqa: E731
     return paired_difference(scores(a), scores(b), key, summaries(a)[0]["mu_real"])
+
+
+def difference_text(d: dict | None, mean_digits: int = 3) -> str:
+    """A :func:`folder_difference` as table text: ``+0.041 [+0.021, +0.063]``, or for Fréchet the mean and each seed's
+    difference; ``–`` when nothing was measured."""
+    if d is None:
+        return "–"
+    if "interval" in d:
+        return "{:+.3f} [{:+.3f}, {:+.3f}]".format(d["difference"], *d["interval"])
+    return f"{d['difference']:+.{mean_digits}f} (per seed " + ", ".join(f"{v:+.2f}" for v in d["per_seed"]) + ")"
