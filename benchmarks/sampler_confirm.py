@@ -9,6 +9,7 @@ chosen under); synth-age FaceSim/mu >= 0.5 with child rate >= 0.85.
 Finished evaluations are reused, so a re-run continues.
 
     python benchmarks/sampler_confirm.py [--run assets/idglow] [--seeds 0 1000] [--out benchmarks/results/sampler_confirm]
+                                         [--device cuda]
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ def evaluate(task: str, seed: int, args) -> Path:
         command = [sys.executable, "-m", "idglow", "train", "sft-eval", "--run", str(args.run), "--benchmark",
                    str(Path(args.data) / f"{BENCHMARKS[task]}.jsonl"), "--limit", str(args.limit), "--complement",
                    "--id-guidance", f"{settings.id_guidance:g}", "--seed", str(seed), "--out", str(out)]
+        if args.device:
+            command += ["--device", args.device]
         for item in settings.schedule:
             command += ["--schedule", item]
         print("+", " ".join(command[2:]), flush=True)
@@ -54,16 +57,19 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=100, help="the records the sampler was chosen on (default: 100)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1000], help="noise seeds (default: 0 1000)")
     parser.add_argument("--out", default="benchmarks/results/sampler_confirm", help="evaluations and results")
+    parser.add_argument("--device", help="where the model samples (default: sft-eval's, cuda when available, else cpu)")
     args = parser.parse_args()
     os.chdir(ROOT)
     recommended = read_sampler(args.run)
     missing = [task for task in BENCHMARKS if task not in recommended]
     if missing:
         parser.error(f"--run: {args.run} recommends no sampler for {', '.join(missing)} (no sampler.json entry)")
-    results, lines = {}, []
+    results, lines, devices = {}, [], set()
     for task, bench in BENCHMARKS.items():
         folders = [evaluate(task, seed, args) for seed in args.seeds]
-        mu = json.loads((folders[0] / f"{bench}.json").read_text())["mu_real"]
+        metrics = [json.loads((f / f"{bench}.json").read_text()) for f in folders]
+        mu = metrics[0]["mu_real"]
+        devices |= {f"{m.get('device', 'cpu')} {m.get('precision', '')}".strip() for m in metrics}
         pooled = pooled_summary([read_scores(f, bench) for f in folders], mu)
         bars = {key: {"bar": bar, "value": pooled[key], "interval": pooled["intervals"][key], "met": pooled[key] >= bar}
                 for key, bar in BARS[task]}
@@ -76,7 +82,7 @@ def main() -> None:
                          + " / ".join(f"{v:.3f}" for v in pooled["per_seed"][key]) + f" | >= {row['bar']} | "
                          + ("met" if row["met"] else "not met") + " |")
     head = (f"{args.run}, recommended sampler, the records `--limit {args.limit}` leaves out, noise seeds "
-            f"{', '.join(map(str, args.seeds))} pooled; one training seed.\n\n"
+            f"{', '.join(map(str, args.seeds))} pooled; one training seed; sampled on {', '.join(sorted(devices))}.\n\n"
             "| benchmark | sampler | metric | pooled [95% interval] | per noise seed | bar | |\n|---|---|---|---|---|---|---|")
     text = head + "\n" + "\n".join(lines) + "\n"
     Path(args.out).mkdir(parents=True, exist_ok=True)

@@ -230,3 +230,15 @@ def test_benchmark_intervals_cover_the_estimate_and_keep_the_group_size_weightin
     low, high = ratio_interval(child, weights)
     assert low <= 0.25 <= high and high < 0.5  # the weighted rate (0.25), not the record mean (0.5)
     assert ratio_interval(np.ones(5)) == [1.0, 1.0]
+
+
+def test_frechet_distance_matches_the_closed_form_for_independent_features():
+    """Diagonal covariances: d = |mu_a - mu_b|^2 + sum_i (s_a,i - s_b,i)^2 (s: standard deviations); and d(a, a) = 0."""
+    from idglow.eval.cast_quality import frechet_distance
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((20000, 3)) * [1.0, 2.0, 0.5] + [0.0, 1.0, -1.0]
+    b = rng.standard_normal((20000, 3)) * [3.0, 1.0, 0.5] + [1.0, 1.0, 1.0]
+    closed = ((a.mean(0) - b.mean(0)) ** 2).sum() + ((a.std(0, ddof=1) - b.std(0, ddof=1)) ** 2).sum()
+    assert frechet_distance(a, b) == pytest.approx(closed, rel=0.02)
+    assert abs(frechet_distance(a, a)) < 1e-6

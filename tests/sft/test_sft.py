@@ -116,10 +116,11 @@ def test_sft_run_logs_diagnostics_trains_only_the_branch_and_resumes_exactly(cas
         pipe.sample(["one"], refs * 2, steps=1)
     # The evaluator generates both benchmarks and writes metrics and a grid.
     done = cli("train", "sft-eval", "--run", str(run), "--benchmark", str(cast / "synth-group.jsonl"),
-               "--benchmark", str(cast / "synth-age.jsonl"), "--steps", "2")
+               "--benchmark", str(cast / "synth-age.jsonl"), "--steps", "2", "--device", "cpu")
     assert done.returncode == 0, done.stderr
     metrics = json.loads((run / "eval" / "synth-age.json").read_text())
     assert metrics["images"] == 8 and 0 <= metrics["facesim_norm"] and 0 <= metrics["child_rate"] <= 1
+    assert metrics["device"] == "cpu" and metrics["precision"] in ("bf16", "fp32")  # what the numbers were sampled on
     assert (run / "eval" / "synth-group.png").is_file()
 
 

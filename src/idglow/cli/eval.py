@@ -6,7 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from idglow.cli.registry import command, group, non_negative_float, non_negative_int, positive_float, positive_int
+from idglow.cli.registry import (chosen_device, command, device_option, group, non_negative_float, non_negative_int,
+                                 positive_float, positive_int)
 from idglow.faces import BACKENDS
 from idglow.utils.defaults import JUDGES, PRECISIONS
 
@@ -35,7 +36,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     check_run(args.run)
     import torch
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = chosen_device(args.device)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype or ("bf16" if device.startswith("cuda") else "fp32")]
     pipe = IdGlowPipeline.from_run(args.run, args.height, args.width, device=device, dtype=dtype, precision=args.precision)
     id_guidance, overrides = _sampler(args, pipe)
@@ -156,7 +157,7 @@ def register(sub) -> None:
                         "child rate >= 0.85; `idglow train export --scores` writes it); trained = guidance 1 and the "
                         "gate the model was trained with (default: recommended)")
     p.add_argument("--height", type=positive_int, default=64, help="image height in pixels (default: 64)")
-    p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available, else cpu)")
+    device_option(p)
     p.add_argument("--dtype", choices=["fp32", "bf16"], help="weights (default: bf16 on CUDA, fp32 on the CPU)")
     p.add_argument("--precision", choices=PRECISIONS, default=None,
                    help="arithmetic of sampling: auto = bf16 autocast where the CPU has AVX512-BF16 or AMX (or on a bf16 "

@@ -6,14 +6,12 @@ import argparse
 import json
 
 from idglow.cli.config import load
-from idglow.cli.registry import command, group, non_negative_float, non_negative_int, positive_int
+from idglow.cli.registry import chosen_device, command, device_option, group, non_negative_float, non_negative_int, positive_int
 from idglow.utils.defaults import HELDOUT, JUDGES, SFT_TRAIN
 
 
 def cmd_pairs_build(args: argparse.Namespace) -> int:
     """Sample K candidates per training scene from an SFT run, score them and write the preference manifest."""
-    import torch
-
     from idglow.pairs.build import CastScorer, PairsOptions, PhotoScorer, build_pairs
 
     scoring = load("pairs", args)
@@ -22,7 +20,7 @@ def cmd_pairs_build(args: argparse.Namespace) -> int:
     scorer = PhotoScorer(args.backend, args.model_dir) if args.scorer == "photo" else CastScorer(args.judges)
     summary = build_pairs(args.run, args.manifest, args.out, options, scoring, heldout=args.heldout, judges=args.judges,
                           skip_heldout=args.skip_heldout, scorer=scorer,
-                          device=args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+                          device=chosen_device(args.device))
     print(json.dumps({k: v for k, v in summary.items() if k not in ("options", "scoring")}, indent=2))
     print(f"wrote {args.out}/pairs.jsonl ({summary['pairs']} pairs), scored.jsonl, build.json, candidates/, refs/")
     return 0
@@ -58,5 +56,4 @@ def register(sub) -> None:
                    "the photos' own true scenes (default: cast)")
     p.add_argument("--backend", choices=["dlib", "insightface"], default="dlib", help="face backend of --scorer photo (default: dlib)")
     p.add_argument("--model-dir", help="a local insightface model pack, for --scorer photo --backend insightface")
-    p.add_argument("--device", help="where candidates are sampled: cpu, cuda, cuda:1, ... (default: cuda when available, "
-                   "else cpu)")
+    device_option(p, "where candidates are sampled: ")

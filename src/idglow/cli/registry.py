@@ -61,3 +61,17 @@ positive_int = _number(int, 0, exclusive=True)            # counts and sizes: --
 non_negative_int = _number(int, 0, exclusive=False)       # seeds, retries
 positive_float = _number(float, 0.0, exclusive=True)      # timeouts, scales
 non_negative_float = _number(float, 0.0, exclusive=False)  # identity guidance (0 = identity off, 1 = no guidance)
+
+
+def device_option(parser: argparse.ArgumentParser, what: str = "") -> None:
+    """``--device``: where the model runs (read back with :func:`chosen_device`)."""
+    parser.add_argument("--device", help=f"{what}cpu, cuda, cuda:1, ... (default: cuda when available, else cpu)")
+
+
+def chosen_device(choice: str | None) -> str:
+    """``--device`` as given, else ``cuda`` when torch sees a GPU, else ``cpu``."""
+    if choice:
+        return choice
+    import torch  # here, so that `idglow --help` does not import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from idglow.cli.registry import command, non_negative_int, positive_int
+from idglow.cli.registry import chosen_device, command, device_option, non_negative_int, positive_int
 from idglow.utils.defaults import IDGLOW_MODEL, JUDGES, PRECISIONS
 
 DESCRIPTION = """Serve the IdGlow web app: pick people from a gallery (or upload faces), write a prompt or let the button
@@ -34,8 +34,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def build(args: argparse.Namespace):
     """``(Blocks, AppModel)`` for the parsed arguments (the tests launch it themselves)."""
-    import torch
-
     from idglow.faces import load_backend
     from idglow.generate.pipeline import IdGlowPipeline
     from idglow.serve.app import AppModel, build_app
@@ -45,7 +43,7 @@ def build(args: argparse.Namespace):
     if not (run / "config.json").is_file():
         hint = " (the shipped model: check out the repository's assets/, or train one: see the README)" if args.run == IDGLOW_MODEL else ""
         raise FileNotFoundError(f"--run: {run} is not a model or run folder{hint}")
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = chosen_device(args.device)
     pipe = IdGlowPipeline.from_pretrained(run, device=device, height=args.height, width=args.width, precision=args.precision)
     gallery_dir = Path(args.gallery) if args.gallery else run / "gallery"
     gallery = load_gallery(gallery_dir) if args.gallery or gallery_dir.is_dir() else []
@@ -67,7 +65,7 @@ def register(sub) -> None:
                    "0.0.0.0 serves your network)")
     p.add_argument("--port", type=non_negative_int, default=7860, help="port (default: 7860; 0 = the first free one from 7860)")
     p.add_argument("--judges", help=f"cast judges that label the faces of cast models (default: the run's, usually {JUDGES})")
-    p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available, else cpu)")
+    device_option(p)
     p.add_argument("--precision", choices=PRECISIONS, default=None, help="arithmetic of sampling (see `idglow generate --help`)")
     p.add_argument("--height", type=positive_int, default=64, help="image height in pixels (default: 64)")
     p.add_argument("--width", type=positive_int, default=128, help="image width in pixels (default: 128)")

@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 from idglow.cli.config import load
-from idglow.cli.registry import command, group, non_negative_float, non_negative_int, positive_int
+from idglow.cli.registry import chosen_device, command, device_option, group, non_negative_float, non_negative_int, positive_int
 from idglow.utils.defaults import BASE, BENCHMARKS, IDGLOW_MODEL, JUDGES, SFT_HELDOUT
 
 
@@ -61,7 +61,8 @@ def cmd_train_sft_eval(args: argparse.Namespace) -> int:
     out = args.out or str(Path(args.run) / default)
     results = evaluate_sft(args.run, args.benchmark or BENCHMARKS, out, judges=args.judges, identity=not args.no_identity,
                            limit=args.limit, steps=args.steps, seed=args.seed, id_guidance=args.id_guidance,
-                           schedule=args.schedule or (), complement=args.complement)
+                           schedule=args.schedule or (), complement=args.complement,
+                           device=chosen_device(args.device))
     keys = ("facesim", "facesim_norm", "count_accuracy", "child_rate", "mini_adult_rate", "leakage_rate", "colour_accuracy")
     print(json.dumps({name: {k: m[k] for k in keys if k in m} for name, m in results.items()}, indent=2))
     print(f"wrote {out}/<benchmark>.json and .png")
@@ -179,6 +180,7 @@ def register(sub) -> None:
     p.add_argument("--seed", type=non_negative_int, default=0, help="record k's noise uses seed + k (default: 0)")
     p.add_argument("--schedule", action="append", metavar="KEY=VALUE",
                    help="override the gate while sampling, e.g. group.lambda_min=0.2 (repeatable; analytic gates only)")
+    device_option(p, "where the model samples (the judges score on the CPU): ")
     command(train, "dpo", cmd_train_dpo, "stage 2: Flow-DPO of a LoRA policy on an SFT run (preference pairs)",
             "Train a LoRA adapter on a finished SFT model with Flow-DPO on the pairs of `idglow pairs build`. The "
             "reference is the same model with the adapter disabled. Loss variants: sigmoid, weighted (per-pair weight), "

@@ -56,7 +56,7 @@ def _gallery(manifest: Path, judge: torch.nn.Module) -> tuple[dict, torch.Tensor
 def evaluate_benchmark(run: str | Path, manifest: str | Path, judges: str | Path = JUDGES, identity: bool = True,
                        limit: int | None = None, steps: int = 20, seed: int = 0, batch: int = 16,
                        id_guidance: float = 1.0, schedule: Sequence[str] = (), progress: bool = True,
-                       complement: bool = False) -> tuple[dict, np.ndarray, list[dict]]:
+                       complement: bool = False, device: torch.device | str = "cpu") -> tuple[dict, np.ndarray, list[dict]]:
     """Generate every record of a benchmark manifest with the run's model and score it.
 
     Args:
@@ -65,6 +65,8 @@ def evaluate_benchmark(run: str | Path, manifest: str | Path, judges: str | Path
         schedule: ``KEY=VALUE`` gate overrides for sampling (e.g. ``group.lambda_min=0.2``; analytic gates only).
         complement: score the records ``limit`` leaves out instead (to confirm a choice made on the ``limit`` records
             on records it never saw).
+        device: where the model samples (the judges score on the CPU; the noise is drawn on the CPU, so a GPU run
+            starts from the same noise, though its numbers differ from the CPU's by the devices' arithmetic).
 
     Returns:
         ``(metrics, grid, scores)``: :func:`idglow.eval.cast_bench.summarise` plus settings, a uint8 image of the
@@ -76,7 +78,7 @@ def evaluate_benchmark(run: str | Path, manifest: str | Path, judges: str | Path
     records, refs = _records(manifest, limit, complement)
     gallery = _gallery(manifest, scorers["judge"])
     height, width = read_rgb(manifest.parent / records[0]["expected"]["target"], f"{manifest}: target").shape[:2]
-    pipe = IdGlowPipeline.from_run(run, height, width)
+    pipe = IdGlowPipeline.from_run(run, height, width, device=device)
     gate = gate_config_with(pipe.model.config.identity.gate, list(schedule)) if schedule else None
     mu_real = read_mu_real(manifest)
     scores, rows, generated, targets = [], [], [], []
@@ -101,6 +103,7 @@ def evaluate_benchmark(run: str | Path, manifest: str | Path, judges: str | Path
                                [r["expected"]["count"] for r in records])
         metrics["frechet_judge"] = quality["frechet_judge"]
     metrics.update({"benchmark": str(manifest), "identity": identity, "id_guidance": id_guidance, "steps": steps, "seed": seed,
+                    "device": str(pipe.device), "precision": pipe.precision,
                     **({"complement_of_limit": limit} if complement else {}),
                     "run": str(run), **({"schedule": to_dict(gate)} if gate is not None else {})})
     return metrics, np.concatenate(rows, axis=0), scores
