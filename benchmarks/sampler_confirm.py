@@ -9,7 +9,7 @@ chosen under); synth-age FaceSim/mu >= 0.5 with child rate >= 0.85.
 Finished evaluations are reused, so a re-run continues.
 
     python benchmarks/sampler_confirm.py [--run assets/idglow] [--seeds 0 1000] [--out benchmarks/results/sampler_confirm]
-                                         [--device cuda]
+                                         [--device cuda] [--against benchmarks/results/sampler_confirm]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from idglow.eval.pooling import pooled_summary, read_scores
+from idglow.eval.pooling import difference_text, evaluated, folder_difference, pooled_summary, read_scores
 from idglow.runs.sampler import read_sampler
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -31,6 +31,9 @@ ROOT = Path(__file__).parents[1]
 BENCHMARKS = {"group": "synth-group", "age": "synth-age"}
 # task -> [(metric, the minimum bar)]; for groups, count accuracy >= 0.9 is the floor the sampler was chosen under
 BARS = {"group": [("facesim_norm", 0.6), ("count_accuracy", 0.9)], "age": [("facesim_norm", 0.5), ("child_rate", 0.85)]}
+# what --against compares, per task (plus the set-level Fréchet distance)
+COMPARED = {"group": ["facesim_norm", "identification", "count_accuracy", "leakage_rate"],
+            "age": ["facesim_norm", "identification", "child_rate", "mini_adult_rate"]}
 
 
 def evaluate(task: str, seed: int, args) -> Path:
@@ -50,6 +53,14 @@ def evaluate(task: str, seed: int, args) -> Path:
     return out
 
 
+def compare(task: str, folders: list[Path], args) -> tuple[dict, list[str]]:
+    """This model minus ``--against``'s on the same records and noise seeds: paired bootstrap differences."""
+    bench = BENCHMARKS[task]
+    other = [Path(args.against) / f"{bench}-seed{seed}" for seed in args.seeds]
+    diffs = {key: folder_difference(folders, other, bench, key) for key in COMPARED[task] + ["frechet_judge"]}
+    return diffs, [f"| {bench} | {key} | {difference_text(d, 2)} |" for key, d in diffs.items()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", default="assets/idglow", help="a model folder with sampler.json (default: assets/idglow)")
@@ -58,13 +69,20 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1000], help="noise seeds (default: 0 1000)")
     parser.add_argument("--out", default="benchmarks/results/sampler_confirm", help="evaluations and results")
     parser.add_argument("--device", help="where the model samples (default: sft-eval's, cuda when available, else cpu)")
+    parser.add_argument("--against", help="another model's --out of this script (same --seeds, --limit): adds this model "
+                                          "minus that one, paired over the same records and noise seeds")
     args = parser.parse_args()
     os.chdir(ROOT)
     recommended = read_sampler(args.run)
     missing = [task for task in BENCHMARKS if task not in recommended]
     if missing:
         parser.error(f"--run: {args.run} recommends no sampler for {', '.join(missing)} (no sampler.json entry)")
-    results, lines, devices = {}, [], set()
+    missing = [f"{args.against}/{b}-seed{seed}" for b in BENCHMARKS.values() for seed in args.seeds
+               if args.against and not evaluated(Path(args.against) / f"{b}-seed{seed}", [b])]
+    if missing:  # before any evaluation runs
+        parser.error(f"--against: no finished evaluation in {', '.join(missing)} (run this script on that model with "
+                     "the same --seeds and --limit first)")
+    results, lines, devices, differences = {}, [], set(), []
     for task, bench in BENCHMARKS.items():
         folders = [evaluate(task, seed, args) for seed in args.seeds]
         metrics = [json.loads((f / f"{bench}.json").read_text()) for f in folders]
@@ -76,6 +94,9 @@ def main() -> None:
         settings = recommended[task]
         results[bench] = {"sampler": {"id_guidance": settings.id_guidance, "schedule": list(settings.schedule)},
                           "records": pooled["images"], "seeds": args.seeds, "bars": bars, "pooled": pooled}
+        if args.against:
+            results[bench]["against"], rows = compare(task, folders, args)
+            differences += rows
         for key, row in bars.items():
             lines.append(f"| {bench} | guidance {settings.id_guidance:g}, {' '.join(settings.schedule) or 'trained gate'} | "
                          f"{key} | {row['value']:.4f} [{row['interval'][0]:.3f}, {row['interval'][1]:.3f}] | "
@@ -85,6 +106,10 @@ def main() -> None:
             f"{', '.join(map(str, args.seeds))} pooled; one training seed; sampled on {', '.join(sorted(devices))}.\n\n"
             "| benchmark | sampler | metric | pooled [95% interval] | per noise seed | bar | |\n|---|---|---|---|---|---|---|")
     text = head + "\n" + "\n".join(lines) + "\n"
+    if differences:
+        text += (f"\nMinus {args.against} (the same records and noise seeds; paired 95% bootstrap interval; Fréchet: "
+                 "the mean of the seeds' differences):\n\n| benchmark | metric | difference |\n|---|---|---|\n"
+                 + "\n".join(differences) + "\n")
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (Path(args.out) / "results.md").write_text(text)

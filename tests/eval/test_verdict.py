@@ -126,3 +126,30 @@ def test_claims_script_reports_the_caption_claim_its_colour_binding_and_the_phra
     assert "| window 0.1-0.5 (window-early) | 2 |" in out.stdout and "window-late" not in out.stdout  # the rows kept so far
     assert (tmp_path / "out" / "age_frontier.png").is_file()
 
+
+
+def test_sampler_confirm_against_another_model_reports_paired_differences(tmp_path):
+    """benchmarks/sampler_confirm.py --against: the shipped model's kept evaluations against a copy whose every face
+    scores 0.08 higher reads +0.08 / mu with a zero-width paired interval; a missing comparison fails before sampling."""
+    kept = ROOT / "benchmarks" / "results" / "sampler_confirm"
+    run, out = tmp_path / "model", tmp_path / "out"
+    run.mkdir()
+    (run / "sampler.json").write_text((ROOT / "assets" / "idglow" / "sampler.json").read_text())
+    for folder in sorted(kept.glob("synth-*-seed*")):
+        bench = folder.name.rsplit("-seed", 1)[0]
+        (out / folder.name).mkdir(parents=True)
+        (out / folder.name / f"{bench}.json").write_text((folder / f"{bench}.json").read_text())
+        lines = [json.loads(line) for line in (folder / f"{bench}.scores.jsonl").read_text().splitlines()]
+        (out / folder.name / f"{bench}.scores.jsonl").write_text("".join(json.dumps({**s, "facesim": s["facesim"] + 0.08}) + "\n" for s in lines))
+    script = [sys.executable, str(ROOT / "benchmarks" / "sampler_confirm.py"), "--run", str(run), "--out", str(out)]
+    done = subprocess.run([*script, "--against", str(kept)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    results = json.loads((out / "results.json").read_text())
+    for bench in ("synth-group", "synth-age"):
+        mu = json.loads((kept / f"{bench}-seed0" / f"{bench}.json").read_text())["mu_real"]
+        d = results[bench]["against"]["facesim_norm"]
+        assert abs(d["difference"] - 0.08 / mu) < 1e-9 and abs(d["interval"][0] - d["interval"][1]) < 1e-9
+        assert results[bench]["against"]["frechet_judge"]["difference"] == 0
+    assert "| synth-age | child_rate | +0.000 [+0.000, +0.000] |" in (out / "results.md").read_text()
+    done = subprocess.run([*script, "--against", str(tmp_path / "nowhere")], capture_output=True, text=True)
+    assert done.returncode == 2 and "--against: no finished evaluation in" in done.stderr
