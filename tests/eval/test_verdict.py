@@ -131,7 +131,7 @@ def test_claims_script_reports_the_caption_claim_its_colour_binding_and_the_phra
 def test_sampler_confirm_against_another_model_reports_paired_differences(tmp_path):
     """benchmarks/sampler_confirm.py --against: the shipped model's kept evaluations against a copy whose every face
     scores 0.08 higher reads +0.08 / mu with a zero-width paired interval; a missing comparison fails before sampling."""
-    kept = ROOT / "benchmarks" / "results" / "sampler_confirm"
+    kept = ROOT / "benchmarks" / "results" / "sampler_confirm-dpo-longer"
     run, out = tmp_path / "model", tmp_path / "out"
     run.mkdir()
     (run / "sampler.json").write_text((ROOT / "assets" / "idglow" / "sampler.json").read_text())
