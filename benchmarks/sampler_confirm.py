@@ -9,7 +9,7 @@ chosen under); synth-age FaceSim/mu >= 0.5 with child rate >= 0.85.
 Finished evaluations are reused, so a re-run continues.
 
     python benchmarks/sampler_confirm.py [--run assets/idglow] [--seeds 0 1000] [--out benchmarks/results/sampler_confirm]
-                                         [--device cuda] [--against benchmarks/results/sampler_confirm]
+                                         [--device cuda] [--against benchmarks/results/sampler_confirm-dpo-longer]
 """
 
 from __future__ import annotations
