@@ -1,7 +1,10 @@
 # Sourced by scripts/gpu_idglow_*.sh: makes `python -m idglow` run on a GPU machine without registry access (installs
 # the carried wheels beside the machine's torch, unpacks the fp16 MiniLM), builds data/cast if missing, and writes
-# $out_dir/environment.txt and data-md5.txt. Needs $py and $out_dir; defines log and left (seconds of $budget left).
-start=${start:-$(date +%s)}
+# $out_dir/environment.txt and data-md5.txt. Sets start, py ($PYTHON, default python3) and out_dir ($OUT, default
+# runs/gpu); defines log and left (seconds of $budget left).
+start=$(date +%s)
+py=${PYTHON:-python3}
+out_dir=${OUT:-runs/gpu}
 left() { echo $(( budget - ($(date +%s) - start) )); }
 log() { echo "[$(( $(date +%s) - start ))s] $*"; }
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1

@@ -8,15 +8,12 @@
 #   BUDGET=420 SFT_RUN=runs/sft-constant-longer DPO_RUN=runs/dpo-constant-longer \
 #     SCHEDULE="group.kind=linear_decay age.kind=window" scripts/gpu_idglow_eval.sh
 #
-# SCHEDULE: gate overrides every evaluation but the "trained gates" one samples with (here: the paper's gates for a
-# model trained with constant gates). Needs the run folders' final/ (carry them) and, where `import idglow` fails,
+# SCHEDULE: the gate overrides of the "paper-gates" evaluations (here: the paper's gates for a model trained with
+# constant gates). Needs the run folders' final/ (carry them) and, where `import idglow` fails,
 # what scripts/gpu_env.sh needs (.gpu/, written by `python scripts/gpu_bundle.py`).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-start=$(date +%s)
 budget=${BUDGET:-420}
-out_dir=${OUT:-runs/gpu}
-py=${PYTHON:-python3}
 sft_run=${SFT_RUN:-runs/sft-constant-longer}
 dpo_run=${DPO_RUN:-runs/dpo-constant-longer}
 candidate=${CANDIDATE:-runs/idglow-candidate}
@@ -25,7 +22,6 @@ limit=${LIMIT:-100}  # the records each evaluation scores (and the sampler is ch
 read -r -a schedule <<< "${SCHEDULE:-group.kind=linear_decay age.kind=window}"
 gates=()
 for item in "${schedule[@]}"; do gates+=(--schedule "$item"); done
-
 source scripts/gpu_env.sh || exit 1
 
 reserve=${RESERVE:-25}
@@ -41,13 +37,15 @@ evaluate() {  # RUN OUT [sft-eval options]: one evaluation, skipped when the bud
 
 group=(--benchmark data/cast/synth-group.jsonl)
 age=(--benchmark data/cast/synth-age.jsonl)
-evaluate "$sft_run" "$sft_run/eval-paper-gates" "${gates[@]}"
-evaluate "$dpo_run" "$dpo_run/eval-paper-gates" "${gates[@]}"
+# `make idglow-model`'s evaluations of the DPO model (the candidates of its sampler), then the SFT model's
 evaluate "$dpo_run" "$dpo_run/eval" # the gates it was trained with
+for g in 1.25 1.5 2; do evaluate "$dpo_run" "$dpo_run/eval-g$g-group" --id-guidance "$g" "${group[@]}"; done
+evaluate "$dpo_run" "$dpo_run/eval-paper-gates" "${gates[@]}"
 evaluate "$dpo_run" "$dpo_run/eval-paper-gates-g1.5" "${gates[@]}" --id-guidance 1.5
 evaluate "$dpo_run" "$dpo_run/eval-paper-gates-g1.5-group.lambda_min-0.3" "${gates[@]}" --id-guidance 1.5 \
   --schedule group.lambda_min=0.3 "${group[@]}"
-evaluate "$dpo_run" "$dpo_run/eval-paper-gates-age.sigma_lo-0.0" "${gates[@]}" --schedule age.sigma_lo=0.0 "${age[@]}"
+for g in 1.75 2; do evaluate "$dpo_run" "$dpo_run/eval-g$g-age.kind-window" --id-guidance "$g" --schedule age.kind=window "${age[@]}"; done
+evaluate "$sft_run" "$sft_run/eval" # the gates it was trained with
 
 if [ "$(left)" -gt $((reserve + 20)) ]; then
   log "export $dpo_run -> $candidate"
@@ -60,6 +58,5 @@ if [ "$(left)" -gt $((reserve + 20)) ]; then
   timeout $(( $(left) - 5 )) "$py" benchmarks/sampler_confirm.py --run "$candidate" --limit "$limit" --device "$device" --out "$confirm" 2>&1 \
     | grep -v "^Loading weights" | tail -12
 fi
-evaluate "$dpo_run" "$dpo_run/eval-paper-gates-g1.25" "${gates[@]}" --id-guidance 1.25
-evaluate "$sft_run" "$sft_run/eval" # the gates it was trained with
+evaluate "$sft_run" "$sft_run/eval-paper-gates" "${gates[@]}"
 log "done"

@@ -14,17 +14,13 @@
 #                       prompt states differ from the fp32 package's by 8.7e-4 relative (max 4.2e-3 absolute).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-start=$(date +%s)
 budget=${BUDGET:-540}
-out_dir=${OUT:-runs/gpu}
-py=${PYTHON:-python3}
 sft_cfg=${SFT:-configs/sft-constant-longer.yaml}
 dpo_cfg=${DPO:-configs/dpo-constant-longer.yaml}
 pairs=${PAIRS:-data/pairs-constant-longer}
+source scripts/gpu_env.sh || exit 1
 sft_run=$("$py" -c "import yaml,sys; print(yaml.safe_load(open('$sft_cfg'))['out'])")
 dpo_run=$("$py" -c "import yaml,sys; print(yaml.safe_load(open('$dpo_cfg'))['out'])")
-
-source scripts/gpu_env.sh || exit 1
 
 pack() {  # run folder -> tarball under $out_dir (the newest checkpoint only; no sample images beyond the last)
   local run=$1 name
