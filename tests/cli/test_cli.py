@@ -103,6 +103,8 @@ def test_bad_arguments_exit_2_with_a_named_error(argv, message, capsys):
         (["config", "--kind", "train", "--optim.lr", ".nan"], "optim.lr: expected a finite number"),
         (["config", "--kind", "dpo", "--dpo.beta", ".inf"], "dpo.beta: expected a finite number"),
         (["synth", "mu-real", "--optim.lr", "1"], "unrecognized arguments: --optim.lr 1"),
+        (["train", "sft-eval", "--run", "r", "--device", "nonsense"], "--device: 'nonsense' is not a device"),
+        (["train", "sft-eval", "--run", "r", "--device", "cuda:64"], "--device: cuda:64 is not available here"),
     ],
 )
 def test_bad_values_exit_2_naming_the_argument(argv, message, capsys):

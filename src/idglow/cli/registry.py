@@ -69,9 +69,22 @@ def device_option(parser: argparse.ArgumentParser, what: str = "") -> None:
 
 
 def chosen_device(choice: str | None) -> str:
-    """``--device`` as given, else ``cuda`` when torch sees a GPU, else ``cpu``."""
-    if choice:
-        return choice
+    """``--device`` as given, else ``cuda`` when torch sees a GPU, else ``cpu``.
+
+    Raises:
+        ValueError: naming ``--device`` when torch cannot parse it, or when it names a CUDA device torch cannot see.
+    """
     import torch  # here, so that `idglow --help` does not import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if not choice:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(choice)
+    except RuntimeError:
+        raise ValueError(f"--device: {choice!r} is not a device; expected cpu, cuda, cuda:1, ...") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (device.index is not None and device.index >= count):
+            raise ValueError(f"--device: {choice} is not available here (torch {torch.__version__} sees {count} CUDA "
+                             "device(s)); use --device cpu")
+    return choice
