@@ -28,8 +28,8 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     """Fréchet distance between Gaussians fitted to feature sets a [N, D] and b [M, D]."""
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean = linalg.sqrtm(cov_a @ cov_b)  # no `disp`: scipy 1.16 dropped it; ill-conditioning is handled below
-    covmean = covmean.real
+    # no `disp=False`: scipy 1.16 dropped it; the imaginary round-off of a nearly singular product is dropped here
+    covmean = linalg.sqrtm(cov_a @ cov_b).real
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * covmean))
 
 
