@@ -54,36 +54,38 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
+def demo_sft_trainer(work: Path, *overrides: str):
+    """The demo's SFT trainer (LoRA rank 8, batch 16) on the shipped base, on a quick cast built under ``work``;
+    ``overrides`` are more ``--key value`` pairs."""
+    from idglow.cast.build import build
+    from idglow.cast.config import SynthConfig
+    from idglow.demo.presets import PRESETS
+    from idglow.recipes.sft import SFTConfig
+    from idglow.sft.trainer import SFTTrainer
+    from idglow.utils.config import load_config
+    from idglow.utils.defaults import BASE, JUDGES
+
+    cast = work / "cast"
+    if not (cast / "sft-group-train.jsonl").is_file():
+        build(cast, load_config(SynthConfig, None, list(PRESETS["quick"].cast)), progress=False)
+    cfg = load_config(SFTConfig, None, [
+        "--out", str(work / "sft"), "--base", BASE, "--identity_loss.judges", JUDGES,
+        "--data.manifests", f"[{cast / 'sft-group-train.jsonl'},{cast / 'sft-age-train.jsonl'}]",
+        "--diagnostics.manifests", f"[{cast / 'sft-group-heldout.jsonl'}]", "--diagnostics.every", "0",
+        "--model.identity.encoder", "embedding", "--model.lora.rank", "8", "--optim.batch_size", "16",
+        "--log.tensorboard", "false", "--log.progress", "false", *overrides])
+    return SFTTrainer(cfg)
+
+
 class Jobs:
     """The models and inputs of every job, built once; ``step(job, compiled)`` returns one timed callable."""
 
     def __init__(self, work: Path):
-        from idglow.cast.build import build
-        from idglow.cast.config import SynthConfig
-        from idglow.demo.presets import PRESETS
-        from idglow.utils.config import load_config
-
         torch.manual_seed(0)
-        build(work / "cast", load_config(SynthConfig, None, list(PRESETS["quick"].cast)), progress=False)
-        self.sft = self._sft_trainer(work)
+        self.sft = demo_sft_trainer(work)
         self.base, self.base_optim = self._base_model()
         self.batch = self.sft.order.next()
         self._sample_inputs()
-
-    def _sft_trainer(self, work: Path):
-        from idglow.recipes.sft import SFTConfig
-        from idglow.sft.trainer import SFTTrainer
-        from idglow.utils.config import load_config
-        from idglow.utils.defaults import BASE, JUDGES
-
-        cast = work / "cast"
-        cfg = load_config(SFTConfig, None, [
-            "--out", str(work / "sft"), "--base", BASE, "--identity_loss.judges", JUDGES,
-            "--data.manifests", f"[{cast / 'sft-group-train.jsonl'},{cast / 'sft-age-train.jsonl'}]",
-            "--diagnostics.manifests", f"[{cast / 'sft-group-heldout.jsonl'}]", "--diagnostics.every", "0",
-            "--model.identity.encoder", "embedding", "--model.lora.rank", "8", "--optim.batch_size", "16",
-            "--log.tensorboard", "false", "--log.progress", "false"])
-        return SFTTrainer(cfg)
 
     def _base_model(self):
         from idglow.models import IdGlowTransformer

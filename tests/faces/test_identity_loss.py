@@ -6,7 +6,8 @@ from conftest import JUDGES
 
 from idglow.cast.crops import face_crops
 from idglow.cast.judge_training import load_judges
-from idglow.faces.identity_loss import annealing, identity_loss_weight, per_sample_mean, subject_similarity
+from idglow.faces.identity_loss import (annealing, gaussian_blur, identity_loss_weight, jitter_boxes, per_sample_mean,
+                                       subject_similarity)
 from idglow.faces.references import scatter_references
 from idglow.identity.schedules import ScheduleConfig, schedule_function
 
@@ -26,6 +27,52 @@ def test_subject_similarity_is_the_cosine_of_cropped_faces_and_only_box_pixels_g
     grad = images.grad.abs().sum(1)
     assert grad[0, 10:34, 8:32].sum() > 0 and grad[1, 20:44, 88:112].sum() > 0
     assert grad[0, 50:, :].sum() == 0 and grad[1, :, :80].sum() == 0  # nothing outside the (expanded) boxes
+
+
+def test_views_without_jitter_or_blur_are_the_plain_crop_and_jittered_views_stay_in_range():
+    torch.manual_seed(0)
+    embedder = load_judges(JUDGES)["encoder"]
+    images = torch.rand(2, 3, 64, 128) * 2 - 1
+    boxes = torch.tensor([[10.0, 10, 30, 34], [60, 8, 80, 30], [90, 20, 110, 44]])
+    rows = torch.tensor([0, 0, 1])
+    refs = torch.nn.functional.normalize(torch.randn(2, 3, 128), dim=-1)
+    with torch.no_grad():
+        plain = subject_similarity(images, boxes, rows, refs, embedder)
+        torch.testing.assert_close(subject_similarity(images, boxes, rows, refs, embedder, views=3), plain)
+        jittered = subject_similarity(images, boxes, rows, refs, embedder, 3, 0.1, 0.1, 0.0,
+                                      torch.Generator().manual_seed(1))
+        again = subject_similarity(images, boxes, rows, refs, embedder, 3, 0.1, 0.1, 0.0,
+                                   torch.Generator().manual_seed(1))
+    assert jittered.shape == (2, 3) and torch.equal(jittered, again) and not torch.allclose(jittered, plain)
+    views = jitter_boxes(boxes, 50, 0.1, 0.2, torch.Generator().manual_seed(2)).view(50, 3, 4)
+    size, centre = views[..., 2:] - views[..., :2], (views[..., 2:] + views[..., :2]) / 2
+    true_size, true_centre = boxes[:, 2:] - boxes[:, :2], (boxes[:, 2:] + boxes[:, :2]) / 2
+    ratio = size / true_size
+    assert torch.allclose(ratio[..., 0], ratio[..., 1]) and ratio.min() >= 0.8 - 1e-5 and ratio.max() <= 1.2 + 1e-5
+    assert ((centre - true_centre).abs() <= 0.1 * true_size.max(-1, keepdim=True).values + 1e-4).all()
+    assert ratio.std() > 0.05  # the draws do spread over the range
+    with pytest.raises(ValueError, match="views: must be >= 1"):
+        subject_similarity(images, boxes, rows, refs, embedder, views=0)
+
+
+def test_blur_keeps_smooth_images_and_removes_speckle_from_the_loss():
+    """A checkerboard at the pixel level (speckle) barely moves a blurred crop's similarity; it moves a sharp one."""
+    flat = torch.full((1, 3, 16, 16), 0.3)
+    torch.testing.assert_close(gaussian_blur(flat, 1.0), flat)
+    assert gaussian_blur(flat, 0.0) is flat
+    yy, xx = torch.meshgrid(torch.arange(64), torch.arange(128), indexing="ij")
+    speckle = 0.15 * ((xx + yy) % 2 * 2 - 1).float().expand(1, 3, 64, 128)
+    assert gaussian_blur(speckle[..., :32, :32], 1.0).abs().max() < 0.01 * 0.15
+    torch.manual_seed(0)
+    embedder = load_judges(JUDGES)["encoder"]
+    images = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 64, 128) * 2 - 1, 9, 1, 4)  # a smooth image
+    boxes, rows = torch.tensor([[20.0, 10, 44, 40]]), torch.tensor([0])
+    refs = torch.nn.functional.normalize(torch.randn(1, 128), dim=-1)
+    with torch.no_grad():
+        moved = {blur: (subject_similarity(images + speckle, boxes, rows, refs, embedder, blur=blur)
+                        - subject_similarity(images, boxes, rows, refs, embedder, blur=blur)).abs().item()
+                 for blur in (0.0, 1.0)}
+    assert moved[1.0] < 0.2 * moved[0.0], moved
 
 
 def test_per_sample_mean_weight_and_annealing():

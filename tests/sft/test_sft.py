@@ -127,6 +127,40 @@ def test_sft_run_logs_diagnostics_trains_only_the_branch_and_resumes_exactly(cas
 
 
 @pytest.mark.e2e
+def test_sft_identity_loss_views_blur_the_loss_targets_but_not_the_branch_inputs(cast, base, tmp_path):
+    """With ``identity_loss.blur`` the loss compares blurred faces with blurred references, while the identity branch
+    still reads the sharp references it was trained on; the views draw from their own generator, so the run's noise
+    (the global RNG) is what it would be without them."""
+    from idglow.faces.identity_loss import gaussian_blur
+    from idglow.faces.references import frozen_embeddings
+    from idglow.recipes.sft import SFTConfig
+    from idglow.sft.trainer import SFTTrainer
+    from idglow.utils.config import ConfigError, load_config
+
+    manifests = f"[{cast / 'sft-group-train.jsonl'}]"
+    args = ["--base", str(base), "--out", str(tmp_path / "run"), "--data.manifests", manifests,
+            "--diagnostics.manifests", manifests]
+    views = ["--identity_loss.views", "3", "--identity_loss.view_shift", "0.1", "--identity_loss.view_scale", "0.1",
+             "--identity_loss.blur", "1.0"]
+    trainer = SFTTrainer(load_config(SFTConfig, ROOT / "configs" / "tiny-sft.yaml", args + views))
+    crops = trainer.data.ref_crops(torch.arange(4))
+    inputs, targets = trainer._embed(crops, ["ref"] * 4)
+    torch.testing.assert_close(inputs, frozen_embeddings(trainer.embedder, crops))
+    torch.testing.assert_close(targets, frozen_embeddings(trainer.embedder, gaussian_blur(crops, 1.0)))
+    assert (inputs - targets).abs().max() > 1e-2
+    torch.manual_seed(5)
+    out = trainer._loss(torch.arange(2))
+    after_views = torch.rand(1)
+    plain = SFTTrainer(load_config(SFTConfig, ROOT / "configs" / "tiny-sft.yaml", args))
+    torch.manual_seed(5)
+    plain_out = plain._loss(torch.arange(2))
+    assert torch.equal(torch.rand(1), after_views) and torch.equal(out["sigma"], plain_out["sigma"])
+    assert out["loss"].shape == (2,) and not torch.allclose(out["id_sim"], plain_out["id_sim"])
+    with pytest.raises(ConfigError, match="view_shift: must be in"):
+        load_config(SFTConfig, ROOT / "configs" / "tiny-sft.yaml", args + ["--identity_loss.view_shift", "0.7"])
+
+
+@pytest.mark.e2e
 def test_sft_eval_gate_override_of_zero_strength_is_the_text_only_baseline(sft_run, cast, tmp_path):
     """--schedule changes the gate while sampling: a gate of zero everywhere must draw exactly the text-only images."""
     common = ("--run", sft_run, "--benchmark", cast / "synth-age.jsonl", "--steps", "2", "--limit", "4")

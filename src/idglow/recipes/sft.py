@@ -41,10 +41,23 @@ class IdentityLossConfig:
         "cast", "frozen differentiable face embedder of the loss and of the references: `cast` (the judges' `encoder`, "
         "synthetic faces only) or `arcface` (an insightface IResNet from `arcface`, for real photos)")
     arcface: str | None = option(None, "arcface only: the IResNet weights as a .safetensors file (never downloaded)")
+    views: int = option(1, "crops of each face of x0_hat whose similarities are averaged; with view_shift or "
+                        "view_scale > 0 each is randomly jittered, so texture tuned to one exact crop stops paying")
+    view_shift: float = option(0.0, "jitter of each view's centre, up to this fraction of the face box's longer side")
+    view_scale: float = option(0.0, "jitter of each view's size: a factor in [1 - view_scale, 1 + view_scale]")
+    blur: float = option(0.0, "Gaussian sigma (crop pixels) applied to the faces of x0_hat and to the references "
+                         "before the recognizer, so speckle finer than it cannot move the loss (0 = none)")
 
     def validate(self) -> None:
         if self.weight < 0:
             raise ValueError(f"weight: must be >= 0, got {self.weight}")
+        if self.views < 1:
+            raise ValueError(f"views: must be >= 1, got {self.views}")
+        for name in ("view_shift", "view_scale"):
+            if not 0.0 <= getattr(self, name) < 0.5:
+                raise ValueError(f"{name}: must be in [0, 0.5), got {getattr(self, name)}")
+        if not 0.0 <= self.blur <= 4.0:
+            raise ValueError(f"blur: must be in [0, 4] crop pixels, got {self.blur}")
         if self.anneal_steps < 0:
             raise ValueError(f"anneal_steps: must be >= 0, got {self.anneal_steps}")
         if self.recognizer == "arcface" and not self.arcface:

@@ -18,7 +18,8 @@ from PIL import Image
 from idglow.conditioning.flux_folder import is_pipeline_folder
 from idglow.data.streaming import StreamingScenes
 from idglow.data.subjects import SubjectScenes
-from idglow.faces.identity_loss import annealing, identity_loss_weight, per_sample_mean, subject_similarity
+from idglow.faces.identity_loss import (annealing, gaussian_blur, identity_loss_weight, per_sample_mean,
+                                       subject_similarity)
 from idglow.faces.recognizer import load_recognizer, load_reference_embedder
 from idglow.faces.references import frozen_embeddings, scatter_references
 from idglow.flow import flow_matching_loss, latents_from_velocity, velocity_target
@@ -86,10 +87,11 @@ class SFTTrainer(Trainer):
 
     def _embed(self, crops: torch.Tensor, sources: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
         """What the identity encoder reads of reference crops [M, 3, h, w] and the identity loss's targets [M, E']."""
-        targets = frozen_embeddings(self.embedder, crops) if self.embedder is not None else None
+        blur = self.cfg.identity_loss.blur
+        targets = None if self.embedder is None else frozen_embeddings(self.embedder, gaussian_blur(crops, blur))
         if self.ref_embedder is None:
             return crops, targets
-        if self.ref_embedder is self.embedder:
+        if self.ref_embedder is self.embedder and blur == 0:
             return targets, targets
         return frozen_embeddings(self.ref_embedder, crops, sources=sources), targets
 
@@ -117,15 +119,19 @@ class SFTTrainer(Trainer):
         lam = self._gate_strength.pop("lambda").float()
         if self.embedder is None:
             return {"loss": flow, "flow": flow, "lambda": lam, "sigma": sigma, "task": task}
-        weight = identity_loss_weight(sigma, task, self.loss_schedules, cfg.identity_loss.weight,
-                                      annealing(self.step, cfg.identity_loss.anneal, cfg.identity_loss.anneal_steps))
+        id_cfg = cfg.identity_loss
+        weight = identity_loss_weight(sigma, task, self.loss_schedules, id_cfg.weight,
+                                      annealing(self.step, id_cfg.anneal, id_cfg.anneal_steps))
         reference = ref_targets.to(device)
         # The second reference row: another scene's subject, what id_sim would be without identity-specific binding.
         references = torch.stack([reference, reference.roll(cfg.model.identity.max_refs, 0)])
+        # the views' own random source: the noise and data order stay those of the same run without views
+        jitter = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step)
         with torch.set_grad_enabled(bool((weight > 0).any())):
             images = self.rep.decode(latents_from_velocity(noisy, sigma, velocity.float()))
             sim, other_sim = subject_similarity(images, scenes["boxes"].to(device), rows.to(device), references,
-                                                self.embedder)
+                                                self.embedder, id_cfg.views, id_cfg.view_shift, id_cfg.view_scale,
+                                                id_cfg.blur, jitter)
         identity = per_sample_mean(1.0 - sim, rows.to(device), len(index))
         other = per_sample_mean(other_sim.detach(), rows.to(device), len(index))
         return {"loss": flow + weight * identity, "flow": flow, "identity": identity.detach(),
