@@ -10,7 +10,12 @@ with the same noise, so drift hits every variant alike:
 
 A step is forward, loss, backward and the AdamW update. Reported: median seconds and the ratio to ``flow only``.
 
+With ``--separation MANIFEST...`` it instead measures what each setting of the loss sees on true renders: the mean
+similarity of each subject's face in up to 128 scenes to its own reference and to another scene's subject (the
+loss's targets are blurred alike), for the exact crop and 4 jittered views, sharp and blurred.
+
     python benchmarks/identity_loss_views.py [--rounds 7] [--views 4] [--json out.json]
+    python benchmarks/identity_loss_views.py --separation data/cast/sft-age-heldout.jsonl data/cast/sft-group-heldout.jsonl
 
 Run it on a quiet machine: two threads, nothing else running.
 """
@@ -39,6 +44,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--views", type=int, default=4, help="crops per face in the `views` variant")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", help="also write the results here")
+    p.add_argument("--separation", nargs="+", metavar="MANIFEST", help="SFT manifests of true renders: measure "
+                   "own- and other-reference similarity per setting instead of timing")
     return p.parse_args()
 
 
@@ -49,9 +56,42 @@ def variants(views: int) -> dict[str, dict]:
             "views": {**plain, "views": views, "view_shift": 0.08, "view_scale": 0.08, "blur": 1.0}}
 
 
+def separation(manifests: list[str], views: int) -> list[dict]:
+    """Own- and other-reference similarity of true renders' faces under each setting of the loss."""
+    from idglow.cast.judge_training import load_judges
+    from idglow.data.subjects import SubjectScenes
+    from idglow.faces.identity_loss import gaussian_blur, subject_similarity
+    from idglow.faces.references import frozen_embeddings
+    from idglow.utils.defaults import JUDGES
+
+    encoder, rows = load_judges(JUDGES)["encoder"], []
+    for manifest in manifests:
+        data = SubjectScenes([manifest], progress=False)
+        scenes = data.scene_batch(torch.arange(min(128, len(data))))
+        for blur in (0.0, 1.0):
+            refs = frozen_embeddings(encoder, gaussian_blur(scenes["crops"], blur))
+            pair = torch.stack([refs, refs.roll(1, 0)])  # own reference, another subject's
+            for n, jitter in ((1, 0.0), (views, 0.08)):
+                with torch.no_grad():
+                    sim = subject_similarity(scenes["images"], scenes["boxes"], scenes["rows"], pair, encoder, n,
+                                             jitter, jitter, blur, torch.Generator().manual_seed(0))
+                rows.append({"manifest": manifest, "blur": blur, "views": n, "jitter": jitter,
+                             "own": sim[0].mean().item(), "other": sim[1].mean().item(), "subjects": sim.shape[1]})
+    print("| manifest | blur | views | own reference | another subject |\n|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['manifest']} | {r['blur']} | {r['views']} | {r['own']:.3f} | {r['other']:.3f} |")
+    return rows
+
+
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
+    if args.separation:
+        result = {"separation": separation(args.separation, args.views)}
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        return
     settings = variants(args.views)
     with tempfile.TemporaryDirectory() as work:
         trainer = demo_sft_trainer(Path(work))
