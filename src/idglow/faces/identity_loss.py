@@ -65,9 +65,13 @@ def subject_similarity(
                          f"{reference_emb.shape[-2]})")
     if views < 1:
         raise ValueError(f"views: must be >= 1, got {views}")
-    jittered = jitter_boxes(boxes, views, shift, scale, generator) if shift or scale else boxes.repeat(views, 1)
-    crops = gaussian_blur(face_crops(images.float(), jittered, rows.repeat(views)), blur)
-    faces = embedder(crops).view(views, boxes.shape[0], -1)
+    if shift or scale:
+        boxes_of_views = jitter_boxes(boxes, views, shift, scale, generator)
+    else:
+        views, boxes_of_views = 1, boxes  # identical crops: one is their mean
+    blurred = lambda crops: embedder(gaussian_blur(crops, blur))  # noqa: E731
+    faces = face_embeddings(images, boxes_of_views, rows.repeat(views), blurred)
+    faces = faces.view(views, boxes.shape[0], -1)
     return (faces * reference_emb.to(faces.dtype).unsqueeze(-3)).sum(dim=-1).mean(dim=-2)
 
 

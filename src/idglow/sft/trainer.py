@@ -126,7 +126,8 @@ class SFTTrainer(Trainer):
         # The second reference row: another scene's subject, what id_sim would be without identity-specific binding.
         references = torch.stack([reference, reference.roll(cfg.model.identity.max_refs, 0)])
         # the views' own random source: the noise and data order stay those of the same run without views
-        jitter = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step)
+        jittered = id_cfg.view_shift > 0 or id_cfg.view_scale > 0
+        jitter = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step) if jittered else None
         with torch.set_grad_enabled(bool((weight > 0).any())):
             images = self.rep.decode(latents_from_velocity(noisy, sigma, velocity.float()))
             sim, other_sim = subject_similarity(images, scenes["boxes"].to(device), rows.to(device), references,
