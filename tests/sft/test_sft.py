@@ -161,6 +161,61 @@ def test_sft_identity_loss_views_blur_the_loss_targets_but_not_the_branch_inputs
 
 
 @pytest.mark.e2e
+def test_sft_init_starts_from_a_dpo_run_as_it_is_and_trains_its_stacked_adapter(cast, base, sft_lora, pairs, tmp_path):
+    """``init``: at step 0 the model is the DPO run's (its SFT run's branch, SFT and DPO LoRA stacked into one adapter),
+    not a branch at zero; training moves that adapter, and the finished run loads at the stacked rank. A missing run
+    or a LoRA rank other than the run's is refused, named."""
+    from idglow.dpo.trainer import DPOTrainer
+    from idglow.faces.references import scatter_references
+    from idglow.recipes.dpo import DPOConfig
+    from idglow.recipes.sft import SFTConfig
+    from idglow.runs.load import load_run
+    from idglow.sft.trainer import SFTTrainer
+    from idglow.utils.config import ConfigError, load_config, to_dict
+
+    dpo = tmp_path / "dpo"  # a DPO run with a non-zero adapter, written as `train dpo` writes one
+    dpo_trainer = DPOTrainer(load_config(DPOConfig, ROOT / "configs" / "tiny-dpo.yaml", [
+        "--sft", str(sft_lora), "--data.manifests", f"[{pairs / 'pairs.jsonl'}]", "--out", str(dpo)]))
+    adapter_model = dpo_trainer.accelerator.unwrap_model(dpo_trainer.model)
+    with torch.no_grad():
+        for name, p in adapter_model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0.0, 0.05)
+    dpo_trainer._save_final(adapter_model, dpo / "final")
+    (dpo / "config.json").write_text(json.dumps(to_dict(dpo_trainer.cfg)))
+    manifests = f"[{cast / 'sft-group-train.jsonl'}]"
+    args = ["--out", str(tmp_path / "run"), "--data.manifests", manifests, "--diagnostics.manifests", manifests,
+            "--diagnostics.every", "0", "--optim.steps", "2", "--optim.warmup_steps", "0", "--optim.lora_lr", "1e-3"]
+    trainer = SFTTrainer(load_config(SFTConfig, ROOT / "configs" / "tiny-sft.yaml", args + ["--init", str(dpo)]))
+    assert trainer.cfg.base == str(base) and trainer.cfg.model.lora.rank == 2 + dpo_trainer.cfg.lora.rank
+    model = trainer.accelerator.unwrap_model(trainer.model).eval()
+    dpo_model, _ = load_run(dpo)
+    index = torch.arange(2)
+    scenes = trainer.data.scene_batch(index)
+    latents, prompts = trainer._batch(index, scenes)
+    refs, mask = scatter_references(trainer.ref_inputs[scenes["ids"]], scenes["rows"], scenes["slots"], 2, 4)
+    states, pooled = trainer.text(prompts)
+    args_in = (torch.randn_like(latents), torch.tensor([0.3, 0.8]), states, pooled, trainer.img_ids, trainer.txt_ids)
+    with torch.no_grad():
+        start, expected = (m(*args_in, task=scenes["tasks"], refs=refs, ref_mask=mask) for m in (model, dpo_model))
+        bare, _ = load_run(sft_lora)
+        sft_only = bare(*args_in, task=scenes["tasks"], refs=refs, ref_mask=mask)
+    torch.testing.assert_close(start, expected, atol=1e-5, rtol=1e-4)
+    assert (start - sft_only).abs().max() > 1e-3  # the DPO adapter is in: not the SFT run alone
+    stacked = {k: v.clone() for k, v in model.state_dict().items() if "lora_B" in k}
+    trainer.run()
+    trained = load_file(str(tmp_path / "run" / "final" / "lora.safetensors"))
+    assert all(v.shape[1] == trainer.cfg.model.lora.rank for k, v in trained.items() if "lora_B" in k)
+    assert max((model.state_dict()[k] - v).abs().max() for k, v in stacked.items()) > 0
+    load_run(tmp_path / "run")
+    with pytest.raises(ConfigError, match="model.lora: set to .* but the run it starts from"):
+        SFTTrainer(load_config(SFTConfig, ROOT / "configs" / "tiny-sft.yaml",
+                               args + ["--init", str(dpo), "--model.lora.rank", "4"]))
+    with pytest.raises(FileNotFoundError, match="init: .*nope: no config.json"):
+        SFTTrainer(load_config(SFTConfig, ROOT / "configs" / "tiny-sft.yaml", args + ["--init", str(tmp_path / "nope")]))
+
+
+@pytest.mark.e2e
 def test_sft_eval_gate_override_of_zero_strength_is_the_text_only_baseline(sft_run, cast, tmp_path):
     """--schedule changes the gate while sampling: a gate of zero everywhere must draw exactly the text-only images."""
     common = ("--run", sft_run, "--benchmark", cast / "synth-age.jsonl", "--steps", "2", "--limit", "4")

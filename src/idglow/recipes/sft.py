@@ -111,6 +111,10 @@ class SFTConfig(TrainConfig):
 
     out: str = option("runs/sft", "run folder: checkpoints, logs, samples, final identity branch")
     base: str = option(BASE, "exported base model folder (transformer/ + train_config.json)")
+    init: str = option(
+        "", "start from a finished SFT or DPO run, or an exported IdGlow model (e.g. assets/idglow): its base, identity "
+        "branch and LoRA (a DPO run's stacked on its SFT run's) are the starting weights, and `model.identity` and "
+        "`model.lora` come from it; optimizer, schedule and step start afresh. Empty: a new branch at zero")
     model: ModelConfig = option(help="the model: identity branch, gate and LoRA (backbone from `base`)", factory=_sft_model)
     optim: OptimConfig = option(help="optimisation", factory=_sft_optim)
     log: LogConfig = option(help="logging, checkpoints and samples", factory=_sft_log)

@@ -19,7 +19,8 @@ from idglow.faces.recognizer import check_recognizer_for_photos
 from idglow.recipes.dpo import DPOConfig
 from idglow.recipes.sft import SFTConfig
 from idglow.recipes.train import TrainConfig
-from idglow.runs.load import check_sft_run
+from idglow.models.config import LoraOptions
+from idglow.runs.load import check_sft_run, is_exported_model, run_adapter, sft_folder
 from idglow.utils.config import ConfigError, from_dict, to_dict
 
 C = TypeVar("C")
@@ -64,7 +65,11 @@ def resolve_sft(cfg: SFTConfig) -> SFTConfig:
 
     ``base`` is an exported cast base model, or a diffusers FLUX folder (FLUX.1-dev, Kontext-dev): then the
     transformer, VAE and CLIP/T5 come from that folder, and the prompt length and flow shift stay as configured.
+    With ``init`` (a finished SFT or DPO run, or an exported IdGlow model), ``base``, ``model.identity`` and
+    ``model.lora`` come from that run first.
     """
+    if cfg.init:
+        cfg = inherit(cfg, init_fields(cfg.init), f"the run it starts from (init: {cfg.init})")
     base = Path(cfg.base)
     if is_pipeline_folder(base):
         folder = adopt_flux_folder(TrainConfig(), base)
@@ -82,6 +87,19 @@ def resolve_sft(cfg: SFTConfig) -> SFTConfig:
                  "representation": base_cfg.representation, "data.max_tokens": base_cfg.data.max_tokens,
                  "flow.shift": base_cfg.flow.shift}
     return inherit(cfg, inherited, f"the base model {base}")
+
+
+def init_fields(run: str | Path) -> dict[str, Any]:
+    """What an SFT run started from ``run`` (a finished SFT or DPO run, or an exported model) takes from it: its base
+    model, its identity branch's config and the options of its LoRA (one adapter; rank 0 when it has none)."""
+    try:
+        folder = sft_folder(run)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"init: {err}") from None
+    sft = from_dict(SFTConfig, json.loads((folder / "config.json").read_text()))
+    adapter = run_adapter(run)
+    return {"base": str(folder) if is_exported_model(folder) else sft.base, "model.identity": sft.model.identity,
+            "model.lora": adapter[1] if adapter else LoraOptions()}
 
 
 def resolve_dpo(cfg: DPOConfig) -> tuple[DPOConfig, SFTConfig]:

@@ -162,6 +162,23 @@ def check_dpo_parent(run: str | Path) -> None:
                          f"{recorded['sft_weights']} then, {now} now); retrain the DPO run on it")
 
 
+def sft_folder(run: str | Path) -> Path:
+    """The SFT run (or exported model) holding a finished run's identity branch: a DPO run's ``sft``, else ``run``."""
+    check_run(run)
+    return Path(json.loads((Path(run) / "config.json").read_text())["sft"]) if is_dpo_run(run) else Path(run)
+
+
+def run_adapter(run: str | Path) -> tuple[dict[str, torch.Tensor], LoraOptions] | None:
+    """A finished SFT or DPO run's backbone LoRA as one adapter ``(state, options)`` (a DPO run's stacked on its SFT
+    run's by :func:`idglow.models.lora.concat_loras`, exact), or None when it has none."""
+    sft = sft_folder(run)
+    adapters = [read_lora(sft / "final")] if (sft / "final" / LORA_WEIGHTS).is_file() else []
+    if is_dpo_run(run):
+        adapters.append(read_lora(Path(run) / "final"))
+        return concat_loras(adapters)
+    return adapters[0] if adapters else None
+
+
 def load_run(run: str | Path, dtype: torch.dtype = torch.float32, base: str | Path | None = None,
              quantization_config=None) -> tuple[IdGlowTransformer, SFTConfig]:
     """The model (eval mode) and SFT config of a finished SFT or DPO run (``base``, ``quantization_config``: see
@@ -173,9 +190,7 @@ def load_run(run: str | Path, dtype: torch.dtype = torch.float32, base: str | Pa
     if not is_dpo_run(run):
         return load_sft(run, dtype, base, quantization_config=quantization_config)
     check_dpo_parent(run)
-    sft = Path(json.loads((Path(run) / "config.json").read_text())["sft"])
+    sft = sft_folder(run)
     model, cfg = load_sft(sft, dtype, base, lora=False, quantization_config=quantization_config)
-    adapters = [read_lora(sft / "final")] if (sft / "final" / LORA_WEIGHTS).is_file() else []
-    adapters.append(read_lora(Path(run) / "final"))
-    apply_lora(model, *concat_loras(adapters), source=f"{run}/final + {sft}/final LoRA")
+    apply_lora(model, *run_adapter(run), source=f"{run}/final + {sft}/final LoRA")
     return model.eval(), cfg

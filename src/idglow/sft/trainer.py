@@ -25,10 +25,11 @@ from idglow.faces.references import frozen_embeddings, scatter_references
 from idglow.flow import flow_matching_loss, latents_from_velocity, velocity_target
 from idglow.identity.schedules import schedule_function
 from idglow.models import IdGlowTransformer
-from idglow.models.io import save_identity_branch, save_lora
+from idglow.models.io import apply_lora, load_identity_branch, save_identity_branch, save_lora
 from idglow.models.lora import is_lora_parameter
 from idglow.recipes.sft import SFTConfig
 from idglow.runs.adopt import resolve_sft
+from idglow.runs.load import run_adapter, sft_folder
 from idglow.sft.diagnostics import BindingDiagnostic
 from idglow.training.engine import strip_prefix
 from idglow.training.loop import Trainer
@@ -74,6 +75,11 @@ class SFTTrainer(Trainer):
 
     def _build_model(self) -> IdGlowTransformer:
         model = IdGlowTransformer(self.cfg.model)
+        if self.cfg.init:  # the run's weights, not zeros: step 0 is the init run's model (LoRA already stacked)
+            load_identity_branch(model, sft_folder(self.cfg.init) / "final")
+            adapter = run_adapter(self.cfg.init)
+            if adapter is not None:
+                apply_lora(model, *adapter, source=f"init: {self.cfg.init}")
         model.flux.requires_grad_(False)
         for name, param in model.flux.named_parameters():
             param.requires_grad_(is_lora_parameter(name))
