@@ -208,6 +208,11 @@ def test_sft_init_starts_from_a_dpo_run_as_it_is_and_trains_its_stacked_adapter(
     assert all(v.shape[1] == trainer.cfg.model.lora.rank for k, v in trained.items() if "lora_B" in k)
     assert max((model.state_dict()[k] - v).abs().max() for k, v in stacked.items()) > 0
     load_run(tmp_path / "run")
+    from idglow.runs.export import export_idglow
+
+    provenance = export_idglow(tmp_path / "run", tmp_path / "model", "test", "abc")  # says where it started from
+    assert provenance["init"]["run"] == str(dpo) and set(provenance["init"]["stages"]) == {"sft", "dpo"}
+    assert provenance["init"]["stages"]["sft"]["run"] == str(sft_lora) and provenance["stages"]["sft"]["steps"] == 2
     with pytest.raises(ConfigError, match="model.lora: set to .* but the run it starts from"):
         SFTTrainer(load_config(SFTConfig, ROOT / "configs" / "tiny-sft.yaml",
                                args + ["--init", str(dpo), "--model.lora.rank", "4"]))

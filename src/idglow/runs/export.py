@@ -79,6 +79,28 @@ def write_model_folder(model, cfg, base_config: dict | None, folder: str | Path)
     (folder / "train_config.json").write_text(json.dumps(base_config, indent=2) + "\n")
 
 
+def init_provenance(sft_config: dict) -> dict | None:
+    """Where an SFT run started with ``init`` came from (None without one): an exported model's own provenance (its
+    commands, commit, weights and stages), or a run's stages and weights, each with where *it* started from in turn."""
+    from idglow.runs.load import EXPORTED, is_dpo_run, is_exported_model, weights_fingerprint
+
+    if not sft_config.get("init"):
+        return None
+    init = Path(sft_config["init"])
+    if is_exported_model(init):
+        recorded = json.loads((init / EXPORTED).read_text())
+        keep = ("command", "commit", "source", "source_weights", "stages", "init")
+        return {"model": str(init), **{key: recorded[key] for key in keep if key in recorded}}
+    dpo = json.loads((init / "config.json").read_text()) if is_dpo_run(init) else None
+    sft_run = Path(dpo["sft"]) if dpo else init
+    stages = {"sft": {"run": str(sft_run), **_log_tail(sft_run)}}
+    if dpo:
+        stages["dpo"] = {"run": str(init), **_log_tail(init)}
+    found = {"run": str(init), "source_weights": weights_fingerprint(init), "stages": stages}
+    earlier = init_provenance(json.loads((sft_run / "config.json").read_text()))
+    return found if earlier is None else {**found, "init": earlier}
+
+
 def replace_folder(tmp: Path, out: Path) -> None:
     """Move the finished folder ``tmp`` to ``out``, replacing what was there only once ``tmp`` is complete."""
     import shutil
@@ -126,6 +148,9 @@ def export_idglow(run: str | Path, out: str | Path, command: str, commit: str, s
                   "sft_config": json.loads((sft_run / "config.json").read_text())}
     if dpo:
         provenance["dpo_config"] = dpo
+    started_from = init_provenance(provenance["sft_config"])
+    if started_from is not None:
+        provenance["init"] = started_from
     (tmp / EXPORTED).write_text(json.dumps(provenance, indent=2) + "\n")
     sampler = recommend(scores, trained_gate)
     if any(task in sampler for task in TASKS):
