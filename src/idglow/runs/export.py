@@ -82,7 +82,7 @@ def write_model_folder(model, cfg, base_config: dict | None, folder: str | Path)
 def init_provenance(sft_config: dict) -> dict | None:
     """Where an SFT run started with ``init`` came from (None without one): an exported model's own provenance (its
     commands, commit, weights and stages), or a run's stages and weights, each with where *it* started from in turn."""
-    from idglow.runs.load import EXPORTED, is_dpo_run, is_exported_model, weights_fingerprint
+    from idglow.runs.load import EXPORTED, is_exported_model, weights_fingerprint
 
     if not sft_config.get("init"):
         return None
@@ -91,14 +91,21 @@ def init_provenance(sft_config: dict) -> dict | None:
         recorded = json.loads((init / EXPORTED).read_text())
         keep = ("command", "commit", "source", "source_weights", "stages", "init")
         return {"model": str(init), **{key: recorded[key] for key in keep if key in recorded}}
-    dpo = json.loads((init / "config.json").read_text()) if is_dpo_run(init) else None
-    sft_run = Path(dpo["sft"]) if dpo else init
-    stages = {"sft": {"run": str(sft_run), **_log_tail(sft_run)}}
-    if dpo:
-        stages["dpo"] = {"run": str(init), **_log_tail(init)}
+    sft_run, stages = _run_stages(init)
     found = {"run": str(init), "source_weights": weights_fingerprint(init), "stages": stages}
     earlier = init_provenance(json.loads((sft_run / "config.json").read_text()))
     return found if earlier is None else {**found, "init": earlier}
+
+
+def _run_stages(run: Path) -> tuple[Path, dict]:
+    """``(the SFT run, {"sft": ..., "dpo": ...})`` of a finished SFT or DPO run: each stage's run, steps and wall time."""
+    from idglow.runs.load import is_dpo_run, sft_folder
+
+    sft_run = sft_folder(run)
+    stages = {"sft": {"run": str(sft_run), **_log_tail(sft_run)}}
+    if is_dpo_run(run):
+        stages["dpo"] = {"run": str(run), **_log_tail(run)}
+    return sft_run, stages
 
 
 def replace_folder(tmp: Path, out: Path) -> None:
@@ -133,16 +140,13 @@ def export_idglow(run: str | Path, out: str | Path, command: str, commit: str, s
         raise ValueError(f"{run}: trained on the FLUX folder {cfg.base}; export writes cast models only (a FLUX run "
                          "is used from its run folder, with --run)")
     dpo = json.loads((run / "config.json").read_text()) if is_dpo_run(run) else None
-    sft_run = Path(dpo["sft"]) if dpo else run
+    sft_run, stages = _run_stages(run)
     base_config = json.loads((Path(cfg.base) / "train_config.json").read_text())
     trained_gate = to_dict(cfg.model.identity.gate)
     scores = read_score_folders(score_folders, trained_gate)
     tmp = out.with_name(out.name + ".tmp-export")
     shutil.rmtree(tmp, ignore_errors=True)
     write_model_folder(model, cfg, base_config, tmp)
-    stages = {"sft": {"run": str(sft_run), **_log_tail(sft_run)}}
-    if dpo:
-        stages["dpo"] = {"run": str(run), **_log_tail(run)}
     provenance = {"command": command, "commit": commit, "source": str(run), "source_weights": weights_fingerprint(run),
                   "base": str(cfg.base), "stages": stages, "scores": scores,
                   "sft_config": json.loads((sft_run / "config.json").read_text())}
