@@ -2,6 +2,7 @@
 
 import contextlib
 import io
+import json
 import os
 import subprocess
 import tempfile
@@ -223,6 +224,25 @@ def _built_pairs(cast: Path, sft_lora: Path, out: Path) -> Path:
 def pairs(cast, sft_lora, tmp_path_factory) -> Path:
     """DPO pairs built from the LoRA SFT run (4 scenes x 2 candidates, every gap kept)."""
     return built_once(tmp_path_factory, "pairs", lambda root: _built_pairs(cast, sft_lora, root / "pairs"))
+
+
+def nonzero_dpo_run(sft_lora: Path, pairs: Path, run: Path) -> Path:
+    """A DPO run on ``sft_lora`` written as `train dpo` writes one, its adapter random (not zero, as at step 0), so a
+    test can tell the model with DPO from its SFT run alone."""
+    from idglow.dpo.trainer import DPOTrainer
+    from idglow.recipes.dpo import DPOConfig
+    from idglow.utils.config import load_config, to_dict
+
+    trainer = DPOTrainer(load_config(DPOConfig, ROOT / "configs" / "tiny-dpo.yaml", [
+        "--sft", str(sft_lora), "--data.manifests", f"[{pairs / 'pairs.jsonl'}]", "--out", str(run)]))
+    adapter_model = trainer.accelerator.unwrap_model(trainer.model)
+    with torch.no_grad():
+        for name, p in adapter_model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0.0, 0.05)
+    trainer._save_final(adapter_model, run / "final")
+    (run / "config.json").write_text(json.dumps(to_dict(trainer.cfg)))
+    return run
 
 
 @pytest.fixture(scope="session")

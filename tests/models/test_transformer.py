@@ -165,9 +165,10 @@ def _random_lora(model, std: float, seed: int) -> None:
 
 
 def test_stacked_loras_in_one_adapter_equal_fusing_one_then_adding_the_other(batch):
-    """DPO trains its LoRA on the SFT-LoRA-merged backbone; concat_loras gives the same model as one removable adapter."""
+    """DPO trains its LoRA on the SFT-LoRA-merged backbone; concat_loras gives the same model as one removable adapter,
+    and lora_ranks takes SFT's back out of it."""
     from idglow.models.io import apply_lora, lora_state
-    from idglow.models.lora import adapters_disabled, concat_loras, fuse_lora
+    from idglow.models.lora import adapters_disabled, concat_loras, fuse_lora, lora_ranks
 
     sft = _model("--lora.rank", "2", "--lora.alpha", "4", seed=0)
     _random_lora(sft, 0.2, seed=1)
@@ -187,6 +188,15 @@ def test_stacked_loras_in_one_adapter_equal_fusing_one_then_adding_the_other(bat
             off = stacked(*batch.args())
     assert (a - b).abs().max() <= 1e-5 * a.abs().max() and (a - bare).abs().max() > 1e-2
     assert torch.equal(off, bare)  # the adapter switched off: exactly the base backbone
+    peeled = _model(seed=0)  # lora_ranks, concat_loras' inverse: the first 2 ranks are SFT's adapter again
+    part, part_options = lora_ranks(state, options, 0, 2)
+    assert part_options.rank == 2 and part_options.alpha == 2
+    apply_lora(peeled, part, part_options)
+    with torch.no_grad():
+        s, p = sft(*batch.args()), peeled(*batch.args())
+    assert (s - p).abs().max() <= 1e-5 * s.abs().max() and (s - a).abs().max() > 1e-2
+    with pytest.raises(ValueError, match=r"lora ranks \[3, 6\): outside the adapter's rank 5"):
+        lora_ranks(state, options, 3, 6)
 
 
 def test_loading_mismatched_weights_is_an_error(tmp_path):

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 import torch
-from conftest import ENV, ROOT, cli
+from conftest import ENV, ROOT, cli, nonzero_dpo_run
 from conftest import run_cli as _cli
 from conftest import run_sft as _sft
 from safetensors.torch import load_file
@@ -165,29 +165,19 @@ def test_sft_init_starts_from_a_dpo_run_as_it_is_and_trains_its_stacked_adapter(
     """``init``: at step 0 the model is the DPO run's (its SFT run's branch, SFT and DPO LoRA stacked into one adapter),
     not a branch at zero; training moves that adapter, and the finished run loads at the stacked rank. A missing run
     or a LoRA rank other than the run's is refused, named."""
-    from idglow.dpo.trainer import DPOTrainer
     from idglow.faces.references import scatter_references
-    from idglow.recipes.dpo import DPOConfig
     from idglow.recipes.sft import SFTConfig
     from idglow.runs.load import load_run
     from idglow.sft.trainer import SFTTrainer
-    from idglow.utils.config import ConfigError, load_config, to_dict
+    from idglow.utils.config import ConfigError, load_config
 
-    dpo = tmp_path / "dpo"  # a DPO run with a non-zero adapter, written as `train dpo` writes one
-    dpo_trainer = DPOTrainer(load_config(DPOConfig, ROOT / "configs" / "tiny-dpo.yaml", [
-        "--sft", str(sft_lora), "--data.manifests", f"[{pairs / 'pairs.jsonl'}]", "--out", str(dpo)]))
-    adapter_model = dpo_trainer.accelerator.unwrap_model(dpo_trainer.model)
-    with torch.no_grad():
-        for name, p in adapter_model.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0.0, 0.05)
-    dpo_trainer._save_final(adapter_model, dpo / "final")
-    (dpo / "config.json").write_text(json.dumps(to_dict(dpo_trainer.cfg)))
+    dpo = nonzero_dpo_run(sft_lora, pairs, tmp_path / "dpo")
+    dpo_rank = json.loads((dpo / "config.json").read_text())["lora"]["rank"]
     manifests = f"[{cast / 'sft-group-train.jsonl'}]"
     args = ["--out", str(tmp_path / "run"), "--data.manifests", manifests, "--diagnostics.manifests", manifests,
             "--diagnostics.every", "0", "--optim.steps", "2", "--optim.warmup_steps", "0", "--optim.lora_lr", "1e-3"]
     trainer = SFTTrainer(load_config(SFTConfig, ROOT / "configs" / "tiny-sft.yaml", args + ["--init", str(dpo)]))
-    assert trainer.cfg.base == str(base) and trainer.cfg.model.lora.rank == 2 + dpo_trainer.cfg.lora.rank
+    assert trainer.cfg.base == str(base) and trainer.cfg.model.lora.rank == 2 + dpo_rank
     model = trainer.accelerator.unwrap_model(trainer.model).eval()
     dpo_model, _ = load_run(dpo)
     index = torch.arange(2)

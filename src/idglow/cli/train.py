@@ -92,10 +92,18 @@ def cmd_train_export(args: argparse.Namespace) -> int:
     """Export a finished base, SFT or DPO run as a self-contained model folder with its provenance."""
     from pathlib import Path
 
-    from idglow.runs.export import export_base, export_idglow
+    from idglow.runs.export import export_base, export_idglow, export_sft_stage
     from idglow.runs.load import is_dpo_run
 
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip() or "unknown"
+    if args.stage == "sft":
+        if not args.out or args.scores or args.gallery:
+            raise ValueError("--stage sft: give --out (the peeled model is not the shipped one) and no --scores or "
+                             "--gallery (scores of the SFT stage come from `idglow train sft-eval --run OUT`)")
+        provenance = export_sft_stage(args.run, args.out, args.train_command_line or f"idglow train export --run "
+                                      f"{args.run} --stage sft --out {args.out}", commit)
+        print(json.dumps({k: v for k, v in provenance.items() if not k.endswith("config")}, indent=2))
+        return 0
     if not (Path(args.run) / "config.json").is_file():
         raise FileNotFoundError(f"{args.run}: no config.json; not a run folder of `idglow train base`, `sft` or `dpo`")
     if not (is_dpo_run(args.run) or (Path(args.run) / "final" / "identity_branch.safetensors").is_file()):
@@ -142,6 +150,10 @@ def register(sub) -> None:
                    help="an `idglow train sft-eval --out` folder whose benchmark results go into provenance.json (repeatable)")
     p.add_argument("--gallery", metavar="CAST", help="SFT/DPO runs: add gallery/, one reference crop of each of 12 held-out "
                    "identities of CAST's synth-group benchmark: the people `idglow serve` offers")
+    p.add_argument("--stage", choices=("all", "sft"), default="all",
+                   help="all (default): the run as trained. sft: --run is an exported SFT+DPO model (e.g. assets/idglow); "
+                   "write its SFT stage alone (same identity branch, SFT's ranks of its LoRA: exact), e.g. to refine it "
+                   "with `idglow train sft --init OUT` when the SFT run is gone; needs --out")
     command(train, "vae", cmd_train_vae, "a small latent autoencoder (diffusers AutoencoderKL) on cast images",
             "Train a small diffusers AutoencoderKL on cast images (for representation.kind: latents).",
             config="vae config YAML, e.g. configs/synth-vae.yaml (keys: idglow config --kind vae)", full_name="train vae")

@@ -104,3 +104,25 @@ def concat_loras(adapters: list[tuple[dict[str, torch.Tensor], LoraOptions]]) ->
     rank = sum(options.rank for _, options in adapters)
     targets = list(dict.fromkeys(t for _, options in adapters for t in options.target_modules))
     return merged, LoraOptions(rank=rank, alpha=float(rank), dropout=0.0, target_modules=targets)
+
+
+def lora_ranks(state: dict[str, torch.Tensor], options: LoraOptions, start: int, stop: int
+               ) -> tuple[dict[str, torch.Tensor], LoraOptions]:
+    """The adapter held by ranks ``[start, stop)`` of a stacked one: :func:`concat_loras`' inverse for one part, exact.
+
+    Args:
+        state: a stacked adapter's weights (``<module>.lora_A.weight`` [r, in], ``<module>.lora_B.weight`` [out, r]).
+        options: its options; ``alpha / rank`` is folded into the part's B, so the part has alpha = its rank.
+        start, stop: the part's ranks, e.g. ``0, r_sft`` for SFT's adapter of an SFT+DPO model.
+    """
+    if not 0 <= start < stop <= options.rank:
+        raise ValueError(f"lora ranks [{start}, {stop}): outside the adapter's rank {options.rank}")
+    scale = (options.alpha or options.rank) / options.rank
+    part: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if key.endswith(".lora_A.weight"):
+            part[key] = value[start:stop].clone()
+        elif key.endswith(".lora_B.weight"):
+            part[key] = value[:, start:stop] * scale
+    rank = stop - start
+    return part, LoraOptions(rank=rank, alpha=float(rank), dropout=0.0, target_modules=list(options.target_modules))

@@ -163,3 +163,47 @@ def export_idglow(run: str | Path, out: str | Path, command: str, commit: str, s
         extra(tmp)
     replace_folder(tmp, out)
     return provenance
+
+
+def export_sft_stage(model_folder: str | Path, out: str | Path, command: str, commit: str) -> dict:
+    """Write the SFT stage of an exported SFT+DPO model as a model folder of its own: the same base backbone and
+    identity branch (DPO trains neither), and only SFT's ranks of the stacked LoRA (:func:`idglow.models.lora.lora_ranks`,
+    exact), so it is the SFT run the model was made from, e.g. to train on with ``idglow train sft --init`` when that
+    run itself is gone. Its provenance names the model it came from; it carries no scores or sampler (those were
+    measured on the model with DPO).
+    """
+    import shutil
+
+    from idglow.models.io import LORA_WEIGHTS, read_lora
+    from idglow.models.lora import lora_ranks
+    from idglow.runs.load import EXPORTED, is_exported_model, weights_fingerprint
+    from idglow.utils.io import save_weights
+
+    model_folder, out = Path(model_folder), Path(out)
+    if not is_exported_model(model_folder):
+        raise ValueError(f"{model_folder}: not an exported model (provenance.json, config.json, train_config.json, "
+                         "transformer/); --stage sft peels the DPO adapter off a model written by `idglow train export`")
+    recorded = json.loads((model_folder / EXPORTED).read_text())
+    if "dpo_config" not in recorded or "sft_config" not in recorded:
+        raise ValueError(f"{model_folder}/{EXPORTED}: no dpo_config; the model has no DPO stage to peel off")
+    sft_rank = int(recorded["sft_config"]["model"]["lora"]["rank"])
+    tmp = out.with_name(out.name + ".tmp-export")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(model_folder, tmp, ignore=shutil.ignore_patterns(EXPORTED, "sampler.json", "lora.*"))
+    config = json.loads((model_folder / "config.json").read_text())
+    if sft_rank:
+        state, options = read_lora(model_folder / "final")
+        part, part_options = lora_ranks(state, options, 0, sft_rank)
+        save_weights(tmp / "final" / LORA_WEIGHTS, part, to_dict(part_options))
+        config["model"]["lora"] = to_dict(part_options)
+    else:  # SFT trained no LoRA: the stacked adapter is all DPO's
+        config["model"]["lora"] = recorded["sft_config"]["model"]["lora"]
+    (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    keep = ("command", "commit", "source", "source_weights", "init")
+    provenance = {"command": command, "commit": commit, "stage": "sft", "source": str(model_folder),
+                  "source_weights": weights_fingerprint(model_folder), "base": recorded.get("base"),
+                  "stages": {"sft": recorded["stages"]["sft"]}, "scores": {}, "sft_config": recorded["sft_config"],
+                  "peeled_from": {key: recorded[key] for key in keep if key in recorded}}
+    (tmp / EXPORTED).write_text(json.dumps(provenance, indent=2) + "\n")
+    replace_folder(tmp, out)
+    return provenance
