@@ -13,6 +13,7 @@ def test_export_stage_sft_gives_back_the_sft_run_of_an_exported_dpo_model(sft_lo
     (same identity branch, SFT's ranks of the stacked LoRA), not what the DPO model does; its provenance names the
     model it came from. A model without DPO, a run folder and a missing --out are refused, named."""
     from idglow.models.lora import fuse_lora
+    from idglow.runs.export import init_provenance
     from idglow.runs.load import load_run
 
     dpo = nonzero_dpo_run(sft_lora, pairs, tmp_path / "dpo")
@@ -23,6 +24,8 @@ def test_export_stage_sft_gives_back_the_sft_run_of_an_exported_dpo_model(sft_lo
     assert provenance["stage"] == "sft" and set(provenance["stages"]) == {"sft"} and provenance["scores"] == {}
     assert provenance["source"] == str(tmp_path / "model") and provenance["peeled_from"]["source"] == str(dpo)
     assert not (tmp_path / "peeled" / "sampler.json").exists()
+    started_from = init_provenance({"init": str(tmp_path / "peeled")})  # what a run started from it records
+    assert started_from["stage"] == "sft" and started_from["peeled_from"]["source"] == str(dpo)
 
     (peeled, cfg), (sft, _), (with_dpo, _) = (load_run(r) for r in (tmp_path / "peeled", sft_lora, tmp_path / "model"))
     assert cfg.model.lora.rank == json.loads((sft_lora / "config.json").read_text())["model"]["lora"]["rank"]

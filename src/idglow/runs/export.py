@@ -89,7 +89,7 @@ def init_provenance(sft_config: dict) -> dict | None:
     init = Path(sft_config["init"])
     if is_exported_model(init):
         recorded = json.loads((init / EXPORTED).read_text())
-        keep = ("command", "commit", "source", "source_weights", "stages", "init")
+        keep = ("command", "commit", "stage", "source", "source_weights", "stages", "init", "peeled_from")
         return {"model": str(init), **{key: recorded[key] for key in keep if key in recorded}}
     sft_run, stages = _run_stages(init)
     found = {"run": str(init), "source_weights": weights_fingerprint(init), "stages": stages}
