@@ -4,8 +4,10 @@ import contextlib
 import io
 import json
 import os
+import runpy
 import subprocess
 import tempfile
+import traceback
 from collections.abc import Callable
 import sys
 from pathlib import Path
@@ -116,17 +118,55 @@ def run_cli(*argv: str) -> subprocess.CompletedProcess:
 
 def cli(*argv: str) -> subprocess.CompletedProcess:
     """``idglow ARGV`` in this process: the same parser, handlers and error boundary (exit status 2 and one line
-    naming what is wrong) as :func:`run_cli`, without a new interpreter's ~6 s of imports. For commands that fail
-    on their input or finish in seconds; runs that train, resume or are killed keep their own process."""
+    naming what is wrong) as :func:`run_cli`, without a new interpreter's ~6 s of imports. What a process would not
+    carry over is set back afterwards: one thread during the call (as run_cli's OMP_NUM_THREADS=1, so both give
+    bit-equal runs), the environment, and accelerate's process-wide state, cleared before and after (as accelerate's
+    own ``AccelerateTestCase`` does; it keeps one mixed precision per process). Runs whose point is a new process (resuming from the checkpoint
+    alone, being killed, a launcher's processes) use :func:`run_cli`."""
+    from accelerate.state import AcceleratorState, GradientState
+
     from idglow.cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
+    threads, environ = torch.get_num_threads(), dict(os.environ)
+    torch.set_num_threads(1)
+    AcceleratorState._reset_state(True)  # also after trainers a test built itself
+    GradientState._reset_state()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             code = main([str(a) for a in argv])
         except SystemExit as exit_:  # argparse's own errors
             code = exit_.code if isinstance(exit_.code, int) else 1
+        finally:
+            torch.set_num_threads(threads)
+            os.environ.clear()
+            os.environ.update(environ)
+            AcceleratorState._reset_state(True)
+            GradientState._reset_state()
     return subprocess.CompletedProcess(["idglow", *argv], code, out.getvalue(), err.getvalue())
+
+
+def run_script(script: Path, *argv, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """``python SCRIPT ARGV`` (a ``benchmarks/`` script) run as ``__main__`` in this process, in ``cwd``; exit status,
+    stdout and stderr as the interpreter would give them (``SystemExit("message")``: the message on stderr, status 1;
+    an uncaught exception: its traceback, status 1)."""
+    out, err = io.StringIO(), io.StringIO()
+    saved_argv = sys.argv
+    sys.argv = [str(script), *map(str, argv)]
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), contextlib.chdir(cwd or Path.cwd()):
+        try:
+            runpy.run_path(str(script), run_name="__main__")
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+            if isinstance(exit_.code, str):
+                print(exit_.code, file=sys.stderr)
+        except Exception:
+            traceback.print_exc()
+            code = 1
+        finally:
+            sys.argv = saved_argv
+    return subprocess.CompletedProcess([str(script), *argv], code, out.getvalue(), err.getvalue())
 
 
 def accelerate_launch(config: str, processes: int, *argv: str, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -174,18 +214,19 @@ def base(cast, tmp_path_factory) -> Path:
 
 
 def _train_base(cast: Path, root: Path) -> Path:
-    done = run_cli("train", "base", "--config", str(ROOT / "configs" / "tiny-base.yaml"), "--out", str(root / "run"),
+    done = cli("train", "base", "--config", str(ROOT / "configs" / "tiny-base.yaml"), "--out", str(root / "run"),
                    "--data.manifests", f"[{cast / 'sft-group-train.jsonl'}]", "--optim.steps", "4")
     assert done.returncode == 0, done.stderr
-    done = run_cli("train", "export", "--run", str(root / "run"), "--out", str(root / "export"))
+    done = cli("train", "export", "--run", str(root / "run"), "--out", str(root / "export"))
     assert done.returncode == 0, done.stderr
     return root / "export"
 
 
-def run_sft(cast: Path, base: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
-    """``idglow train sft`` with configs/tiny-sft.yaml on the tiny cast and base."""
+def run_sft(cast: Path, base: Path, out: Path, *extra: str, runner: Callable = cli) -> subprocess.CompletedProcess:
+    """``idglow train sft`` with configs/tiny-sft.yaml on the tiny cast and base (in this process unless ``runner``
+    is :func:`run_cli`)."""
     manifests = f"[{cast / 'sft-group-train.jsonl'},{cast / 'sft-age-train.jsonl'}]"
-    return run_cli("train", "sft", "--config", str(ROOT / "configs" / "tiny-sft.yaml"), "--out", str(out), "--base", str(base),
+    return runner("train", "sft", "--config", str(ROOT / "configs" / "tiny-sft.yaml"), "--out", str(out), "--base", str(base),
                    "--data.manifests", manifests, "--diagnostics.manifests", manifests, *extra)
 
 
@@ -207,8 +248,8 @@ def sft_lora(cast, base, tmp_path_factory) -> Path:
     return built_once(tmp_path_factory, "sft-lora", lambda root: _finished_sft(cast, base, root / "run", "--model.lora.rank", "2"))
 
 
-def pairs_build(cast: Path, run: Path, out: Path, *extra: str):
-    return run_cli("pairs", "build", "--run", str(run), "--out", str(out), "--judges", str(JUDGES),
+def pairs_build(cast: Path, run: Path, out: Path, *extra: str, runner: Callable = cli):
+    return runner("pairs", "build", "--run", str(run), "--out", str(out), "--judges", str(JUDGES),
                 "--manifest", str(cast / "sft-group-train.jsonl"), str(cast / "sft-age-train.jsonl"),
                 "--heldout", str(cast / "synth-group.jsonl"), str(cast / "synth-age.jsonl"),
                 "--items", "4", "--candidates", "2", "--steps", "2", "--batch", "3", *extra)

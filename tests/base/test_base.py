@@ -27,10 +27,15 @@ def cast(tmp_path_factory) -> Path:
     return build_tiny_cast(tmp_path_factory.mktemp("cast"))
 
 
+def _argv(out: Path, cast: Path, *extra: str) -> list[str]:
+    return ["train", "base", "--config", str(ROOT / "configs" / "tiny-base.yaml"), "--out", str(out),
+            "--data.manifests", f"[{cast / 'sft-group-train.jsonl'}]", *extra]
+
+
 def _train(out: Path, cast: Path, *extra: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "idglow", "train", "base", "--config", str(ROOT / "configs" / "tiny-base.yaml"),
-           "--out", str(out), "--data.manifests", f"[{cast / 'sft-group-train.jsonl'}]", *extra]
-    return subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    """``idglow train base`` in a new process, to be killed or to resume from the checkpoint alone."""
+    return subprocess.Popen([sys.executable, "-m", "idglow", *_argv(out, cast, *extra)], env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
 
 
 def _weights(out: Path) -> dict[str, torch.Tensor]:
@@ -39,9 +44,9 @@ def _weights(out: Path) -> dict[str, torch.Tensor]:
 
 @pytest.mark.e2e
 def test_tiny_run_writes_logs_checkpoints_weights_and_samples(cast, tmp_path):
-    proc = _train(tmp_path / "run", cast, "--optim.ema_decay", "0.9")
-    output, _ = proc.communicate(timeout=300)
-    assert proc.returncode == 0, output
+    done = cli(*_argv(tmp_path / "run", cast, "--optim.ema_decay", "0.9"))
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
     run = tmp_path / "run"
     records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [2, 4, 6, 8]
@@ -76,16 +81,15 @@ def test_tiny_run_writes_logs_checkpoints_weights_and_samples(cast, tmp_path):
     assert scores["reference_true_vs_true"]["detection_rate"] == 1.0
     assert json.loads((run / "eval.json").read_text())["samples"] == 4
     # Re-running a finished run resumes at the end and trains nothing more.
-    again = _train(run, cast, "--optim.ema_decay", "0.9")  # the same command
-    output, _ = again.communicate(timeout=300)
+    again = cli(*_argv(run, cast, "--optim.ema_decay", "0.9"))  # the same command
+    output = again.stdout + again.stderr
     assert again.returncode == 0 and "resumed from" in output and "step 8" in output
 
 
 @pytest.mark.e2e
 def test_sigkill_then_rerun_ends_with_the_uninterrupted_weights(cast, tmp_path):
     steps = ["--optim.steps", "15", "--log.checkpoint_every", "1", "--log.log_every", "5"]
-    reference = _train(tmp_path / "ref", cast, *steps)
-    assert reference.wait(timeout=300) == 0
+    assert cli(*_argv(tmp_path / "ref", cast, *steps)).returncode == 0  # uninterrupted, in this process
     killed_dir = tmp_path / "killed"
     victim = _train(killed_dir, cast, *steps)
     deadline = time.time() + 240

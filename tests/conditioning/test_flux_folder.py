@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 import torch
-from conftest import ROOT, cli, run_cli
+from conftest import ROOT, cli
 from safetensors.torch import save_file
 
 from idglow.conditioning.cache import TensorCache
@@ -32,11 +32,11 @@ def arcface(tmp_path_factory):
     return path
 
 
-def _sft(cast, flux, out, *extra, runner=run_cli):
+def _sft(cast, flux, out, *extra):
     manifests = f"[{cast / 'sft-group-train.jsonl'},{cast / 'sft-age-train.jsonl'}]"
-    return runner("train", "sft", "--config", str(ROOT / "configs" / "tiny-sft.yaml"), "--out", str(out),
-                   "--base", str(flux), "--data.manifests", manifests, "--diagnostics.manifests", manifests,
-                   "--data.max_tokens", "16", "--model.identity.embedding_dim", "512", *extra)
+    return cli("train", "sft", "--config", str(ROOT / "configs" / "tiny-sft.yaml"), "--out", str(out),
+               "--base", str(flux), "--data.manifests", manifests, "--diagnostics.manifests", manifests,
+               "--data.max_tokens", "16", "--model.identity.embedding_dim", "512", *extra)
 
 
 SFT_ARGS = ("--identity_loss.recognizer", "arcface", "--model.lora.rank", "2", "--optim.steps", "2", "--optim.gradient_checkpointing", "true",
@@ -75,8 +75,8 @@ def test_sft_on_a_flux_folder_trains_caches_and_samples(cast, flux, arcface, flu
     assert done.returncode == 0, done.stderr
     assert {p: p.stat().st_mtime_ns for p in latents + texts} == stamps
 
-    done = run_cli("generate", "--run", str(run), "--benchmark", str(cast / "synth-group.jsonl"), "--limit", "1",
-                   "--steps", "2", "--out", str(tmp_path / "gen"))
+    done = cli("generate", "--run", str(run), "--benchmark", str(cast / "synth-group.jsonl"), "--limit", "1",
+               "--steps", "2", "--out", str(tmp_path / "gen"))
     assert done.returncode == 0, done.stderr
     from PIL import Image
 
@@ -143,16 +143,16 @@ def test_int8_quantized_flux_through_diffusers_stays_bare_flux_at_lambda_zero(ca
 @pytest.mark.e2e
 def test_dpo_on_a_flux_folder_run(cast, flux_run, tmp_path):
     pairs = tmp_path / "pairs"
-    done = run_cli("pairs", "build", "--run", str(flux_run / "run"), "--manifest", str(cast / "sft-group-train.jsonl"),
-                   "--heldout", str(cast / "synth-group.jsonl"), "--items", "2", "--candidates", "2", "--steps", "2",
-                   "--out", str(pairs), "--judges", str(ROOT / "assets" / "judges"), "--min_gap", "0")
+    done = cli("pairs", "build", "--run", str(flux_run / "run"), "--manifest", str(cast / "sft-group-train.jsonl"),
+               "--heldout", str(cast / "synth-group.jsonl"), "--items", "2", "--candidates", "2", "--steps", "2",
+               "--out", str(pairs), "--judges", str(ROOT / "assets" / "judges"), "--min_gap", "0")
     assert done.returncode == 0, done.stderr
     cache = tmp_path / "cache"
 
     def dpo(out: str, steps: str) -> subprocess.CompletedProcess:
-        return run_cli("train", "dpo", "--config", str(ROOT / "configs" / "tiny-dpo.yaml"), "--sft", str(flux_run / "run"),
-                       "--data.manifests", f"[{pairs / 'pairs.jsonl'}]", "--out", str(tmp_path / out), "--optim.steps",
-                       steps, "--optim.batch_size", "1", "--data.cache_dir", str(cache))
+        return cli("train", "dpo", "--config", str(ROOT / "configs" / "tiny-dpo.yaml"), "--sft", str(flux_run / "run"),
+                   "--data.manifests", f"[{pairs / 'pairs.jsonl'}]", "--out", str(tmp_path / out), "--optim.steps",
+                   steps, "--optim.batch_size", "1", "--data.cache_dir", str(cache))
 
     done = dpo("dpo", "2")
     assert done.returncode == 0, done.stderr
@@ -170,7 +170,7 @@ def test_dpo_on_a_flux_folder_run(cast, flux_run, tmp_path):
 
 @pytest.mark.e2e
 def test_flux_base_without_a_photo_recognizer_is_refused(cast, flux, tmp_path):
-    done = _sft(cast, flux, tmp_path / "run", "--optim.steps", "1", runner=cli)
+    done = _sft(cast, flux, tmp_path / "run", "--optim.steps", "1")
     assert done.returncode == 2
     assert "identity_loss.recognizer" in done.stderr and "arcface" in done.stderr
 

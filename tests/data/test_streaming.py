@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from conftest import run_sft
+from conftest import run_cli, run_sft
 from safetensors.torch import load_file
 
 from idglow.data.images import EpochOrder
@@ -48,7 +48,7 @@ def test_a_streamed_sft_run_resumes_and_ends_with_the_in_memory_weights(cast, ba
     argv = ("--data.stream", "true", "--data.manifests", manifests, "--diagnostics.every", "0")
     first = run_sft(cast, base, tmp_path / "run", *argv, "--optim.steps", "1")
     assert first.returncode == 0, first.stderr[-3000:]
-    again = run_sft(cast, base, tmp_path / "run", *argv, "--optim.steps", "2")
+    again = run_sft(cast, base, tmp_path / "run", *argv, "--optim.steps", "2", runner=run_cli)  # resumed in a new process
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resumed from" in again.stdout + again.stderr
     streamed = load_file(str(tmp_path / "run" / "final" / "identity_branch.safetensors"))

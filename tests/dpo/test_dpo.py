@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from conftest import JUDGES, ROOT, cli
-from conftest import run_cli as _cli
+from conftest import JUDGES, ROOT, cli, run_cli
 from safetensors.torch import load_file
 
 from idglow.flow.dpo import DPO_LOSSES, dpo_terms
@@ -155,7 +154,7 @@ def test_train_dpo_logs_the_terms_resumes_and_generates(cast, sft_lora, pairs, t
     run = tmp_path / "dpo"
     argv = ["train", "dpo", "--config", str(ROOT / "configs" / "tiny-dpo.yaml"), "--sft", str(sft_lora),
             "--data.manifests", f"[{pairs / 'pairs.jsonl'}]", "--out", str(run), "--dpo.loss", "margin"]
-    done = _cli(*argv)
+    done = cli(*argv)
     assert done.returncode == 0, done.stderr
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     for key in ("loss", "implicit_acc", "reward_margin", "mse_winner", "mse_loser", "ref_mse_winner", "ref_mse_loser"):
@@ -164,7 +163,7 @@ def test_train_dpo_logs_the_terms_resumes_and_generates(cast, sft_lora, pairs, t
     adapter = load_file(str(run / "final" / "lora.safetensors"))
     assert any(v.abs().sum() > 0 for k, v in adapter.items() if "lora_B" in k)
     assert (run / "samples" / "final.png").is_file()
-    done = _cli(*argv, "--optim.steps", "3")
+    done = run_cli(*argv, "--optim.steps", "3")  # resumed in a new process
     assert done.returncode == 0 and "resumed from" in done.stdout + done.stderr, done.stderr
     assert [r["step"] for r in map(json.loads, (run / "log.jsonl").read_text().splitlines())] == [1, 2, 3]
     done = cli("generate", "--run", str(run), "--benchmark", str(cast / "synth-group.jsonl"), "--limit", "2",

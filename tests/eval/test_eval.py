@@ -1,8 +1,6 @@
 """Evaluation: face matching, identity confusion, the cast benchmark scores, idglow eval, group-level scores and win rates."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -192,8 +190,7 @@ def test_bench_build_from_a_photo_folder_rejects_and_lists_bad_photos(packaged_p
     (faces / "broken.jpg").write_bytes(b"\xff\xd8 not really")
     (faces / "notes.txt").write_text("ignored: not an image suffix")
     out = tmp_path / "bench"
-    done = subprocess.run([sys.executable, "-m", "idglow", "bench", "build", "--faces", str(faces), "--out", str(out),
-                           "--per-size", "3"], capture_output=True, text=True, timeout=300)
+    done = _cli("bench", "build", "--faces", faces, "--out", out, "--per-size", "3")
     assert done.returncode == 0, done.stderr
     summary = json.loads((out / "build.json").read_text())
     assert summary["accepted"] == 2
@@ -211,8 +208,7 @@ def test_bench_build_from_a_photo_folder_rejects_and_lists_bad_photos(packaged_p
     assert backend.similarity(backend.reference(crop, "crop")[None], backend.reference(astronaut, "a")[None])[0, 0] > 0.6
     empty = tmp_path / "empty"
     empty.mkdir()
-    failed = subprocess.run([sys.executable, "-m", "idglow", "bench", "build", "--faces", str(empty), "--out", str(out)],
-                            capture_output=True, text=True, timeout=300)
+    failed = _cli("bench", "build", "--faces", empty, "--out", out)
     assert failed.returncode == 2 and "holds no images" in failed.stderr
 
 

@@ -1,9 +1,9 @@
 """benchmarks/gate_crossover.py: the 2x2 of trained gate x sampling gate, from kept evaluations (no sampling)."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
+
+from conftest import run_script
 
 ROOT = Path(__file__).parents[2]
 BASE = [0.2, 0.5, 0.3, 0.6]
@@ -30,9 +30,8 @@ def test_crossover_splits_a_difference_into_training_and_sampling_effects(tmp_pa
                 folder = (tmp_path / "claims" / f"{name}-600steps-limit4" if trained == sampled
                           else tmp_path / "out" / f"{name}-sampled-{sampled}-limit4")
                 _kept(folder, shift, frechet)
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gate_crossover.py"), "--claims", str(tmp_path / "claims"),
-                          "--runs", str(tmp_path / "no-runs"), "--out", str(tmp_path / "out"), "--limit", "4"],
-                         capture_output=True, text=True, cwd=tmp_path)
+    out = run_script(ROOT / "benchmarks" / "gate_crossover.py", "--claims", str(tmp_path / "claims"),
+                          "--runs", str(tmp_path / "no-runs"), "--out", str(tmp_path / "out"), "--limit", "4", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     effects = json.loads((tmp_path / "out" / "results.json").read_text())["effects"]["synth-group"]
     for gate in ("paper", "constant"):
@@ -46,7 +45,6 @@ def test_crossover_splits_a_difference_into_training_and_sampling_effects(tmp_pa
 
 
 def test_crossover_without_the_claims_runs_names_what_is_missing(tmp_path):
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gate_crossover.py"), "--claims", str(tmp_path / "claims"),
-                          "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out")],
-                         capture_output=True, text=True, cwd=tmp_path)
+    out = run_script(ROOT / "benchmarks" / "gate_crossover.py", "--claims", str(tmp_path / "claims"),
+                          "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert out.returncode != 0 and "sft-paper-s0-600steps-limit100: no kept claims evaluation" in out.stderr

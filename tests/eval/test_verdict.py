@@ -1,9 +1,9 @@
 """Claim verdicts, and benchmarks/claims.py reporting from kept evaluations (no training)."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
+
+from conftest import run_script
 
 from idglow.eval.verdict import Check, describe, holds, verdict
 
@@ -49,9 +49,9 @@ def test_claims_script_reports_verdicts_from_kept_evaluations_into_the_readme(tm
             _kept(tmp_path / "keep" / f"sft-{model}-s{seed}-600steps-limit5", [f + shift for f in base], frechet + seed, copy)
     readme = tmp_path / "README.md"
     readme.write_text("# Title\n\n<!-- claims-table:start -->\nold\n<!-- claims-table:end -->\n\ntail\n")
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "claims.py"), "--claims", "group", "--limit", "5",
+    out = run_script(ROOT / "benchmarks" / "claims.py", "--claims", "group", "--limit", "5",
                           "--keep", str(tmp_path / "keep"), "--out", str(tmp_path / "out"), "--only-kept",
-                          "--readme", str(readme)], capture_output=True, text=True, cwd=tmp_path)
+                          "--readme", str(readme), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     text = readme.read_text()
     assert "old" not in text and text.startswith("# Title") and text.endswith("tail\n")
@@ -65,14 +65,14 @@ def test_claims_script_reports_verdicts_from_kept_evaluations_into_the_readme(tm
 
 
 def test_claims_script_without_kept_evaluations_says_not_measured(tmp_path):
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "claims.py"), "--claims", "group", "--only-kept",
-                          "--keep", str(tmp_path / "keep"), "--out", str(tmp_path / "out")], capture_output=True, text=True)
+    out = run_script(ROOT / "benchmarks" / "claims.py", "--claims", "group", "--only-kept",
+                          "--keep", str(tmp_path / "keep"), "--out", str(tmp_path / "out"))
     assert out.returncode == 0, out.stderr
     assert "**not measured**" in out.stdout
     readme = tmp_path / "README.md"
     readme.write_text("no markers\n")
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "claims.py"), "--only-kept", "--readme", str(readme),
-                          "--keep", str(tmp_path / "keep"), "--out", str(tmp_path / "out")], capture_output=True, text=True)
+    out = run_script(ROOT / "benchmarks" / "claims.py", "--only-kept", "--readme", str(readme),
+                          "--keep", str(tmp_path / "keep"), "--out", str(tmp_path / "out"))
     assert out.returncode != 0 and "has no <!-- claims-table:start -->" in out.stderr
 
 
@@ -87,9 +87,8 @@ def test_claims_script_reports_age_frontier_and_dpo_win_rates(tmp_path):
             _kept(tmp_path / "keep" / f"sft-{model}-s{seed}-600steps-limit4", [f + shift for f in base], 5.0, 0.0)
         for loss in ("sigmoid", "weighted", "margin"):
             _kept(tmp_path / "keep" / f"dpo-{loss}-s{seed}-600steps-dpo200steps-pairs200-limit4", [f + 0.05 for f in base], 5.0, 0.0)
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "claims.py"), "--claims", "age", "dpo", "--limit", "4",
-                          "--keep", str(tmp_path / "keep"), "--out", str(tmp_path / "out"), "--only-kept"],
-                         capture_output=True, text=True, cwd=tmp_path)
+    out = run_script(ROOT / "benchmarks" / "claims.py", "--claims", "age", "dpo", "--limit", "4",
+                          "--keep", str(tmp_path / "keep"), "--out", str(tmp_path / "out"), "--only-kept", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     verdicts = json.loads((tmp_path / "out" / "results.json").read_text())["verdicts"]
     assert verdicts["dpo"]["verdict"] == "reproduced" and len(verdicts["dpo"]["checks"]) == 6
@@ -114,9 +113,8 @@ def test_claims_script_reports_the_caption_claim_its_colour_binding_and_the_phra
               benches=(("synth-group.refined", "group"),))
         for model in ("constant", "reversed", "window-early"):  # a window sweep kept in part, as across sittings
             _kept(tmp_path / "keep" / f"sft-{model}-s{seed}-600steps-limit4", base, 5.0, 0.0)
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "claims.py"), "--claims", "prompts", "age", "--limit", "4",
-                          "--keep", str(tmp_path / "keep"), "--out", str(tmp_path / "out"), "--only-kept"],
-                         capture_output=True, text=True, cwd=tmp_path)
+    out = run_script(ROOT / "benchmarks" / "claims.py", "--claims", "prompts", "age", "--limit", "4",
+                          "--keep", str(tmp_path / "keep"), "--out", str(tmp_path / "out"), "--only-kept", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     row = next(line for line in out.stdout.splitlines() if line.startswith("| (iv)"))
     assert "leakage ↓ vs captions-coarse: -0.500 [-0.500, -0.500] ✓" in row and "colour acc ↑ vs captions-coarse: +0.500" in row
@@ -141,8 +139,8 @@ def test_sampler_confirm_against_another_model_reports_paired_differences(tmp_pa
         (out / folder.name / f"{bench}.json").write_text((folder / f"{bench}.json").read_text())
         lines = [json.loads(line) for line in (folder / f"{bench}.scores.jsonl").read_text().splitlines()]
         (out / folder.name / f"{bench}.scores.jsonl").write_text("".join(json.dumps({**s, "facesim": s["facesim"] + 0.08}) + "\n" for s in lines))
-    script = [sys.executable, str(ROOT / "benchmarks" / "sampler_confirm.py"), "--run", str(run), "--out", str(out)]
-    done = subprocess.run([*script, "--against", str(kept)], capture_output=True, text=True)
+    script = (ROOT / "benchmarks" / "sampler_confirm.py", "--run", run, "--out", out)
+    done = run_script(*script, "--against", kept)
     assert done.returncode == 0, done.stderr
     results = json.loads((out / "results.json").read_text())
     for bench in ("synth-group", "synth-age"):
@@ -151,5 +149,5 @@ def test_sampler_confirm_against_another_model_reports_paired_differences(tmp_pa
         assert abs(d["difference"] - 0.08 / mu) < 1e-9 and abs(d["interval"][0] - d["interval"][1]) < 1e-9
         assert results[bench]["against"]["frechet_judge"]["difference"] == 0
     assert "| synth-age | child_rate | +0.000 [+0.000, +0.000] |" in (out / "results.md").read_text()
-    done = subprocess.run([*script, "--against", str(tmp_path / "nowhere")], capture_output=True, text=True)
+    done = run_script(*script, "--against", tmp_path / "nowhere")
     assert done.returncode == 2 and "--against: no finished evaluation in" in done.stderr

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import ROOT, cli, run_cli
+from conftest import ROOT, cli
 from PIL import Image, ImageEnhance, ImageFilter
 
 from idglow.conditioning.flux_tiny import save_tiny_flux_folder
@@ -151,7 +151,7 @@ def test_built_manifests_train_sft_generate_and_build_photo_pairs_on_a_tiny_flux
     without a face and a backend that cannot read photos are named errors."""
     flux = save_tiny_flux_folder(tmp_path / "FLUX.1-tiny")
     manifest = built / "sft.jsonl"
-    done = _photo_sft(run_cli, flux, manifest, tmp_path / "run")
+    done = _photo_sft(cli, flux, manifest, tmp_path / "run")
     assert done.returncode == 0, done.stderr
     log = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])
     assert log["step"] == 1 and "id_sim" not in log  # nothing scores x0_hat's faces without a photo recognizer
@@ -160,8 +160,8 @@ def test_built_manifests_train_sft_generate_and_build_photo_pairs_on_a_tiny_flux
                "--steps", "2", "--height", "64", "--width", "64", "--out", tmp_path / "gen")
     assert done.returncode == 0, done.stderr
     assert Image.open(tmp_path / "gen" / "image.png").size == (64, 64)
-    done = run_cli("pairs", "build", "--run", tmp_path / "run", "--out", tmp_path / "pairs", "--manifest", manifest,
-                   "--heldout", "--scorer", "photo", "--items", "2", "--candidates", "2", "--steps", "2", "--min_gap", "0")
+    done = cli("pairs", "build", "--run", tmp_path / "run", "--out", tmp_path / "pairs", "--manifest", manifest,
+               "--heldout", "--scorer", "photo", "--items", "2", "--candidates", "2", "--steps", "2", "--min_gap", "0")
     assert done.returncode == 0, done.stderr
     summary = json.loads((tmp_path / "pairs" / "build.json").read_text())
     assert summary["scorer"] == "photo" and summary["pairs"] == 2

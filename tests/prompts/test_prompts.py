@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import run_cli as _cli
+from conftest import cli as _cli
 from PIL import Image
 
 from idglow.prompts.rules import coarse, refine, synthesize

@@ -6,8 +6,7 @@ import sys
 
 import pytest
 import torch
-from conftest import ENV, ROOT, cli, nonzero_dpo_run
-from conftest import run_cli as _cli
+from conftest import ENV, ROOT, cli, nonzero_dpo_run, run_cli
 from conftest import run_sft as _sft
 from safetensors.torch import load_file
 
@@ -100,7 +99,7 @@ def test_sft_run_logs_diagnostics_trains_only_the_branch_and_resumes_exactly(cas
     assert (run / "samples" / "final.png").read_bytes()[:4] == b"\x89PNG"
     # Stopping at step 3 and re-running to step 6 gives the same branch as the uninterrupted run.
     assert _sft(cast, base, tmp_path / "split", "--optim.steps", "3").returncode == 0
-    again = _sft(cast, base, tmp_path / "split")
+    again = _sft(cast, base, tmp_path / "split", runner=run_cli)  # a new process: the checkpoint alone carries the state
     assert again.returncode == 0 and "resumed from" in again.stdout + again.stderr
     resumed = load_file(str(tmp_path / "split" / "final" / "identity_branch.safetensors"))
     assert all(torch.equal(branch[k], resumed[k]) for k in branch)

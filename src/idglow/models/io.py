@@ -69,10 +69,15 @@ def save_lora(model, directory: str | Path, backbone_state: dict[str, torch.Tens
     backbone's state entries to take them from (e.g. gathered whole from a sharded model), else the module's."""
     if model.config.lora.rank == 0:
         raise ValueError("lora.rank: the model has no LoRA to save")
-    directory = Path(directory)
     state = get_peft_model_state_dict(model.flux, state_dict=backbone_state, adapter_name=ADAPTER_NAME)
-    save_weights(directory / LORA_WEIGHTS, state, to_dict(model.config.lora))
-    return directory / LORA_WEIGHTS
+    return write_lora(directory, state, model.config.lora)
+
+
+def write_lora(directory: str | Path, state: dict[str, torch.Tensor], options: LoraOptions) -> Path:
+    """Write a LoRA ``(state, options)``, as :func:`read_lora` returns them, to ``directory/lora.safetensors``."""
+    path = Path(directory) / LORA_WEIGHTS
+    save_weights(path, state, to_dict(options))
+    return path
 
 
 def read_lora(directory: str | Path) -> tuple[dict[str, torch.Tensor], LoraOptions]:

@@ -174,10 +174,9 @@ def export_sft_stage(model_folder: str | Path, out: str | Path, command: str, co
     """
     import shutil
 
-    from idglow.models.io import LORA_WEIGHTS, read_lora
+    from idglow.models.io import read_lora, write_lora
     from idglow.models.lora import lora_ranks
     from idglow.runs.load import EXPORTED, is_exported_model, weights_fingerprint
-    from idglow.utils.io import save_weights
 
     model_folder, out = Path(model_folder), Path(out)
     if not is_exported_model(model_folder):
@@ -194,7 +193,7 @@ def export_sft_stage(model_folder: str | Path, out: str | Path, command: str, co
     if sft_rank:
         state, options = read_lora(model_folder / "final")
         part, part_options = lora_ranks(state, options, 0, sft_rank)
-        save_weights(tmp / "final" / LORA_WEIGHTS, part, to_dict(part_options))
+        write_lora(tmp / "final", part, part_options)
         config["model"]["lora"] = to_dict(part_options)
     else:  # SFT trained no LoRA: the stacked adapter is all DPO's
         config["model"]["lora"] = recorded["sft_config"]["model"]["lora"]
