@@ -119,10 +119,10 @@ def run_cli(*argv: str) -> subprocess.CompletedProcess:
 def cli(*argv: str) -> subprocess.CompletedProcess:
     """``idglow ARGV`` in this process: the same parser, handlers and error boundary (exit status 2 and one line
     naming what is wrong) as :func:`run_cli`, without a new interpreter's ~6 s of imports. What a process would not
-    carry over is set back afterwards: one thread during the call (as run_cli's OMP_NUM_THREADS=1, so both give
-    bit-equal runs), the environment, and accelerate's process-wide state, cleared before and after (as accelerate's
-    own ``AccelerateTestCase`` does; it keeps one mixed precision per process). Runs whose point is a new process (resuming from the checkpoint
-    alone, being killed, a launcher's processes) use :func:`run_cli`."""
+    carry over is set back: one thread during the call (as run_cli's OMP_NUM_THREADS=1, so both give bit-equal runs),
+    the environment afterwards, and accelerate's process-wide state before and after (as accelerate's own
+    ``AccelerateTestCase`` does; accelerate keeps one mixed precision per process). Runs whose point is a new process
+    (resuming from the checkpoint alone, being killed, a launcher's processes) use :func:`run_cli`."""
     from accelerate.state import AcceleratorState, GradientState
 
     from idglow.cli.main import main
@@ -215,7 +215,7 @@ def base(cast, tmp_path_factory) -> Path:
 
 def _train_base(cast: Path, root: Path) -> Path:
     done = cli("train", "base", "--config", str(ROOT / "configs" / "tiny-base.yaml"), "--out", str(root / "run"),
-                   "--data.manifests", f"[{cast / 'sft-group-train.jsonl'}]", "--optim.steps", "4")
+               "--data.manifests", f"[{cast / 'sft-group-train.jsonl'}]", "--optim.steps", "4")
     assert done.returncode == 0, done.stderr
     done = cli("train", "export", "--run", str(root / "run"), "--out", str(root / "export"))
     assert done.returncode == 0, done.stderr

@@ -31,7 +31,7 @@ def test_crossover_splits_a_difference_into_training_and_sampling_effects(tmp_pa
                           else tmp_path / "out" / f"{name}-sampled-{sampled}-limit4")
                 _kept(folder, shift, frechet)
     out = run_script(ROOT / "benchmarks" / "gate_crossover.py", "--claims", str(tmp_path / "claims"),
-                          "--runs", str(tmp_path / "no-runs"), "--out", str(tmp_path / "out"), "--limit", "4", cwd=tmp_path)
+                     "--runs", str(tmp_path / "no-runs"), "--out", str(tmp_path / "out"), "--limit", "4", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     effects = json.loads((tmp_path / "out" / "results.json").read_text())["effects"]["synth-group"]
     for gate in ("paper", "constant"):
@@ -46,5 +46,5 @@ def test_crossover_splits_a_difference_into_training_and_sampling_effects(tmp_pa
 
 def test_crossover_without_the_claims_runs_names_what_is_missing(tmp_path):
     out = run_script(ROOT / "benchmarks" / "gate_crossover.py", "--claims", str(tmp_path / "claims"),
-                          "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), cwd=tmp_path)
+                     "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert out.returncode != 0 and "sft-paper-s0-600steps-limit100: no kept claims evaluation" in out.stderr

@@ -50,8 +50,8 @@ def test_claims_script_reports_verdicts_from_kept_evaluations_into_the_readme(tm
     readme = tmp_path / "README.md"
     readme.write_text("# Title\n\n<!-- claims-table:start -->\nold\n<!-- claims-table:end -->\n\ntail\n")
     out = run_script(ROOT / "benchmarks" / "claims.py", "--claims", "group", "--limit", "5",
-                          "--keep", str(tmp_path / "keep"), "--out", str(tmp_path / "out"), "--only-kept",
-                          "--readme", str(readme), cwd=tmp_path)
+                     "--keep", str(tmp_path / "keep"), "--out", str(tmp_path / "out"), "--only-kept",
+                     "--readme", str(readme), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     text = readme.read_text()
     assert "old" not in text and text.startswith("# Title") and text.endswith("tail\n")
@@ -66,13 +66,13 @@ def test_claims_script_reports_verdicts_from_kept_evaluations_into_the_readme(tm
 
 def test_claims_script_without_kept_evaluations_says_not_measured(tmp_path):
     out = run_script(ROOT / "benchmarks" / "claims.py", "--claims", "group", "--only-kept",
-                          "--keep", str(tmp_path / "keep"), "--out", str(tmp_path / "out"))
+                     "--keep", str(tmp_path / "keep"), "--out", str(tmp_path / "out"))
     assert out.returncode == 0, out.stderr
     assert "**not measured**" in out.stdout
     readme = tmp_path / "README.md"
     readme.write_text("no markers\n")
     out = run_script(ROOT / "benchmarks" / "claims.py", "--only-kept", "--readme", str(readme),
-                          "--keep", str(tmp_path / "keep"), "--out", str(tmp_path / "out"))
+                     "--keep", str(tmp_path / "keep"), "--out", str(tmp_path / "out"))
     assert out.returncode != 0 and "has no <!-- claims-table:start -->" in out.stderr
 
 
@@ -88,7 +88,7 @@ def test_claims_script_reports_age_frontier_and_dpo_win_rates(tmp_path):
         for loss in ("sigmoid", "weighted", "margin"):
             _kept(tmp_path / "keep" / f"dpo-{loss}-s{seed}-600steps-dpo200steps-pairs200-limit4", [f + 0.05 for f in base], 5.0, 0.0)
     out = run_script(ROOT / "benchmarks" / "claims.py", "--claims", "age", "dpo", "--limit", "4",
-                          "--keep", str(tmp_path / "keep"), "--out", str(tmp_path / "out"), "--only-kept", cwd=tmp_path)
+                     "--keep", str(tmp_path / "keep"), "--out", str(tmp_path / "out"), "--only-kept", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     verdicts = json.loads((tmp_path / "out" / "results.json").read_text())["verdicts"]
     assert verdicts["dpo"]["verdict"] == "reproduced" and len(verdicts["dpo"]["checks"]) == 6
@@ -114,7 +114,7 @@ def test_claims_script_reports_the_caption_claim_its_colour_binding_and_the_phra
         for model in ("constant", "reversed", "window-early"):  # a window sweep kept in part, as across sittings
             _kept(tmp_path / "keep" / f"sft-{model}-s{seed}-600steps-limit4", base, 5.0, 0.0)
     out = run_script(ROOT / "benchmarks" / "claims.py", "--claims", "prompts", "age", "--limit", "4",
-                          "--keep", str(tmp_path / "keep"), "--out", str(tmp_path / "out"), "--only-kept", cwd=tmp_path)
+                     "--keep", str(tmp_path / "keep"), "--out", str(tmp_path / "out"), "--only-kept", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     row = next(line for line in out.stdout.splitlines() if line.startswith("| (iv)"))
     assert "leakage ↓ vs captions-coarse: -0.500 [-0.500, -0.500] ✓" in row and "colour acc ↑ vs captions-coarse: +0.500" in row
