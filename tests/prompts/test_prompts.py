@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import cli as _cli
+from conftest import cli
 from PIL import Image
 
 from idglow.prompts.rules import coarse, refine, synthesize
@@ -248,8 +248,8 @@ def test_refine_rewrites_failing_records_with_rules_or_a_vlm_given_the_library(e
 @pytest.mark.e2e
 def test_prompts_refine_round_writes_library_prompts_and_before_after_metrics(cast, sft_run, tmp_path):
     out = tmp_path / "refine"
-    done = _cli("prompts", "refine", "--run", str(sft_run), "--benchmark", str(cast / "synth-group.jsonl"), "--out", str(out),
-                "--steps", "2", "--limit", "4")
+    done = cli("prompts", "refine", "--run", str(sft_run), "--benchmark", str(cast / "synth-group.jsonl"), "--out", str(out),
+               "--steps", "2", "--limit", "4")
     assert done.returncode == 0, done.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["images"] == 4 and set(summary["before"]) == set(summary["after"])
@@ -332,8 +332,8 @@ def test_training_badcases_then_refined_captions_from_the_cli(cast, sft_run, tmp
     data = tmp_path / "cast"
     shutil.copytree(cast, data)  # the badcase scenes are written beside the manifest: not into the shared cast
     out = tmp_path / "badcases"
-    done = _cli("prompts", "badcases", "--run", str(sft_run), "--manifest", str(data / "sft-group-train.jsonl"),
-                "--out", str(out), "--steps", "2", "--limit", "4")
+    done = cli("prompts", "badcases", "--run", str(sft_run), "--manifest", str(data / "sft-group-train.jsonl"),
+               "--out", str(out), "--steps", "2", "--limit", "4")
     assert done.returncode == 0, done.stderr
     summary = json.loads((out / "summary.json").read_text())
     scenes = [json.loads(line) for line in (data / "sft-group-train.badcase-scenes.jsonl").read_text().splitlines()]
@@ -341,9 +341,9 @@ def test_training_badcases_then_refined_captions_from_the_cli(cast, sft_run, tmp
     assert all(s["id"].startswith("sft-group-train-") for s in scenes)  # training scenes, no benchmark record
     library = [json.loads(line) for line in (out / "badcases.jsonl").read_text().splitlines()]
     assert sum(summary["failures"].values()) == len(library)
-    done = _cli("prompts", "caption", "--manifest", str(data / "sft-group-train.jsonl"), "--style", "refined",
-                "--badcases", str(out), "--out", str(data / "sft-group-train.refined.jsonl"))
+    done = cli("prompts", "caption", "--manifest", str(data / "sft-group-train.jsonl"), "--style", "refined",
+               "--badcases", str(out), "--out", str(data / "sft-group-train.refined.jsonl"))
     assert done.returncode == 0, done.stderr
     assert len((data / "sft-group-train.refined.jsonl").read_text().splitlines()) == 8
-    refused = _cli("prompts", "caption", "--manifest", str(data / "sft-group-train.jsonl"), "--badcases", str(out))
+    refused = cli("prompts", "caption", "--manifest", str(data / "sft-group-train.jsonl"), "--badcases", str(out))
     assert refused.returncode != 0 and "--badcases DIR goes with --style refined" in refused.stderr
