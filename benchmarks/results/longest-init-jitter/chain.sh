@@ -13,11 +13,18 @@ GROUP="--benchmark data/cast/synth-group.jsonl"; AGE="--benchmark data/cast/synt
 [ -f $S/final/lora.safetensors ] || $B/idglow train sft --config configs/sft-constant-longest-init-jitter.yaml
 [ -f $P/pairs.jsonl ] || $B/idglow pairs build --run $S --items 200 --candidates 4 --out $P
 [ -f $D/final/lora.safetensors ] || $B/idglow train dpo --config configs/dpo-constant-longest-init-jitter.yaml
-[ -f $D/eval-g1.25-group/synth-group.json ] || $B/idglow train sft-eval --run $D --limit 100 --id-guidance 1.25 $GROUP --out $D/eval-g1.25-group
-[ -f $D/eval-g1.25-age.kind-window/synth-age.json ] || $B/idglow train sft-eval --run $D --limit 100 --id-guidance 1.25 --schedule age.kind=window $AGE --out $D/eval-g1.25-age.kind-window
-[ -f $D/eval-g1.5-age.kind-window/synth-age.json ] || $B/idglow train sft-eval --run $D --limit 100 --id-guidance 1.5 --schedule age.kind=window $AGE --out $D/eval-g1.5-age.kind-window
-[ -f $M/provenance.json ] || $B/idglow train export --run $D --out $M --scores $D/eval-g1.25-group \
-  --scores $D/eval-g1.25-age.kind-window --scores $D/eval-g1.5-age.kind-window --gallery data/cast \
+# the samplers the shipped model was offered for these tasks: groups at guidance 1.25 and 1.5 (trained gate), age
+# with the paper's window at guidance 1.25 to 2; export recommends per task from these scores (idglow.runs.sampler)
+EVALS=""
+for g in 1.25 1.5; do
+  E=eval-g$g-group; EVALS="$EVALS --scores $D/$E"
+  [ -f $D/$E/synth-group.json ] || $B/idglow train sft-eval --run $D --limit 100 --id-guidance $g $GROUP --out $D/$E
+done
+for g in 1.25 1.5 1.75 2; do
+  E=eval-g$g-age.kind-window; EVALS="$EVALS --scores $D/$E"
+  [ -f $D/$E/synth-age.json ] || $B/idglow train sft-eval --run $D --limit 100 --id-guidance $g --schedule age.kind=window $AGE --out $D/$E
+done
+[ -f $M/provenance.json ] || $B/idglow train export --run $D --out $M $EVALS --gallery data/cast \
   --train-command-line "idglow train export --run assets/idglow --stage sft --out runs/idglow-sft8k; configs/sft-constant-longest-init.yaml --init runs/idglow-sft8k; configs/sft-constant-longest-init-jitter.yaml; pairs build --items 200 --candidates 4; configs/dpo-constant-longest-init-jitter.yaml"
 $B/python benchmarks/sampler_confirm.py --run $M --out runs/confirm-longest-init-jitter --against benchmarks/results/sampler_confirm
 mkdir -p benchmarks/results/longest-init-jitter/sampler_confirm
