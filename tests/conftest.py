@@ -227,7 +227,7 @@ def run_sft(cast: Path, base: Path, out: Path, *extra: str, runner: Callable = c
     is :func:`run_cli`)."""
     manifests = f"[{cast / 'sft-group-train.jsonl'},{cast / 'sft-age-train.jsonl'}]"
     return runner("train", "sft", "--config", str(ROOT / "configs" / "tiny-sft.yaml"), "--out", str(out), "--base", str(base),
-                   "--data.manifests", manifests, "--diagnostics.manifests", manifests, *extra)
+                  "--data.manifests", manifests, "--diagnostics.manifests", manifests, *extra)
 
 
 def _finished_sft(cast: Path, base: Path, run: Path, *extra: str) -> Path:
@@ -250,9 +250,9 @@ def sft_lora(cast, base, tmp_path_factory) -> Path:
 
 def pairs_build(cast: Path, run: Path, out: Path, *extra: str, runner: Callable = cli):
     return runner("pairs", "build", "--run", str(run), "--out", str(out), "--judges", str(JUDGES),
-                "--manifest", str(cast / "sft-group-train.jsonl"), str(cast / "sft-age-train.jsonl"),
-                "--heldout", str(cast / "synth-group.jsonl"), str(cast / "synth-age.jsonl"),
-                "--items", "4", "--candidates", "2", "--steps", "2", "--batch", "3", *extra)
+                  "--manifest", str(cast / "sft-group-train.jsonl"), str(cast / "sft-age-train.jsonl"),
+                  "--heldout", str(cast / "synth-group.jsonl"), str(cast / "synth-age.jsonl"),
+                  "--items", "4", "--candidates", "2", "--steps", "2", "--batch", "3", *extra)
 
 
 def _built_pairs(cast: Path, sft_lora: Path, out: Path) -> Path:

@@ -15,9 +15,10 @@ GROUP="--benchmark data/cast/synth-group.jsonl"; AGE="--benchmark data/cast/synt
 [ -d runs/idglow-sft8k ] || $B/idglow train export --run assets/idglow --stage sft --out runs/idglow-sft8k
 [ -f $L/final/lora.safetensors ] || $B/idglow train sft --config configs/sft-constant-longest-init.yaml --init runs/idglow-sft8k
 [ -f runs/sft-constant-longest-init-jitter/final/lora.safetensors ] || $B/idglow train sft --config configs/sft-constant-longest-init-jitter.yaml
-if [ -n "$J" ] && [ ! -d $S ]; then  # continue the 1,000-step run: a copy without its final weights resumes
-  cp -r runs/sft-constant-longest-init-jitter $S.tmp && rm -r $S.tmp/final && mv $S.tmp $S; fi
-[ -f $S/final/lora.safetensors ] || $B/idglow train sft --config configs/sft-constant-longest-init-jitter$J.yaml
+if [ -n "$J" ]; then  # continue the 1,000-step run: a copy without its final weights resumes from its checkpoint
+  [ -d $S ] || { cp -r runs/sft-constant-longest-init-jitter $S.tmp && rm -r $S.tmp/final && mv $S.tmp $S; }
+  [ -f $S/final/lora.safetensors ] || $B/idglow train sft --config configs/sft-constant-longest-init-jitter$J.yaml
+fi
 [ -f $P/pairs.jsonl ] || $B/idglow pairs build --run $S --items 200 --candidates 4 --out $P
 [ -f $D/final/lora.safetensors ] || $B/idglow train dpo --config configs/dpo-constant-longest-init-jitter$J.yaml
 # the samplers the shipped model was offered for these tasks: groups at guidance 1.25 and 1.5 (trained gate), age
