@@ -40,6 +40,18 @@ def test_recommend_takes_the_best_facesim_that_keeps_each_tasks_floor():
     assert "age" not in recommend({"synth-age, id_guidance 1.5": scores["synth-age, id_guidance 1.5"]}, TRAINED)
 
 
+def test_recommend_asks_the_floor_of_the_intervals_lower_end_where_the_result_has_one():
+    # the shipped candidate's chosen-record scores: g1.75 clears 0.85 at its point estimate only, and fell to 0.816 unseen
+    risky = _result("synth-age", 0.682, 1.75, 0.872) | {"intervals": {"child_rate": [0.821, 0.916]}}
+    safe = _result("synth-age", 0.661, 1.5, 0.900) | {"intervals": {"child_rate": [0.853, 0.941]}}
+    chosen = recommend({"synth-age, id_guidance 1.75": risky, "synth-age, id_guidance 1.5": safe}, TRAINED)
+    assert chosen["age"]["id_guidance"] == 1.5 and chosen["age"]["child_rate_interval"] == [0.853, 0.941]
+    assert "lower end of its 95% interval" in chosen["rule"]
+    assert "age" not in recommend({"g1.75": risky}, TRAINED)
+    # without an interval the point estimate is all there is
+    assert recommend({"g1.75": _result("synth-age", 0.682, 1.75, 0.872)}, TRAINED)["age"]["id_guidance"] == 1.75
+
+
 def test_read_sampler_round_trips_and_names_a_bad_field(tmp_path):
     assert read_sampler(tmp_path) == {}  # a training run: no recommendation
     chosen = recommend({"g": _result("synth-group", 0.5, 1.5, 0.95), "a": _result("synth-age", 0.5, 1.25, 0.9)}, TRAINED)
