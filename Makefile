@@ -53,39 +53,39 @@ reproduce: $(BIN)/.installed
 	$(BIN)/idglow demo --out runs/demo --force
 
 # The shipped IdGlow model (assets/idglow): SFT with both identity gates held constant (the LoRA recipe, 8,000 steps,
-# configs/sft-constant-longer.yaml) and DPO on the shipped base model, the DPO model scored on 100 records of each
-# held-out benchmark under the settings below (identity guidance 1 to 2; the paper's gates at sampling), exported
-# with a gallery of held-out people and the sampler those scores recommend per task (sampler.json), then confirmed
-# on the other 100 records (benchmarks/sampler_confirm.py). About 6 hours on 2 CPU cores (or scripts/gpu_idglow_model.sh
-# and gpu_idglow_eval.sh on one GPU: minutes); every step resumes when re-run. Needs data/cast
-# (`idglow synth build --out data/cast`).
-SFT_RUN := runs/sft-constant-longer
-DPO_RUN := runs/dpo-constant-longer
-PAPER_GATES := --schedule group.kind=linear_decay --schedule age.kind=window
+# configs/sft-constant-longer.yaml), 4,000 more steps of it from its weights (configs/sft-constant-longest-init.yaml),
+# 1,000 steps of the jittered-views identity loss (configs/sft-constant-longest-init-jitter.yaml) and DPO on pairs drawn
+# from that run, all on the shipped base model; the DPO model scored on 100 records of each held-out benchmark under the
+# settings below (the trained sampler; groups: identity guidance 1.25 and 1.5; age: 1.25 to 2 with the paper's window),
+# exported with a gallery of held-out people and the sampler those scores recommend per task (sampler.json:
+# idglow.runs.sampler's rule), then confirmed on the other 100 records (benchmarks/sampler_confirm.py). About 11 hours
+# on 2 CPU cores (the first stage also on one GPU: scripts/gpu_idglow_model.sh); every step resumes when re-run.
+# Needs data/cast (`idglow synth build --out data/cast`).
+SFT_RUN := runs/sft-constant-longest-init-jitter
+DPO_RUN := runs/dpo-constant-longest-init-jitter
 GROUP := --benchmark data/cast/synth-group.jsonl
 AGE := --benchmark data/cast/synth-age.jsonl
 idglow-model: $(BIN)/.installed
 	$(BIN)/idglow train sft --config configs/sft-constant-longer.yaml
-	$(BIN)/idglow train sft-eval --run $(SFT_RUN) --limit 100 --out $(SFT_RUN)/eval
-	$(BIN)/idglow pairs build --run $(SFT_RUN) --items 200 --candidates 4 --out data/pairs-constant-longer
-	$(BIN)/idglow train dpo --config configs/dpo-constant-longer.yaml
+	$(BIN)/idglow train sft --config configs/sft-constant-longest-init.yaml
+	$(BIN)/idglow train sft --config configs/sft-constant-longest-init-jitter.yaml
+	$(BIN)/idglow pairs build --run $(SFT_RUN) --items 200 --candidates 4 --out data/pairs-constant-longest-init-jitter
+	$(BIN)/idglow train dpo --config configs/dpo-constant-longest-init-jitter.yaml
 	$(BIN)/idglow train sft-eval --run $(DPO_RUN) --limit 100 --out $(DPO_RUN)/eval
-	for g in 1.25 1.5 2; do \
-	  $(BIN)/idglow train sft-eval --run $(DPO_RUN) --limit 100 --id-guidance $$g $(GROUP) --out $(DPO_RUN)/eval-g$$g-group || exit 1; done
-	$(BIN)/idglow train sft-eval --run $(DPO_RUN) --limit 100 $(PAPER_GATES) --out $(DPO_RUN)/eval-paper-gates
-	$(BIN)/idglow train sft-eval --run $(DPO_RUN) --limit 100 $(PAPER_GATES) --id-guidance 1.5 --out $(DPO_RUN)/eval-paper-gates-g1.5
-	$(BIN)/idglow train sft-eval --run $(DPO_RUN) --limit 100 $(PAPER_GATES) --id-guidance 1.5 --schedule group.lambda_min=0.3 \
-	    $(GROUP) --out $(DPO_RUN)/eval-paper-gates-g1.5-group.lambda_min-0.3
-	for g in 1.75 2; do \
+	for g in 1.25 1.5; do \
+	  $(BIN)/idglow train sft-eval --run $(DPO_RUN) --limit 100 --id-guidance $$g $(GROUP) --out $(DPO_RUN)/eval-g$$g-group \
+	  || exit 1; done
+	for g in 1.25 1.5 1.75 2; do \
 	  $(BIN)/idglow train sft-eval --run $(DPO_RUN) --limit 100 --id-guidance $$g --schedule age.kind=window $(AGE) \
 	    --out $(DPO_RUN)/eval-g$$g-age.kind-window || exit 1; done
 	$(BIN)/idglow train export --run $(DPO_RUN) --out assets/idglow $(foreach f,$(DPO_EVALS),--scores $(DPO_RUN)/$(f)) \
-	    --gallery data/cast --train-command-line "make idglow-model: configs/sft-constant-longer.yaml; pairs build --items 200 \
-	--candidates 4; configs/dpo-constant-longer.yaml"
+	    --gallery data/cast --train-command-line "make idglow-model: configs/sft-constant-longer.yaml; \
+	configs/sft-constant-longest-init.yaml; configs/sft-constant-longest-init-jitter.yaml; pairs build --items 200 \
+	--candidates 4; configs/dpo-constant-longest-init-jitter.yaml"
 	$(BIN)/python benchmarks/sampler_confirm.py --run assets/idglow --out benchmarks/results/sampler_confirm \
-	    --against benchmarks/results/sampler_confirm-dpo-longer
-DPO_EVALS := eval eval-g1.25-group eval-g1.5-group eval-g2-group eval-paper-gates eval-paper-gates-g1.5 \
-	eval-paper-gates-g1.5-group.lambda_min-0.3 eval-g1.75-age.kind-window eval-g2-age.kind-window
+	    --against benchmarks/results/sampler_confirm-constant-longer
+DPO_EVALS := eval eval-g1.25-group eval-g1.5-group eval-g1.25-age.kind-window eval-g1.5-age.kind-window \
+	eval-g1.75-age.kind-window eval-g2-age.kind-window
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
