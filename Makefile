@@ -54,23 +54,23 @@ reproduce: $(BIN)/.installed
 
 # The shipped IdGlow model (assets/idglow): SFT with both identity gates held constant (the LoRA recipe, 8,000 steps,
 # configs/sft-constant-longer.yaml), 4,000 more steps of it from its weights (configs/sft-constant-longest-init.yaml),
-# 1,000 steps of the jittered-views identity loss (configs/sft-constant-longest-init-jitter.yaml) and DPO on pairs drawn
+# 2,000 steps of the jittered-views identity loss (configs/sft-constant-longest-init-jitter2k.yaml) and DPO on pairs drawn
 # from that run, all on the shipped base model; the DPO model scored on 100 records of each held-out benchmark under the
 # settings below (the trained sampler; groups: identity guidance 1.25 and 1.5; age: 1.25 to 2 with the paper's window),
 # exported with a gallery of held-out people and the sampler those scores recommend per task (sampler.json:
-# idglow.runs.sampler's rule), then confirmed on the other 100 records (benchmarks/sampler_confirm.py). About 11 hours
+# idglow.runs.sampler's rule), then confirmed on the other 100 records (benchmarks/sampler_confirm.py). About 12 hours
 # on 2 CPU cores (the first stage also on one GPU: scripts/gpu_idglow_model.sh); every step resumes when re-run.
 # Needs data/cast (`idglow synth build --out data/cast`).
-SFT_RUN := runs/sft-constant-longest-init-jitter
-DPO_RUN := runs/dpo-constant-longest-init-jitter
+SFT_RUN := runs/sft-constant-longest-init-jitter2k
+DPO_RUN := runs/dpo-constant-longest-init-jitter2k
 GROUP := --benchmark data/cast/synth-group.jsonl
 AGE := --benchmark data/cast/synth-age.jsonl
 idglow-model: $(BIN)/.installed
 	$(BIN)/idglow train sft --config configs/sft-constant-longer.yaml
 	$(BIN)/idglow train sft --config configs/sft-constant-longest-init.yaml
-	$(BIN)/idglow train sft --config configs/sft-constant-longest-init-jitter.yaml
-	$(BIN)/idglow pairs build --run $(SFT_RUN) --items 200 --candidates 4 --out data/pairs-constant-longest-init-jitter
-	$(BIN)/idglow train dpo --config configs/dpo-constant-longest-init-jitter.yaml
+	$(BIN)/idglow train sft --config configs/sft-constant-longest-init-jitter2k.yaml
+	$(BIN)/idglow pairs build --run $(SFT_RUN) --items 200 --candidates 4 --out data/pairs-constant-longest-init-jitter2k
+	$(BIN)/idglow train dpo --config configs/dpo-constant-longest-init-jitter2k.yaml
 	$(BIN)/idglow train sft-eval --run $(DPO_RUN) --limit 100 --out $(DPO_RUN)/eval
 	for g in 1.25 1.5; do \
 	  $(BIN)/idglow train sft-eval --run $(DPO_RUN) --limit 100 --id-guidance $$g $(GROUP) --out $(DPO_RUN)/eval-g$$g-group \
@@ -80,8 +80,8 @@ idglow-model: $(BIN)/.installed
 	    --out $(DPO_RUN)/eval-g$$g-age.kind-window || exit 1; done
 	$(BIN)/idglow train export --run $(DPO_RUN) --out assets/idglow $(foreach f,$(DPO_EVALS),--scores $(DPO_RUN)/$(f)) \
 	    --gallery data/cast --train-command-line "make idglow-model: configs/sft-constant-longer.yaml; \
-	configs/sft-constant-longest-init.yaml; configs/sft-constant-longest-init-jitter.yaml; pairs build --items 200 \
-	--candidates 4; configs/dpo-constant-longest-init-jitter.yaml"
+	configs/sft-constant-longest-init.yaml; configs/sft-constant-longest-init-jitter2k.yaml; pairs build --items 200 \
+	--candidates 4; configs/dpo-constant-longest-init-jitter2k.yaml"
 	$(BIN)/python benchmarks/sampler_confirm.py --run assets/idglow --out benchmarks/results/sampler_confirm \
 	    --against benchmarks/results/sampler_confirm-constant-longer
 DPO_EVALS := eval eval-g1.25-group eval-g1.5-group eval-g1.25-age.kind-window eval-g1.5-age.kind-window \

@@ -2,7 +2,7 @@
 held-out benchmarks it was exported with (``sampler.json``, written by ``idglow train export --scores``).
 
 A model is trained with one gate and sampled by default with guidance 1, but the best sampler differs by task (the
-shipped model: group photos gain from guidance 1.25 with the trained gate; children keep their child rate above
+shipped model: group photos do best with the trained gate at guidance 1; children keep their child rate above
 guidance 1 only with the paper's age window at sampling). The choice is made from measured scores by one rule,
 :data:`FLOORS`: the highest FaceSim/mu among the scored settings whose naturalness metric keeps the task's floor at
 the lower end of its 95% interval. ``idglow generate``, ``idglow serve`` and
