@@ -12,7 +12,7 @@ L=runs/sft-constant-longest-init; S=runs/sft-constant-longest-init-jitter$J; D=r
 P=data/pairs-constant-longest-init-jitter$J; M=runs/idglow-longest-init-jitter$J; C=runs/confirm-longest-init-jitter$J
 R=benchmarks/results/longest-init-jitter${J:+/jitter$J}
 GROUP="--benchmark data/cast/synth-group.jsonl"; AGE="--benchmark data/cast/synth-age.jsonl"
-[ -d runs/idglow-sft8k ] || $B/idglow train export --run assets/idglow --stage sft --out runs/idglow-sft8k
+[ -d runs/idglow-sft8k ] || $B/idglow train export --run "$(scripts/previous_model.sh)" --stage sft --out runs/idglow-sft8k
 [ -f $L/final/lora.safetensors ] || $B/idglow train sft --config configs/sft-constant-longest-init.yaml --init runs/idglow-sft8k
 [ -f runs/sft-constant-longest-init-jitter/final/lora.safetensors ] || $B/idglow train sft --config configs/sft-constant-longest-init-jitter.yaml
 if [ -n "$J" ]; then  # continue the 1,000-step run: a copy without its final weights resumes from its checkpoint
@@ -34,7 +34,10 @@ for g in 1.25 1.5 1.75 2; do
 done
 [ -f $M/provenance.json ] || $B/idglow train export --run $D --out $M $EVALS --gallery data/cast \
   --train-command-line "idglow train export --run assets/idglow --stage sft --out runs/idglow-sft8k; configs/sft-constant-longest-init.yaml --init runs/idglow-sft8k; configs/sft-constant-longest-init-jitter$J.yaml; pairs build --items 200 --candidates 4; configs/dpo-constant-longest-init-jitter$J.yaml"
-$B/python benchmarks/sampler_confirm.py --run $M --out $C --against benchmarks/results/sampler_confirm
+# against the model shipped before (when these ran, benchmarks/results/sampler_confirm held it; for `2k`, the
+# 1,000-step model: see jitter2k/sampler_confirm/results.md). The shipped export (make idglow-model) also scored the
+# trained sampler (`sft-eval --out $D/eval`), which this chain does not.
+$B/python benchmarks/sampler_confirm.py --run $M --out $C --against benchmarks/results/sampler_confirm-constant-longer
 mkdir -p $R/sampler_confirm
 for f in $D/eval-*/*.json; do cp $f $R/$(basename $(dirname $f)).json; done
 cp $C/results.{md,json} $R/sampler_confirm/ && cp -r $C/synth-*-seed* $R/sampler_confirm/
