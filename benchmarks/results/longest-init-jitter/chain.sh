@@ -3,11 +3,15 @@
 # jittered-views loss, pairs and DPO; scored on 100 chosen records per benchmark, exported and confirmed on unseen
 # records. Resumable: re-run it and every step either resumes from its checkpoints or is skipped when done.
 # `chain.sh 2k`: the same with the jittered SFT continued to 2,000 steps (configs/*-longest-init-jitter2k.yaml),
-# its results in benchmarks/results/longest-init-jitter/jitter2k/.
+# its results in benchmarks/results/longest-init-jitter/jitter2k/. `chain.sh 3k`: continued from 2,000 to 3,000 steps,
+# scored under the samplers the rule could pick at 2,000 steps (the trained sampler, groups at guidance 1.25, age with
+# the window at 1.25 and 1.5: at 2,000 steps guidance 1.5 ranked last for groups and the window at 1.75 and 2 read
+# child rate 0.852 and 0.840, below the floor), results in jitter3k/.
 set -ex
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 B=.venv/bin
-J=${1:-}; case "$J" in ""|2k) ;; *) echo "usage: chain.sh [2k]" >&2; exit 2;; esac
+J=${1:-}; case "$J" in "") ;; 2k) FROM=runs/sft-constant-longest-init-jitter;; 3k) FROM=runs/sft-constant-longest-init-jitter2k;;
+  *) echo "usage: chain.sh [2k|3k]" >&2; exit 2;; esac
 L=runs/sft-constant-longest-init; S=runs/sft-constant-longest-init-jitter$J; D=runs/dpo-constant-longest-init-jitter$J
 P=data/pairs-constant-longest-init-jitter$J; M=runs/idglow-longest-init-jitter$J; C=runs/confirm-longest-init-jitter$J
 R=benchmarks/results/longest-init-jitter${J:+/jitter$J}
@@ -15,30 +19,39 @@ GROUP="--benchmark data/cast/synth-group.jsonl"; AGE="--benchmark data/cast/synt
 [ -d runs/idglow-sft8k ] || $B/idglow train export --run "$(scripts/previous_model.sh)" --stage sft --out runs/idglow-sft8k
 [ -f $L/final/lora.safetensors ] || $B/idglow train sft --config configs/sft-constant-longest-init.yaml --init runs/idglow-sft8k
 [ -f runs/sft-constant-longest-init-jitter/final/lora.safetensors ] || $B/idglow train sft --config configs/sft-constant-longest-init-jitter.yaml
-if [ -n "$J" ]; then  # continue the 1,000-step run: a copy without its final weights resumes from its checkpoint
-  [ -d $S ] || { cp -r runs/sft-constant-longest-init-jitter $S.tmp && rm -r $S.tmp/final && mv $S.tmp $S; }
+[ "$J" != 3k ] || [ -f $FROM/final/lora.safetensors ] || { echo "$FROM is missing: run chain.sh 2k first" >&2; exit 1; }
+if [ -n "$J" ]; then  # continue the shorter run: a copy without its final weights resumes from its checkpoint
+  [ -d $S ] || { cp -r $FROM $S.tmp && rm -r $S.tmp/final && mv $S.tmp $S; }
   [ -f $S/final/lora.safetensors ] || $B/idglow train sft --config configs/sft-constant-longest-init-jitter$J.yaml
 fi
 [ -f $P/pairs.jsonl ] || $B/idglow pairs build --run $S --items 200 --candidates 4 --out $P
 [ -f $D/final/lora.safetensors ] || $B/idglow train dpo --config configs/dpo-constant-longest-init-jitter$J.yaml
 # the samplers the shipped model was offered for these tasks: groups at guidance 1.25 and 1.5 (trained gate), age
 # with the paper's window at guidance 1.25 to 2; export recommends per task from these scores (idglow.runs.sampler)
-EVALS=""
-for g in 1.25 1.5; do
+EVALS=""; GROUP_G="1.25 1.5"; AGE_G="1.25 1.5 1.75 2"
+if [ "$J" = 3k ]; then
+  GROUP_G=1.25; AGE_G="1.25 1.5"; EVALS="--scores $D/eval"
+  [ -f $D/eval/synth-age.json ] || $B/idglow train sft-eval --run $D --limit 100 --out $D/eval
+fi
+for g in $GROUP_G; do
   E=eval-g$g-group; EVALS="$EVALS --scores $D/$E"
   [ -f $D/$E/synth-group.json ] || $B/idglow train sft-eval --run $D --limit 100 --id-guidance $g $GROUP --out $D/$E
 done
-for g in 1.25 1.5 1.75 2; do
+for g in $AGE_G; do
   E=eval-g$g-age.kind-window; EVALS="$EVALS --scores $D/$E"
   [ -f $D/$E/synth-age.json ] || $B/idglow train sft-eval --run $D --limit 100 --id-guidance $g --schedule age.kind=window $AGE --out $D/$E
 done
 [ -f $M/provenance.json ] || $B/idglow train export --run $D --out $M $EVALS --gallery data/cast \
   --train-command-line "idglow train export --run assets/idglow --stage sft --out runs/idglow-sft8k; configs/sft-constant-longest-init.yaml --init runs/idglow-sft8k; configs/sft-constant-longest-init-jitter$J.yaml; pairs build --items 200 --candidates 4; configs/dpo-constant-longest-init-jitter$J.yaml"
 # against the model shipped before (when these ran, benchmarks/results/sampler_confirm held it; for `2k`, the
-# 1,000-step model: see jitter2k/sampler_confirm/results.md). The shipped export (make idglow-model) also scored the
-# trained sampler (`sft-eval --out $D/eval`), which this chain does not.
-$B/python benchmarks/sampler_confirm.py --run $M --out $C --against benchmarks/results/sampler_confirm-constant-longer
+# 1,000-step model: see jitter2k/sampler_confirm/results.md); for `3k`, against the shipped 2,000-step model. The
+# shipped export (make idglow-model) also scored the trained sampler (`sft-eval --out $D/eval`), which this chain
+# does for `3k` only.
+AGAINST=benchmarks/results/sampler_confirm-constant-longer; [ "$J" != 3k ] || AGAINST=benchmarks/results/sampler_confirm
+$B/python benchmarks/sampler_confirm.py --run $M --out $C --against $AGAINST
 mkdir -p $R/sampler_confirm
-for f in $D/eval-*/*.json; do cp $f $R/$(basename $(dirname $f)).json; done
+for f in $D/eval*/*.json; do  # the trained sampler's folder scores both benchmarks: eval-group.json, eval-age.json
+  E=$(basename $(dirname $f)); [ $E != eval ] || E=eval-$(basename $f .json | sed 's/^synth-//'); cp $f $R/$E.json
+done
 cp $C/results.{md,json} $R/sampler_confirm/ && cp -r $C/synth-*-seed* $R/sampler_confirm/
 echo CHAIN DONE
