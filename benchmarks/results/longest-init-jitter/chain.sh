@@ -48,8 +48,8 @@ done
 # shipped export (make idglow-model) also scored the trained sampler (`sft-eval --out $D/eval`), which this chain
 # does for `3k` only.
 AGAINST=benchmarks/results/sampler_confirm-constant-longer; [ "$J" != 3k ] || AGAINST=benchmarks/results/sampler_confirm
-if [ "$J" = 3k ]; then  # no age sampler of the 3,000-step model keeps the child-rate floor, so sampler.json has no age
-  # entry: confirm the group pick, and age at the shipped model's age sampler (guidance 1.25, window), set by hand.
+if [ "$J" = 3k ]; then  # none of the 3,000-step model's age candidates keeps the child-rate floor, so sampler.json has
+  # no age entry: confirm the group pick, and age at the shipped model's age sampler (guidance 1.25, window), set by hand.
   # Scored after the export, so not one of its candidates: guidance 1 with the window, the floor's side of the frontier
   E=extra-g1-age.kind-window
   [ -f $D/$E/synth-age.json ] || $B/idglow train sft-eval --run $D --limit 100 --id-guidance 1 --schedule age.kind=window $AGE --out $D/$E
@@ -59,7 +59,7 @@ folder, dpo = sys.argv[1:]
 sampler = json.load(open(f"{folder}/sampler.json"))
 score = json.load(open(f"{dpo}/eval-g1.25-age.kind-window/synth-age.json"))
 sampler["age"] = {"id_guidance": 1.25, "schedule": ["age.kind=window"], "chosen_from": "set by hand: the shipped "
-                  "model's age sampler (no sampler of this model keeps the child-rate floor)",
+                  "model's age sampler (none of this model's age candidates keeps the child-rate floor)",
                   "facesim_norm": score["facesim_norm"], "child_rate": score["child_rate"],
                   "child_rate_interval": score["intervals"]["child_rate"], "records": 100, "steps": 20}
 json.dump(sampler, open(f"{folder}/sampler.json", "w"), indent=2)
@@ -69,6 +69,7 @@ fi
 $B/python benchmarks/sampler_confirm.py --run $M --out $C --against $AGAINST
 mkdir -p $R/sampler_confirm
 for f in $D/eval*/*.json $D/extra-*/*.json; do  # the trained sampler's folder scores both benchmarks: eval-group.json, eval-age.json
+  [ -f "$f" ] || continue  # an unmatched pattern (no extra-* folder but for `3k`)
   E=$(basename $(dirname $f)); [ $E != eval ] || E=eval-$(basename $f .json | sed 's/^synth-//'); cp $f $R/$E.json
 done
 cp $C/results.{md,json} $R/sampler_confirm/ && cp -r $C/synth-*-seed* $R/sampler_confirm/
