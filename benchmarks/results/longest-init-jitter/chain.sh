@@ -80,10 +80,14 @@ sampler["age"] = {"id_guidance": 1.25, "schedule": ["age.kind=window"], "chosen_
 json.dump(sampler, open(path, "w"), indent=2)' $H.tmp && mv $H.tmp $H; }; M=$H
 fi
 $B/python benchmarks/sampler_confirm.py --run $M --out $C --against $AGAINST
-mkdir -p $R/sampler_confirm
+# Results the repository already holds stay as they are: some say by hand what they were compared against when they
+# ran, or moved on when their model shipped (jitter2k's age evaluations); a re-run's own are in $D and $C.
+keep() { if [ -e "$2" ]; then echo "kept $2; this run's: $1"; else cp -r "$1" "$2"; fi; }
+mkdir -p $R
 for f in $D/eval*/*.json $D/extra-*/*.json; do  # the trained sampler's folder scores both benchmarks: eval-group.json, eval-age.json
-  [ -f "$f" ] || continue  # an unmatched pattern (no extra-* folder but for `3k` and `3k-age`)
-  E=$(basename $(dirname $f)); [ $E != eval ] || E=eval-$(basename $f .json | sed 's/^synth-//'); cp $f $R/$E.json
+  [ -f "$f" ] || continue  # an unmatched pattern (no extra-* folder but for the 3k chains)
+  E=$(basename $(dirname $f)); [ $E != eval ] || E=eval-$(basename $f .json | sed 's/^synth-//'); keep $f $R/$E.json
 done
-cp $C/results.{md,json} $R/sampler_confirm/ && cp -r $C/synth-*-seed* $R/sampler_confirm/
+if [ -e $R/sampler_confirm/results.md ]; then echo "kept $R/sampler_confirm; this run's: $C"
+else mkdir -p $R/sampler_confirm && cp $C/results.{md,json} $R/sampler_confirm/ && cp -r $C/synth-*-seed* $R/sampler_confirm/; fi
 echo CHAIN DONE
