@@ -52,6 +52,37 @@ def test_recommend_asks_the_floor_of_the_intervals_lower_end_where_the_result_ha
     assert recommend({"g1.75": _result("synth-age", 0.682, 1.75, 0.872)}, TRAINED)["age"]["id_guidance"] == 1.75
 
 
+def test_recommend_prefers_a_setting_that_reaches_the_goal_to_one_with_more_facesim():
+    """The goal tier: the DPO-scaled model's chosen-record scores (benchmarks/results/dpo-scale/scale1.5): guidance 1.5
+    has more FaceSim and keeps the floor, but 1.25 reaches the whole age goal (0.6 / 0.9 / mini-adults 0.05)."""
+    more = _result("synth-age", 0.685, 1.5, 0.924) | {"mini_adult_rate": 0.076, "intervals": {"child_rate": [0.889, 0.954]}}
+    goal = _result("synth-age", 0.637, 1.25, 0.956) | {"mini_adult_rate": 0.044, "intervals": {"child_rate": [0.929, 0.98]}}
+    chosen = recommend({"g1.5": more, "g1.25": goal}, TRAINED)["age"]
+    assert chosen["id_guidance"] == 1.25 and chosen["meets_goal"] and chosen["mini_adult_rate"] == 0.044
+    assert not recommend({"g1.5": more}, TRAINED)["age"]["meets_goal"]
+    # a goal setting below the floor is still out; one short of a single goal part is not preferred
+    below = goal | {"intervals": {"child_rate": [0.84, 0.98]}}
+    assert recommend({"g1.5": more, "g1.25": below}, TRAINED)["age"]["id_guidance"] == 1.5
+    short = goal | {"facesim_norm": 0.59}
+    assert recommend({"g1.5": more, "g1.25": short}, TRAINED)["age"]["id_guidance"] == 1.5
+    group = _result("synth-group", 0.71, 1.0, 0.95) | {"intervals": {"count_accuracy": [0.91, 0.99]}}
+    richer = _result("synth-group", 0.73, 1.5, 0.89) | {"intervals": {"count_accuracy": [0.9, 0.95]}}
+    assert recommend({"a": group, "b": richer}, TRAINED)["group"]["id_guidance"] == 1.0  # 0.89 misses the goal's count
+
+
+def test_recommend_keeps_the_shipped_models_pick():
+    """The goal tier changes nothing where no candidate reaches the goal: the shipped model's scores give back its
+    sampler.json picks."""
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[2] / "assets" / "idglow"
+    provenance, shipped = (json.loads((root / name).read_text()) for name in ("provenance.json", "sampler.json"))
+    trained = json.loads((root / "config.json").read_text())["model"]["identity"]["gate"]
+    chosen = recommend(provenance["scores"], trained)
+    for task in ("group", "age"):
+        assert chosen[task]["chosen_from"] == shipped[task]["chosen_from"]
+
+
 def test_read_sampler_round_trips_and_names_a_bad_field(tmp_path):
     assert read_sampler(tmp_path) == {}  # a training run: no recommendation
     chosen = recommend({"g": _result("synth-group", 0.5, 1.5, 0.95), "a": _result("synth-age", 0.5, 1.25, 0.9)}, TRAINED)

@@ -92,10 +92,19 @@ def cmd_train_export(args: argparse.Namespace) -> int:
     """Export a finished base, SFT or DPO run as a self-contained model folder with its provenance."""
     from pathlib import Path
 
-    from idglow.runs.export import export_base, export_idglow, export_sft_stage
+    from idglow.runs.export import export_base, export_dpo_scaled, export_idglow, export_sft_stage
     from idglow.runs.load import is_dpo_run
 
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip() or "unknown"
+    if args.dpo_scale is not None:
+        if args.stage != "all" or not args.out or args.gallery:
+            raise ValueError("--dpo-scale: give --out and no --stage or --gallery (the scaled model keeps its source's "
+                             "gallery)")
+        provenance = export_dpo_scaled(args.run, args.out, args.dpo_scale, args.train_command_line or
+                                       f"idglow train export --run {args.run} --dpo-scale {args.dpo_scale:g} --out "
+                                       f"{args.out}", commit, score_folders=args.scores)
+        print(json.dumps({k: v for k, v in provenance.items() if not k.endswith("config")}, indent=2))
+        return 0
     if args.stage == "sft":
         if not args.out or args.scores or args.gallery:
             raise ValueError("--stage sft: give --out (the peeled model is not the shipped one) and no --scores or "
@@ -154,6 +163,11 @@ def register(sub) -> None:
                    help="all (default): the run as trained. sft: --run is an exported SFT+DPO model (e.g. assets/idglow); "
                    "write its SFT stage alone (same identity branch, SFT's ranks of its LoRA: exact), e.g. to refine it "
                    "with `idglow train sft --init OUT` when the SFT run is gone; needs --out")
+    p.add_argument("--dpo-scale", type=float, default=None, metavar="S",
+                   help="--run is an exported SFT+DPO model: write it with its DPO adapter scaled by S (exact: the "
+                   "weights W_base + dW_sft + S * dW_dpo; 0 is the SFT stage, 1 the model as trained, above 1 "
+                   "extrapolates DPO past where training stopped). --scores here are sft-eval outputs of the scaled "
+                   "model itself (they choose its sampler.json); needs --out")
     command(train, "vae", cmd_train_vae, "a small latent autoencoder (diffusers AutoencoderKL) on cast images",
             "Train a small diffusers AutoencoderKL on cast images (for representation.kind: latents).",
             config="vae config YAML, e.g. configs/synth-vae.yaml (keys: idglow config --kind vae)", full_name="train vae")

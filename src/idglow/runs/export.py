@@ -165,6 +165,45 @@ def export_idglow(run: str | Path, out: str | Path, command: str, commit: str, s
     return provenance
 
 
+def _read_stacked(model_folder: Path) -> tuple[dict, int]:
+    """``(provenance, SFT's LoRA rank)`` of an exported SFT+DPO model; refused, named, for anything else."""
+    from idglow.runs.load import EXPORTED, is_exported_model
+
+    if not is_exported_model(model_folder):
+        raise ValueError(f"{model_folder}: not an exported model (provenance.json, config.json, train_config.json, "
+                         "transformer/); --stage sft and --dpo-scale read a model written by `idglow train export`")
+    recorded = json.loads((model_folder / EXPORTED).read_text())
+    if "dpo_config" not in recorded or "sft_config" not in recorded:
+        raise ValueError(f"{model_folder}/{EXPORTED}: no dpo_config; the model has no DPO stage to peel off or scale")
+    return recorded, int(recorded["sft_config"]["model"]["lora"]["rank"])
+
+
+def _rewrite_adapter(model_folder: Path, out: Path, adapter: tuple[dict, object] | None, lora_config: dict,
+                     provenance: dict, sampler: dict | None = None) -> None:
+    """Copy the model folder to ``out`` with its LoRA replaced by ``adapter`` (None: no LoRA file), its config's
+    ``model.lora`` by ``lora_config``, and its provenance (and sampler.json) by the given ones; renamed into place."""
+    import shutil
+
+    from idglow.models.io import write_lora
+    from idglow.runs.load import EXPORTED
+
+    tmp = out.with_name(out.name + ".tmp-export")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(model_folder, tmp, ignore=shutil.ignore_patterns(EXPORTED, SAMPLER, "lora.*"))
+    if adapter is not None:
+        write_lora(tmp / "final", *adapter)
+    config = json.loads((model_folder / "config.json").read_text())
+    config["model"]["lora"] = lora_config
+    (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    (tmp / EXPORTED).write_text(json.dumps(provenance, indent=2) + "\n")
+    if sampler and any(task in sampler for task in TASKS):
+        (tmp / SAMPLER).write_text(json.dumps(sampler, indent=2) + "\n")
+    replace_folder(tmp, out)
+
+
+_PEELED_KEYS = ("command", "commit", "source", "source_weights", "init")
+
+
 def export_sft_stage(model_folder: str | Path, out: str | Path, command: str, commit: str) -> dict:
     """Write the SFT stage of an exported SFT+DPO model as a model folder of its own: the same base backbone and
     identity branch (DPO trains neither), and only SFT's ranks of the stacked LoRA (:func:`idglow.models.lora.lora_ranks`,
@@ -172,37 +211,58 @@ def export_sft_stage(model_folder: str | Path, out: str | Path, command: str, co
     run itself is gone. Its provenance names the model it came from; it carries no scores or sampler (those were
     measured on the model with DPO).
     """
-    import shutil
-
-    from idglow.models.io import read_lora, write_lora
+    from idglow.models.io import read_lora
     from idglow.models.lora import lora_ranks
-    from idglow.runs.load import EXPORTED, is_exported_model, weights_fingerprint
+    from idglow.runs.load import weights_fingerprint
 
     model_folder, out = Path(model_folder), Path(out)
-    if not is_exported_model(model_folder):
-        raise ValueError(f"{model_folder}: not an exported model (provenance.json, config.json, train_config.json, "
-                         "transformer/); --stage sft peels the DPO adapter off a model written by `idglow train export`")
-    recorded = json.loads((model_folder / EXPORTED).read_text())
-    if "dpo_config" not in recorded or "sft_config" not in recorded:
-        raise ValueError(f"{model_folder}/{EXPORTED}: no dpo_config; the model has no DPO stage to peel off")
-    sft_rank = int(recorded["sft_config"]["model"]["lora"]["rank"])
-    tmp = out.with_name(out.name + ".tmp-export")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(model_folder, tmp, ignore=shutil.ignore_patterns(EXPORTED, "sampler.json", "lora.*"))
-    config = json.loads((model_folder / "config.json").read_text())
+    recorded, sft_rank = _read_stacked(model_folder)
+    adapter, lora_config = None, recorded["sft_config"]["model"]["lora"]  # SFT trained no LoRA: the adapter is DPO's
     if sft_rank:
         state, options = read_lora(model_folder / "final")
-        part, part_options = lora_ranks(state, options, 0, sft_rank)
-        write_lora(tmp / "final", part, part_options)
-        config["model"]["lora"] = to_dict(part_options)
-    else:  # SFT trained no LoRA: the stacked adapter is all DPO's
-        config["model"]["lora"] = recorded["sft_config"]["model"]["lora"]
-    (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    keep = ("command", "commit", "source", "source_weights", "init")
+        adapter = lora_ranks(state, options, 0, sft_rank)
+        lora_config = to_dict(adapter[1])
     provenance = {"command": command, "commit": commit, "stage": "sft", "source": str(model_folder),
                   "source_weights": weights_fingerprint(model_folder), "base": recorded.get("base"),
                   "stages": {"sft": recorded["stages"]["sft"]}, "scores": {}, "sft_config": recorded["sft_config"],
-                  "peeled_from": {key: recorded[key] for key in keep if key in recorded}}
-    (tmp / EXPORTED).write_text(json.dumps(provenance, indent=2) + "\n")
-    replace_folder(tmp, out)
+                  "peeled_from": {key: recorded[key] for key in _PEELED_KEYS if key in recorded}}
+    _rewrite_adapter(model_folder, out, adapter, lora_config, provenance)
+    return provenance
+
+
+def export_dpo_scaled(model_folder: str | Path, out: str | Path, scale: float, command: str, commit: str,
+                      score_folders: Sequence[str | Path] = ()) -> dict:
+    """Write an exported SFT+DPO model with its DPO adapter scaled: ``W = W_base + dW_sft + scale * dW_dpo``.
+
+    DPO trains LoRA ranks of its own on the SFT model (and neither the backbone nor the identity branch), so scaling
+    those ranks' B moves the model, exactly, along the line from its SFT stage (``scale`` 0, what :func:`export_sft_stage`
+    computes) through the trained model (1) and past it (> 1: model extrapolation, "ExPO", Zheng et al., ACL 2025,
+    on the DPO stage alone). ``score_folders`` (``idglow train sft-eval`` outputs of *this* scaled model) go into its
+    provenance and choose its ``sampler.json`` as :func:`export_idglow` does; the source's scores are not carried over.
+    """
+    import math
+
+    from idglow.models.io import read_lora
+    from idglow.models.lora import concat_loras, lora_ranks
+    from idglow.runs.load import weights_fingerprint
+
+    if not math.isfinite(scale) or scale < 0:
+        raise ValueError(f"--dpo-scale {scale}: give a finite scale >= 0 (0: the SFT stage, 1: the model as trained)")
+    model_folder, out = Path(model_folder), Path(out)
+    recorded, sft_rank = _read_stacked(model_folder)
+    state, options = read_lora(model_folder / "final")
+    dpo_state, dpo_options = lora_ranks(state, options, sft_rank, options.rank)
+    dpo_state = {key: value * scale if key.endswith(".lora_B.weight") else value for key, value in dpo_state.items()}
+    parts = [lora_ranks(state, options, 0, sft_rank)] if sft_rank else []
+    adapter = concat_loras([*parts, (dpo_state, dpo_options)])
+    trained_gate = json.loads((model_folder / "config.json").read_text())["model"]["identity"]["gate"]
+    scores = read_score_folders(score_folders, trained_gate)
+    provenance = {"command": command, "commit": commit, "dpo_scale": scale, "source": str(model_folder),
+                  "source_weights": weights_fingerprint(model_folder), "base": recorded.get("base"),
+                  "stages": recorded["stages"], "scores": scores, "sft_config": recorded["sft_config"],
+                  "dpo_config": recorded["dpo_config"],
+                  "scaled_from": {key: recorded[key] for key in _PEELED_KEYS if key in recorded}}
+    if "init" in recorded:
+        provenance["init"] = recorded["init"]
+    _rewrite_adapter(model_folder, out, adapter, to_dict(adapter[1]), provenance, recommend(scores, trained_gate))
     return provenance

@@ -5,7 +5,8 @@ A model is trained with one gate and sampled by default with guidance 1, but the
 shipped model: group photos do best with the trained gate at guidance 1; children keep their child rate above
 guidance 1 only with the paper's age window at sampling). The choice is made from measured scores by one rule,
 :data:`FLOORS`: the highest FaceSim/mu among the scored settings whose naturalness metric keeps the task's floor at
-the lower end of its 95% interval. ``idglow generate``, ``idglow serve`` and
+the lower end of its 95% interval, and among those, settings that reach the issue's goal (:data:`GOALS`) first.
+``idglow generate``, ``idglow serve`` and
 :class:`idglow.generate.pipeline.IdGlowPipeline` start from these settings; each can ask for the trained ones.
 """
 
@@ -22,6 +23,12 @@ BENCHMARK_TASK = {"synth-group": "group", "synth-age": "age"}
 # The floor a setting must keep to be recommended: the minimum bar of the identity issue (count accuracy on group
 # photos; child rate when adults are drawn as children). Guidance raises FaceSim while it costs these.
 FLOORS = {"group": ("count_accuracy", 0.9), "age": ("child_rate", 0.85)}
+# The identity issue's goal per task, ``metric: (at least, at most)``: a setting whose point estimates reach all of it
+# (and which keeps the floor) is preferred to settings with more FaceSim that miss it. Identity above the goal buys
+# less than children that look like children: guidance trades mini-adults for FaceSim, and the floor alone let the
+# rule take that trade past the goal's mini-adult rate.
+GOALS = {"group": {"facesim_norm": (0.7, None), "count_accuracy": (0.9, None)},
+         "age": {"facesim_norm": (0.6, None), "child_rate": (0.9, None), "mini_adult_rate": (None, 0.05)}}
 
 
 def floor_estimate(result: Mapping, metric: str) -> float:
@@ -59,17 +66,27 @@ def schedule_overrides(trained: Mapping, used: Mapping) -> list[str]:
     return out
 
 
+def meets_goal(result: Mapping, task: str) -> bool:
+    """Whether a result's point estimates reach every part of the task's goal (:data:`GOALS`); a missing metric misses."""
+    for metric, (least, most) in GOALS[task].items():
+        value = result.get(metric)
+        if value is None or (least is not None and value < least) or (most is not None and value > most):
+            return False
+    return True
+
+
 def recommend(scores: Mapping[str, dict], trained_gate: Mapping) -> dict:
-    """The ``sampler.json`` content: per task, the scored setting with the highest FaceSim/mu among those whose floor
-    metric keeps the task's floor (:data:`FLOORS`, read by :func:`floor_estimate`), with the scores it was chosen on;
-    tasks without a qualifying score are left out.
+    """The ``sampler.json`` content: per task, among the scored settings whose floor metric keeps the task's floor
+    (:data:`FLOORS`, read by :func:`floor_estimate`), those that reach the task's goal (:func:`meets_goal`) if any do,
+    and of them the one with the highest FaceSim/mu, with the scores it was chosen on; tasks without a qualifying
+    score are left out.
 
     Args:
         scores: ``{key: result}`` as ``idglow train sft-eval`` writes them (``benchmark``, ``identity``,
             ``id_guidance``, ``facesim_norm``, the floor's metric, and ``schedule`` when the gate was overridden).
         trained_gate: the model's own gate config as plain data (overrides are read against it).
     """
-    best: dict[str, tuple[float, str, dict]] = {}
+    best: dict[str, tuple[tuple[bool, float], str, dict]] = {}
     for key, result in scores.items():
         task = BENCHMARK_TASK.get(Path(str(result.get("benchmark", key.split(",")[0]))).stem)
         if task is None or not result.get("identity", True) or "facesim_norm" not in result or "id_guidance" not in result:
@@ -77,10 +94,11 @@ def recommend(scores: Mapping[str, dict], trained_gate: Mapping) -> dict:
         metric, floor = FLOORS[task]
         if metric not in result or floor_estimate(result, metric) < floor:
             continue
-        if task not in best or result["facesim_norm"] > best[task][0]:
-            best[task] = (result["facesim_norm"], key, result)
+        rank = (meets_goal(result, task), result["facesim_norm"])
+        if task not in best or rank > best[task][0]:
+            best[task] = (rank, key, result)
     chosen = {}
-    for task, (_, key, result) in best.items():
+    for task, ((goal, _), key, result) in best.items():
         metric = FLOORS[task][0]
         chosen[task] = {
             "id_guidance": float(result.get("id_guidance", 1.0)),
@@ -90,11 +108,14 @@ def recommend(scores: Mapping[str, dict], trained_gate: Mapping) -> dict:
             "facesim_norm_interval": result.get("intervals", {}).get("facesim_norm"),
             metric: result[metric],
             f"{metric}_interval": result.get("intervals", {}).get(metric),
+            "meets_goal": goal,
             "records": result.get("images"),
             "steps": result.get("steps"),
         }
-    rule = "; ".join(f"{t}: highest FaceSim/mu with {m} >= {f} at the lower end of its 95% interval"
-                     for t, (m, f) in FLOORS.items())
+        if task == "age":
+            chosen[task]["mini_adult_rate"] = result.get("mini_adult_rate")
+    rule = "; ".join(f"{t}: highest FaceSim/mu with {m} >= {f} at the lower end of its 95% interval, preferring "
+                     f"settings whose estimates reach {_goal_text(t)}" for t, (m, f) in FLOORS.items())
     return {"rule": rule, "candidates": len(scores), **chosen}
 
 
@@ -161,3 +182,9 @@ def read_score_folders(folders: Sequence[str | Path], trained_gate: dict | None)
     if folders and not scores:
         raise FileNotFoundError(f"--scores: no JSON results in {', '.join(map(str, folders))} (an `idglow train sft-eval` --out)")
     return scores
+
+
+def _goal_text(task: str) -> str:
+    parts = [f"{m} {'>=' if least is not None else '<='} {least if least is not None else most}"
+             for m, (least, most) in GOALS[task].items()]
+    return ", ".join(parts)
