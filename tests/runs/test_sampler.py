@@ -70,6 +70,21 @@ def test_recommend_prefers_a_setting_that_reaches_the_goal_to_one_with_more_face
     assert recommend({"a": group, "b": richer}, TRAINED)["group"]["id_guidance"] == 1.0  # 0.89 misses the goal's count
 
 
+def test_recommend_leaves_out_a_setting_much_less_natural_than_the_most_natural_one():
+    """The Fréchet margin: the DPO-scaled model's chosen-record group scores (benchmarks/results/dpo-scale/scale1.5):
+    guidance 1.25 has more FaceSim but a judge Fréchet 1.6 above guidance 1's, as it had on unseen records."""
+    natural = _result("synth-group", 0.624, 1.0, 0.98) | {"frechet_judge": 2.58}
+    guided = _result("synth-group", 0.631, 1.25, 0.95) | {"frechet_judge": 4.19}
+    chosen = recommend({"g1": natural, "g1.25": guided}, TRAINED)["group"]
+    assert chosen["id_guidance"] == 1.0 and chosen["frechet_judge"] == 2.58 and "Fréchet within 1" in \
+        recommend({"g1": natural}, TRAINED)["rule"]
+    assert recommend({"g1": natural, "g1.25": guided | {"frechet_judge": 3.5}}, TRAINED)["group"]["id_guidance"] == 1.25
+    # the margin is taken from settings that keep the floor: a natural one that miscounts does not set it
+    miscounts = _result("synth-group", 0.5, 1.0, 0.8) | {"frechet_judge": 1.0}
+    assert recommend({"bad": miscounts, "g1.25": guided}, TRAINED)["group"]["id_guidance"] == 1.25
+    assert recommend({"g1.25": guided | {"frechet_judge": None}}, TRAINED)["group"]["id_guidance"] == 1.25
+
+
 def test_recommend_keeps_the_shipped_models_pick():
     """The goal tier changes nothing where no candidate reaches the goal: the shipped model's scores give back its
     sampler.json picks."""
