@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from idglow.eval.pooling import difference_text, evaluated, folder_difference, pooled_summary, read_scores
-from idglow.runs.sampler import read_sampler
+from idglow.runs.sampler import read_sampler, schedule_overrides
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -36,11 +36,27 @@ COMPARED = {"group": ["facesim_norm", "identification", "count_accuracy", "leaka
             "age": ["facesim_norm", "identification", "child_rate", "mini_adult_rate"]}
 
 
+def check_reused(summary: Path, settings, benchmark: Path, seed: int, args) -> None:
+    """Refuse, naming the folder, to reuse an evaluation made under another sampler, benchmark or noise seed than the
+    one asked for now (a model re-exported under another rule recommends other settings)."""
+    done = json.loads(summary.read_text())
+    trained = json.loads((Path(args.run) / "config.json").read_text())["model"]["identity"]["gate"]
+    made = (float(done.get("id_guidance", 1.0)), schedule_overrides(trained, done.get("schedule", trained)),
+            Path(done.get("benchmark", "")), done.get("seed"))
+    wanted = (settings.id_guidance, list(settings.schedule), benchmark, seed)
+    if made != wanted:
+        raise SystemExit(f"{summary.parent}: scored with guidance {made[0]:g}, schedule {made[1]}, {made[2]}, seed "
+                         f"{made[3]}, but now asked for guidance {wanted[0]:g}, schedule {wanted[1]}, {wanted[2]}, "
+                         f"seed {seed}; remove the folder or give another --out")
+
+
 def evaluate(task: str, seed: int, args) -> Path:
     """The recommended sampler of ``task`` on the records ``--limit`` leaves out, noise seed ``seed`` (reused)."""
     settings = read_sampler(args.run)[task]
     out = Path(args.out) / f"{BENCHMARKS[task]}-seed{seed}"
-    if not (out / f"{BENCHMARKS[task]}.scores.jsonl").is_file():
+    if (out / f"{BENCHMARKS[task]}.scores.jsonl").is_file():
+        check_reused(out / f"{BENCHMARKS[task]}.json", settings, Path(args.data) / f"{BENCHMARKS[task]}.jsonl", seed, args)
+    else:
         command = [sys.executable, "-m", "idglow", "train", "sft-eval", "--run", str(args.run), "--benchmark",
                    str(Path(args.data) / f"{BENCHMARKS[task]}.jsonl"), "--limit", str(args.limit), "--complement",
                    "--id-guidance", f"{settings.id_guidance:g}", "--seed", str(seed), "--out", str(out)]

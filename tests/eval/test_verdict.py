@@ -128,11 +128,13 @@ def test_claims_script_reports_the_caption_claim_its_colour_binding_and_the_phra
 
 def test_sampler_confirm_against_another_model_reports_paired_differences(tmp_path):
     """benchmarks/sampler_confirm.py --against: the shipped model's kept evaluations against a copy whose every face
-    scores 0.08 higher reads +0.08 / mu with a zero-width paired interval; a missing comparison fails before sampling."""
-    kept = ROOT / "benchmarks" / "results" / "sampler_confirm-dpo-longer"
+    scores 0.08 higher reads +0.08 / mu with a zero-width paired interval; a missing comparison fails before sampling,
+    and evaluations made under another sampler than the model now recommends are refused, named, not reused."""
+    kept = ROOT / "benchmarks" / "results" / "sampler_confirm"
     run, out = tmp_path / "model", tmp_path / "out"
     run.mkdir()
-    (run / "sampler.json").write_text((ROOT / "assets" / "idglow" / "sampler.json").read_text())
+    for name in ("sampler.json", "config.json"):
+        (run / name).write_text((ROOT / "assets" / "idglow" / name).read_text())
     for folder in sorted(kept.glob("synth-*-seed*")):
         bench = folder.name.rsplit("-seed", 1)[0]
         (out / folder.name).mkdir(parents=True)
@@ -151,3 +153,9 @@ def test_sampler_confirm_against_another_model_reports_paired_differences(tmp_pa
     assert "| synth-age | child_rate | +0.000 [+0.000, +0.000] |" in (out / "results.md").read_text()
     done = run_script(*script, "--against", tmp_path / "nowhere")
     assert done.returncode == 2 and "--against: no finished evaluation in" in done.stderr
+    sampler = json.loads((run / "sampler.json").read_text())
+    sampler["group"]["id_guidance"] = 1.25  # re-exported under another rule: the kept group folders are not its
+    (run / "sampler.json").write_text(json.dumps(sampler))
+    done = run_script(*script)
+    assert done.returncode != 0 and "synth-group-seed0: scored with guidance 1, schedule []" in done.stderr
+    assert "but now asked for guidance 1.25" in done.stderr
