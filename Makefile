@@ -57,12 +57,17 @@ reproduce: $(BIN)/.installed
 # 2,000 steps of the jittered-views identity loss (configs/sft-constant-longest-init-jitter2k.yaml) and DPO on pairs drawn
 # from that run, all on the shipped base model; the DPO model scored on 100 records of each held-out benchmark under the
 # settings below (the trained sampler; groups: identity guidance 1.25 and 1.5; age: 1.25 to 2 with the paper's window),
-# exported with a gallery of held-out people and the sampler those scores recommend per task (sampler.json:
-# idglow.runs.sampler's rule), then confirmed on the other 100 records (benchmarks/sampler_confirm.py). About 12 hours
+# exported with a gallery of held-out people; then its DPO adapter scaled by 1.5 (train export --dpo-scale: exact, no
+# training; benchmarks/results/dpo-scale), the scaled model scored under the same settings and exported to assets/idglow
+# with the sampler those scores recommend per task (sampler.json: idglow.runs.sampler's rule), then confirmed on the
+# other 100 records (benchmarks/sampler_confirm.py). About 12 hours
 # on 2 CPU cores (the first stage also on one GPU: scripts/gpu_idglow_model.sh); every step resumes when re-run.
 # Needs data/cast (`idglow synth build --out data/cast`).
 SFT_RUN := runs/sft-constant-longest-init-jitter2k
 DPO_RUN := runs/dpo-constant-longest-init-jitter2k
+UNSCALED := runs/idglow-jitter2k
+SCALED := runs/idglow-dpo1.5
+DPO_SCALE := 1.5
 GROUP := --benchmark data/cast/synth-group.jsonl
 AGE := --benchmark data/cast/synth-age.jsonl
 idglow-model: $(BIN)/.installed
@@ -78,12 +83,24 @@ idglow-model: $(BIN)/.installed
 	for g in 1.25 1.5 1.75 2; do \
 	  $(BIN)/idglow train sft-eval --run $(DPO_RUN) --limit 100 --id-guidance $$g --schedule age.kind=window $(AGE) \
 	    --out $(DPO_RUN)/eval-g$$g-age.kind-window || exit 1; done
-	$(BIN)/idglow train export --run $(DPO_RUN) --out assets/idglow $(foreach f,$(DPO_EVALS),--scores $(DPO_RUN)/$(f)) \
+	$(BIN)/idglow train export --run $(DPO_RUN) --out $(UNSCALED) $(foreach f,$(DPO_EVALS),--scores $(DPO_RUN)/$(f)) \
 	    --gallery data/cast --train-command-line "make idglow-model: configs/sft-constant-longer.yaml; \
 	configs/sft-constant-longest-init.yaml; configs/sft-constant-longest-init-jitter2k.yaml; pairs build --items 200 \
 	--candidates 4; configs/dpo-constant-longest-init-jitter2k.yaml"
+	$(BIN)/idglow train export --run $(UNSCALED) --dpo-scale $(DPO_SCALE) --out $(SCALED)
+	$(BIN)/idglow train sft-eval --run $(SCALED) --limit 100 --out $(SCALED)/eval
+	for g in 1.25 1.5; do \
+	  $(BIN)/idglow train sft-eval --run $(SCALED) --limit 100 --id-guidance $$g $(GROUP) --out $(SCALED)/eval-g$$g-group \
+	  || exit 1; done
+	for g in 1.25 1.5 1.75 2; do \
+	  $(BIN)/idglow train sft-eval --run $(SCALED) --limit 100 --id-guidance $$g --schedule age.kind=window $(AGE) \
+	    --out $(SCALED)/eval-g$$g-age.kind-window || exit 1; done
+	$(BIN)/idglow train export --run $(UNSCALED) --dpo-scale $(DPO_SCALE) --out assets/idglow \
+	    $(foreach f,$(DPO_EVALS),--scores $(SCALED)/$(f)) --train-command-line "make idglow-model: \
+	configs/sft-constant-longer.yaml; configs/sft-constant-longest-init.yaml; configs/sft-constant-longest-init-jitter2k.yaml; \
+	pairs build --items 200 --candidates 4; configs/dpo-constant-longest-init-jitter2k.yaml; train export --dpo-scale $(DPO_SCALE)"
 	$(BIN)/python benchmarks/sampler_confirm.py --run assets/idglow --out benchmarks/results/sampler_confirm \
-	    --against benchmarks/results/sampler_confirm-constant-longer
+	    --against benchmarks/results/sampler_confirm-jitter2k
 DPO_EVALS := eval eval-g1.25-group eval-g1.5-group eval-g1.25-age.kind-window eval-g1.5-age.kind-window \
 	eval-g1.75-age.kind-window eval-g2-age.kind-window
 

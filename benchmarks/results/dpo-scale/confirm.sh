@@ -3,7 +3,7 @@
 # chosen records per benchmark under the same candidate samplers (the trained sampler; groups at identity guidance 1.25
 # and 1.5; age with the paper's window at 1.25 to 2), exported with those scores (sampler.json: idglow.runs.sampler's
 # rule) and its recommended samplers confirmed on the other 100 records, paired against the shipped model
-# (benchmarks/results/sampler_confirm). Resumable. Usage: confirm.sh S   (after chain.sh S, whose evaluations it reuses)
+# (benchmarks/results/sampler_confirm-jitter2k). Resumable. Usage: confirm.sh S   (after chain.sh S, whose evaluations it reuses)
 # The committed scale1.5/ results ran at commit fd8f4f5, before the rule's Fréchet margin: its export then picked
 # guidance 1.25 for groups (scale1.5/sampler.json); under today's rule it picks guidance 1, so a re-run from scratch
 # confirms that instead (its results stay in runs/; those committed are kept, and so is their sampler.json).
@@ -26,7 +26,7 @@ for g in 1.25 1.5 1.75 2; do
   [ -f $M/$E/synth-age.json ] || $B/idglow train sft-eval --run $M --limit 100 --id-guidance $g --schedule age.kind=window $AGE --out $M/$E
 done
 $B/idglow train export --run $SRC --dpo-scale $S --out $M-scored $EVALS > /dev/null
-$B/python benchmarks/sampler_confirm.py --run $M-scored --out runs/confirm-dpo$S --against benchmarks/results/sampler_confirm
+$B/python benchmarks/sampler_confirm.py --run $M-scored --out runs/confirm-dpo$S --against benchmarks/results/sampler_confirm-jitter2k
 mkdir -p $R
 cp $M/eval-group/synth-group.json $M/eval-age/synth-age.json $R/  # the trained sampler
 for g in 1.25 1.5; do cp $M/eval-g$g-group/synth-group.json $R/synth-group-g$g.json; done

@@ -26,8 +26,8 @@ R = sys.argv[1]
 def f(folder): return [f"{R}/{folder}-seed{s}" for s in (0, 1000)]
 shipped_g125 = "../longest-init-jitter/unseen-g1.25-group/idglow-longest-init-jitter2k"
 group = [("scale 1.5, guidance 1.25 (its pick)", "scale1.5/sampler_confirm/synth-group", "shipped, guidance 1.25", shipped_g125),
-         ("scale 1.5, guidance 1", "unseen-extra/scale1.5-group-g1", "shipped, guidance 1 (its pick)", "../sampler_confirm/synth-group"),
-         ("shipped, guidance 1.25", shipped_g125, "shipped, guidance 1 (its pick)", "../sampler_confirm/synth-group")]
+         ("scale 1.5, guidance 1", "unseen-extra/scale1.5-group-g1", "shipped, guidance 1 (its pick)", "../sampler_confirm-jitter2k/synth-group"),
+         ("shipped, guidance 1.25", shipped_g125, "shipped, guidance 1 (its pick)", "../sampler_confirm-jitter2k/synth-group")]
 print("Unseen records (the 100 `--limit 100` leaves out), noise seeds 0 and 1000 pooled, one training seed; paired 95% "
       "bootstrap intervals; Fréchet: the mean of the seeds' differences (set-level).\n\n"
       "| synth-group model | minus | FaceSim/mu | identification | count accuracy | judge Fréchet |\n|---|---|---|---|---|---|")
@@ -35,7 +35,7 @@ for a_name, a, b_name, b in group:
     cells = [difference_text(folder_difference(f(a), f(b), "synth-group", k), 2 if k == "frechet_judge" else 3)
              for k in ("facesim_norm", "identification", "count_accuracy", "frechet_judge")]
     print(f"| {a_name} | {b_name} | " + " | ".join(cells) + " |")
-a, b = "unseen-extra/scale2-age-g1.25-window", "../sampler_confirm/synth-age"
+a, b = "unseen-extra/scale2-age-g1.25-window", "../sampler_confirm-jitter2k/synth-age"
 mu = json.load(open(f"{f(a)[0]}/synth-age.json"))["mu_real"]
 pooled = pooled_summary([read_scores(x, "synth-age") for x in f(a)], mu)
 print("\n| synth-age, guidance 1.25, the paper's window | FaceSim/mu | identification | child rate | mini-adult rate | judge Fréchet |\n|---|---|---|---|---|---|")

@@ -58,10 +58,11 @@ done
 [ -f $M/provenance.json ] || $B/idglow train export --run $D --out $M $EVALS --gallery data/cast \
   --train-command-line "idglow train export --run assets/idglow --stage sft --out runs/idglow-sft8k; configs/sft-constant-longest-init.yaml --init runs/idglow-sft8k; configs/sft-constant-longest-init-jitter$SJ.yaml; pairs build --items 200 --candidates 4$PA; configs/dpo-constant-longest-init-jitter$J.yaml"
 # against the model shipped before (when these ran, benchmarks/results/sampler_confirm held it; for `2k`, the
-# 1,000-step model: see jitter2k/sampler_confirm/results.md); for the 3k chains, against the shipped 2,000-step model.
+# 1,000-step model: see jitter2k/sampler_confirm/results.md); for the 3k chains, against the 2,000-step model (shipped
+# then; its confirmation now in sampler_confirm-jitter2k).
 # The shipped export (make idglow-model) also scored the trained sampler (`sft-eval --out $D/eval`), which this chain
 # does for the 3k chains only.
-AGAINST=benchmarks/results/sampler_confirm-constant-longer; [ "$SJ" != 3k ] || AGAINST=benchmarks/results/sampler_confirm
+AGAINST=benchmarks/results/sampler_confirm-constant-longer; [ "$SJ" != 3k ] || AGAINST=benchmarks/results/sampler_confirm-jitter2k
 if [ "$SJ" = 3k ]; then
   # Scored after the export, so not one of its candidates: guidance 1 with the window, the floor's side of the frontier
   E=extra-g1-age.kind-window

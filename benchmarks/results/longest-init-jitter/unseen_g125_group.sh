@@ -26,7 +26,7 @@ pairs = [("3,000 steps + 187 pairs, guidance 1.25", "unseen-g1.25-group/dpo-cons
          ("3,000 steps + 377 pairs, 400 DPO steps, guidance 1.25 (its pick)", "jitter3k-age400/sampler_confirm/synth-group",
           "3,000 steps + 187 pairs, guidance 1.25", "unseen-g1.25-group/dpo-constant-longest-init-jitter3k"),
          ("shipped (2,000 steps), guidance 1.25", "unseen-g1.25-group/idglow-longest-init-jitter2k",
-          "the same at guidance 1 (its pick)", "../sampler_confirm/synth-group"),
+          "the same at guidance 1 (its pick)", "../sampler_confirm-jitter2k/synth-group"),
          ("3,000 steps + 377 pairs, 400 DPO steps, guidance 1.25", "jitter3k-age400/sampler_confirm/synth-group",
           "shipped, guidance 1.25", "unseen-g1.25-group/idglow-longest-init-jitter2k")]
 print("Unseen synth-group records (the 100 `--limit 100` leaves out), noise seeds 0 and 1000 pooled, one training seed; "
