@@ -70,31 +70,30 @@ SCALED := runs/idglow-dpo1.5
 DPO_SCALE := 1.5
 GROUP := --benchmark data/cast/synth-group.jsonl
 AGE := --benchmark data/cast/synth-age.jsonl
+# The samplers a model is scored under on 100 records of each benchmark (DPO_EVALS names their folders): the trained
+# sampler; groups at identity guidance 1.25 and 1.5; age with the paper's window at 1.25 to 2.
+define score_samplers
+	$(BIN)/idglow train sft-eval --run $(1) --limit 100 --out $(1)/eval
+	for g in 1.25 1.5; do \
+	  $(BIN)/idglow train sft-eval --run $(1) --limit 100 --id-guidance $$g $(GROUP) --out $(1)/eval-g$$g-group \
+	  || exit 1; done
+	for g in 1.25 1.5 1.75 2; do \
+	  $(BIN)/idglow train sft-eval --run $(1) --limit 100 --id-guidance $$g --schedule age.kind=window $(AGE) \
+	    --out $(1)/eval-g$$g-age.kind-window || exit 1; done
+endef
 idglow-model: $(BIN)/.installed
 	$(BIN)/idglow train sft --config configs/sft-constant-longer.yaml
 	$(BIN)/idglow train sft --config configs/sft-constant-longest-init.yaml
 	$(BIN)/idglow train sft --config configs/sft-constant-longest-init-jitter2k.yaml
 	$(BIN)/idglow pairs build --run $(SFT_RUN) --items 200 --candidates 4 --out data/pairs-constant-longest-init-jitter2k
 	$(BIN)/idglow train dpo --config configs/dpo-constant-longest-init-jitter2k.yaml
-	$(BIN)/idglow train sft-eval --run $(DPO_RUN) --limit 100 --out $(DPO_RUN)/eval
-	for g in 1.25 1.5; do \
-	  $(BIN)/idglow train sft-eval --run $(DPO_RUN) --limit 100 --id-guidance $$g $(GROUP) --out $(DPO_RUN)/eval-g$$g-group \
-	  || exit 1; done
-	for g in 1.25 1.5 1.75 2; do \
-	  $(BIN)/idglow train sft-eval --run $(DPO_RUN) --limit 100 --id-guidance $$g --schedule age.kind=window $(AGE) \
-	    --out $(DPO_RUN)/eval-g$$g-age.kind-window || exit 1; done
+	$(call score_samplers,$(DPO_RUN))
 	$(BIN)/idglow train export --run $(DPO_RUN) --out $(UNSCALED) $(foreach f,$(DPO_EVALS),--scores $(DPO_RUN)/$(f)) \
 	    --gallery data/cast --train-command-line "make idglow-model: configs/sft-constant-longer.yaml; \
 	configs/sft-constant-longest-init.yaml; configs/sft-constant-longest-init-jitter2k.yaml; pairs build --items 200 \
 	--candidates 4; configs/dpo-constant-longest-init-jitter2k.yaml"
 	$(BIN)/idglow train export --run $(UNSCALED) --dpo-scale $(DPO_SCALE) --out $(SCALED)
-	$(BIN)/idglow train sft-eval --run $(SCALED) --limit 100 --out $(SCALED)/eval
-	for g in 1.25 1.5; do \
-	  $(BIN)/idglow train sft-eval --run $(SCALED) --limit 100 --id-guidance $$g $(GROUP) --out $(SCALED)/eval-g$$g-group \
-	  || exit 1; done
-	for g in 1.25 1.5 1.75 2; do \
-	  $(BIN)/idglow train sft-eval --run $(SCALED) --limit 100 --id-guidance $$g --schedule age.kind=window $(AGE) \
-	    --out $(SCALED)/eval-g$$g-age.kind-window || exit 1; done
+	$(call score_samplers,$(SCALED))
 	$(BIN)/idglow train export --run $(UNSCALED) --dpo-scale $(DPO_SCALE) --out assets/idglow \
 	    $(foreach f,$(DPO_EVALS),--scores $(SCALED)/$(f)) --train-command-line "make idglow-model: \
 	configs/sft-constant-longer.yaml; configs/sft-constant-longest-init.yaml; configs/sft-constant-longest-init-jitter2k.yaml; \
