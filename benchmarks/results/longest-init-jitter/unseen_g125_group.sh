@@ -6,7 +6,7 @@
 set -ex
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 R=benchmarks/results/longest-init-jitter; O=runs/unseen-g1.25-group
-for run in runs/dpo-constant-longest-init-jitter3k runs/idglow-longest-init-jitter2k; do  # 2k: the shipped weights
+for run in runs/dpo-constant-longest-init-jitter3k runs/idglow-longest-init-jitter2k; do  # 2k: the weights shipped then
   for s in 0 1000; do
     o=$O/$(basename $run)-seed$s
     [ -f $o/synth-group.json ] || .venv/bin/idglow train sft-eval --run $run --benchmark data/cast/synth-group.jsonl \
