@@ -77,6 +77,15 @@ def test_export_dpo_scale_moves_the_model_along_the_dpo_adapter(sft_lora, pairs,
         extrapolated = 2 * weights["dpo"][key] - weights["sft"][key]
         torch.testing.assert_close(weights["2"][key], extrapolated, atol=1e-5, rtol=1e-5, msg=key)
     assert max((weights["2"][k] - weights["dpo"][k]).abs().max() for k in weights["dpo"]) > 1e-3
+    # a scaled model is rescaled from its record: scale 1 on the scale-2 model is the model as trained
+    assert cli("train", "export", "--run", tmp_path / "s2", "--dpo-scale", "1", "--out", tmp_path / "back").returncode == 0
+    back, _ = load_run(tmp_path / "back")
+    fuse_lora(back)
+    for key, value in back.state_dict().items():
+        torch.testing.assert_close(value, weights["dpo"][key], atol=1e-5, rtol=1e-5, msg=key)
+    assert json.loads((tmp_path / "back" / "provenance.json").read_text())["dpo_scale"] == 1.0
+    done = cli("train", "export", "--run", tmp_path / "s0", "--dpo-scale", "1", "--out", tmp_path / "bad")
+    assert done.returncode == 2 and "scaled to 0, so it cannot be scaled back" in done.stderr
 
     done = cli("train", "export", "--run", tmp_path / "model", "--dpo-scale", "-1", "--out", tmp_path / "bad")
     assert done.returncode == 2 and "--dpo-scale -1.0: give a finite scale >= 0" in done.stderr

@@ -166,8 +166,9 @@ def register(sub) -> None:
     p.add_argument("--dpo-scale", type=float, default=None, metavar="S",
                    help="--run is an exported SFT+DPO model: write it with its DPO adapter scaled by S (exact: the "
                    "weights W_base + dW_sft + S * dW_dpo; 0 is the SFT stage, 1 the model as trained, above 1 "
-                   "extrapolates DPO past where training stopped). --scores here are sft-eval outputs of the scaled "
-                   "model itself (they choose its sampler.json); needs --out")
+                   "extrapolates DPO past where training stopped), always relative to the adapter as trained (on a model "
+                   "already scaled, e.g. assets/idglow at 1.5, S=1 gives the model as trained back). --scores here are "
+                   "sft-eval outputs of the scaled model itself (they choose its sampler.json); needs --out")
     command(train, "vae", cmd_train_vae, "a small latent autoencoder (diffusers AutoencoderKL) on cast images",
             "Train a small diffusers AutoencoderKL on cast images (for representation.kind: latents).",
             config="vae config YAML, e.g. configs/synth-vae.yaml (keys: idglow config --kind vae)", full_name="train vae")

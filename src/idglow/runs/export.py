@@ -239,6 +239,8 @@ def export_dpo_scaled(model_folder: str | Path, out: str | Path, scale: float, c
     computes) through the trained model (1) and past it (> 1: model extrapolation, "ExPO", Zheng et al., ACL 2025,
     on the DPO stage alone). ``score_folders`` (``idglow train sft-eval`` outputs of *this* scaled model) go into its
     provenance and choose its ``sampler.json`` as :func:`export_idglow` does; the source's scores are not carried over.
+    ``scale`` is always relative to the DPO adapter as trained: a model this function wrote (``dpo_scale`` in its
+    provenance) is rescaled from that record, so scale 1 on it gives back the model as trained.
     """
     import math
 
@@ -250,9 +252,14 @@ def export_dpo_scaled(model_folder: str | Path, out: str | Path, scale: float, c
         raise ValueError(f"--dpo-scale {scale}: give a finite scale >= 0 (0: the SFT stage, 1: the model as trained)")
     model_folder, out = Path(model_folder), Path(out)
     recorded, sft_rank = _read_stacked(model_folder)
+    applied = float(recorded.get("dpo_scale", 1.0))  # a folder written by this function is rescaled from its record
+    if applied == 0:
+        raise ValueError(f"{model_folder}: its DPO adapter was scaled to 0, so it cannot be scaled back; scale the "
+                         "model it came from (provenance.json: scaled_from)")
     state, options = read_lora(model_folder / "final")
     dpo_state, dpo_options = lora_ranks(state, options, sft_rank, options.rank)
-    dpo_state = {key: value * scale if key.endswith(".lora_B.weight") else value for key, value in dpo_state.items()}
+    factor = scale / applied
+    dpo_state = {key: value * factor if key.endswith(".lora_B.weight") else value for key, value in dpo_state.items()}
     parts = [lora_ranks(state, options, 0, sft_rank)] if sft_rank else []
     adapter = concat_loras([*parts, (dpo_state, dpo_options)])
     trained_gate = json.loads((model_folder / "config.json").read_text())["model"]["identity"]["gate"]
