@@ -108,6 +108,12 @@ def _run_stages(run: Path) -> tuple[Path, dict]:
     return sft_run, stages
 
 
+def write_sampler(folder: Path, sampler: dict) -> None:
+    """Write ``folder/sampler.json`` when :func:`idglow.runs.sampler.recommend` recommended a sampler for any task."""
+    if any(task in sampler for task in TASKS):
+        (folder / SAMPLER).write_text(json.dumps(sampler, indent=2) + "\n")
+
+
 def replace_folder(tmp: Path, out: Path) -> None:
     """Move the finished folder ``tmp`` to ``out``, replacing what was there only once ``tmp`` is complete."""
     import shutil
@@ -156,9 +162,7 @@ def export_idglow(run: str | Path, out: str | Path, command: str, commit: str, s
     if started_from is not None:
         provenance["init"] = started_from
     (tmp / EXPORTED).write_text(json.dumps(provenance, indent=2) + "\n")
-    sampler = recommend(scores, trained_gate)
-    if any(task in sampler for task in TASKS):
-        (tmp / SAMPLER).write_text(json.dumps(sampler, indent=2) + "\n")
+    write_sampler(tmp, recommend(scores, trained_gate))
     if extra is not None:
         extra(tmp)
     replace_folder(tmp, out)
@@ -196,8 +200,8 @@ def _rewrite_adapter(model_folder: Path, out: Path, adapter: tuple[dict, object]
     config["model"]["lora"] = lora_config
     (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     (tmp / EXPORTED).write_text(json.dumps(provenance, indent=2) + "\n")
-    if sampler and any(task in sampler for task in TASKS):
-        (tmp / SAMPLER).write_text(json.dumps(sampler, indent=2) + "\n")
+    if sampler:
+        write_sampler(tmp, sampler)
     replace_folder(tmp, out)
 
 

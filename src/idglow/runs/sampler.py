@@ -24,14 +24,14 @@ BENCHMARK_TASK = {"synth-group": "group", "synth-age": "age"}
 # The floor a setting must keep to be recommended: the minimum bar of the identity issue (count accuracy on group
 # photos; child rate when adults are drawn as children). Guidance raises FaceSim while it costs these.
 FLOORS = {"group": ("count_accuracy", 0.9), "age": ("child_rate", 0.85)}
-# The identity issue's goal per task, ``metric: (at least, at most)``: a setting whose point estimates reach all of it
-# (and which keeps the floor) is preferred to settings with more FaceSim that miss it. Identity above the goal buys
-# less than children that look like children: guidance trades mini-adults for FaceSim, and the floor alone let the
-# rule take that trade past the goal's mini-adult rate.
 # How much less natural (judge Fréchet, set-level) than the task's most natural eligible setting a recommended one may
 # be: the shipping criteria's limit. Guidance 1.25 on groups bought +0.006-0.007 FaceSim/mu for +1.5-1.6 Fréchet on
 # the chosen and the unseen records alike (benchmarks/results/dpo-scale).
 FRECHET_MARGIN = 1.0
+# The identity issue's goal per task, ``metric: (at least, at most)``: a setting whose point estimates reach all of it
+# (and which keeps the floor) is preferred to settings with more FaceSim that miss it. Identity above the goal buys
+# less than children that look like children: guidance trades mini-adults for FaceSim, and the floor alone let the
+# rule take that trade past the goal's mini-adult rate.
 GOALS = {"group": {"facesim_norm": (0.7, None), "count_accuracy": (0.9, None)},
          "age": {"facesim_norm": (0.6, None), "child_rate": (0.9, None), "mini_adult_rate": (None, 0.05)}}
 
@@ -130,12 +130,11 @@ def recommend(scores: Mapping[str, dict], trained_gate: Mapping) -> dict:
             metric: result[metric],
             f"{metric}_interval": result.get("intervals", {}).get(metric),
             "meets_goal": goal,
+            **{m: result.get(m) for m in GOALS[task] if m not in ("facesim_norm", metric)},
             "frechet_judge": result.get("frechet_judge"),
             "records": result.get("images"),
             "steps": result.get("steps"),
         }
-        if task == "age":
-            chosen[task]["mini_adult_rate"] = result.get("mini_adult_rate")
     rule = "; ".join(f"{t}: highest FaceSim/mu with {m} >= {f} at the lower end of its 95% interval and judge "
                      f"Fréchet within {FRECHET_MARGIN:g} of the most natural such setting, preferring settings whose "
                      f"estimates reach {_goal_text(t)}" for t, (m, f) in FLOORS.items())
