@@ -45,7 +45,8 @@ def main() -> None:
             continue
         mu = json.loads((mine[0] / f"{bench}.json").read_text())["mu_real"]
         pooled = pooled_summary([read_scores(f, bench) for f in mine], mu)
-        cells = [f"{pooled[k]:.3f} [{pooled['intervals'][k][0]:.3f}, {pooled['intervals'][k][1]:.3f}]" for k in KEYS[bench]]
+        intervals = pooled.get("intervals", {})
+        cells = [f"{pooled[k]:.3f}" + (" [{:.3f}, {:.3f}]".format(*intervals[k]) if k in intervals else "") for k in KEYS[bench]]
         lines += [f"### {bench}, {label}\n", "| | " + " | ".join(KEYS[bench]) + " | frechet_judge |",
                   "|---|" + "---|" * (len(KEYS[bench]) + 1), "| this model | " + " | ".join(cells) + " | – |"]
         for other_label, other in against:
