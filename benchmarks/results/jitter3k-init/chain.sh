@@ -2,8 +2,9 @@
 # Issue 19: the model with the highest unseen group score so far (0.694, the 3,000-step jittered SFT with DPO on 377
 # pairs, 190 of them from age scenes; its runs were lost) rebuilt from the shipped model's SFT stage, then scored on the
 # unseen records (criteria.md, written before any of it was scored) at per-task DPO scales: groups at scale 1, age at
-# the scales that bought children back on the shipped model (idglow train export --dpo-scale). About 85 minutes of
-# training and 6 to 7 minutes per evaluation here; resumable: re-run it and every step either resumes or is skipped.
+# the scales that bought children back on the shipped model (idglow train export --dpo-scale). About 70 minutes of
+# training (1,922 s SFT, two pair builds of about 10 minutes, 857 s DPO) and about 5 minutes per evaluation here;
+# resumable: re-run it and every step either resumes or is skipped.
 set -ex
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 . benchmarks/results/dpo-scale/source.sh  # SRC: the 2,000-jittered-step model, whose SFT stage this continues
