@@ -20,15 +20,8 @@ S=runs/sft-jitter3k-init; P=data/pairs-jitter3k-init; D=runs/dpo-jitter3k-init-a
 assets/idglow --stage sft --out runs/idglow-sft-jitter2k; configs/sft-jitter3k-init.yaml; pairs build --items 200 \
 --candidates 4; pairs build --manifest sft-age-train.jsonl --items 200 --candidates 4 --seed 100000; configs/dpo-jitter3k-init-age400.yaml"
 for s in 1.5 2; do [ -f $M-dpo$s/provenance.json ] || $B/idglow train export --run $M --dpo-scale $s --out $M-dpo$s; done
-# name model benchmark guidance [schedule]: one evaluation on the unseen records, noise seeds 0 and 1000, in criteria.md's order
-unseen() {
-  for seed in 0 1000; do
-    o=$O/$1-seed$seed
-    [ -f $o/$3.json ] || $B/idglow train sft-eval --run $2 --benchmark data/cast/$3.jsonl --limit 100 --complement \
-      --id-guidance $4 ${5:+--schedule $5} --seed $seed --out $o
-    mkdir -p $R/$1-seed$seed && cp $o/$3.json $o/$3.scores.jsonl $R/$1-seed$seed/
-  done
-}
+# one evaluation on the unseen records each, in criteria.md's order
+. $R/unseen.sh
 unseen scale1-group-g1.25 $M synth-group 1.25
 unseen scale2-age-g1.25-window $M-dpo2 synth-age 1.25 age.kind=window
 unseen scale1-group-g1 $M synth-group 1

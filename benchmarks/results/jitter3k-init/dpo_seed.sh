@@ -7,11 +7,7 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 B=.venv/bin; R=benchmarks/results/jitter3k-init; D=runs/dpo-jitter3k-init-age400-seed1; O=runs/unseen-jitter3k-init
 [ -f runs/idglow-jitter3k-init/provenance.json ] || { echo "run chain.sh first" >&2; exit 1; }
 [ -f $D/final/lora.safetensors ] || $B/idglow train dpo --config configs/dpo-jitter3k-init-age400-seed1.yaml
-for seed in 0 1000; do
-  o=$O/dpo-seed1-group-g1.25-seed$seed
-  [ -f $o/synth-group.json ] || $B/idglow train sft-eval --run $D --benchmark data/cast/synth-group.jsonl --limit 100 \
-    --complement --id-guidance 1.25 --seed $seed --out $o
-  mkdir -p $R/$(basename $o) && cp $o/synth-group.json $o/synth-group.scores.jsonl $R/$(basename $o)/
-done
+. $R/unseen.sh
+unseen dpo-seed1-group-g1.25 $D synth-group 1.25
 $B/python $R/tables.py > /dev/null
 echo DPO SEED DONE
