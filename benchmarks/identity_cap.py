@@ -45,7 +45,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--limit", type=int, default=100, help="records per benchmark (evenly spread over group sizes)")
     p.add_argument("--steps", type=int, default=20, help="Euler steps of a full (sigma 1) generation")
     p.add_argument("--probe-faces", type=int, default=4000, help="training-identity faces the probes are fitted on")
-    p.add_argument("--id-guidance", type=float, default=1.0, help="identity guidance of --run")
+    p.add_argument("--id-guidance", type=float, default=None,
+                   help="identity guidance of --run, with its trained gates (default: the sampler its model folder "
+                        "recommends per task, sampler.json; guidance 1 and the trained gates where it has none)")
     p.add_argument("--out", default="runs/identity-cap", help="working folder (rows, face features)")
     p.add_argument("--json", default="benchmarks/results/identity_cap.json")
     p.add_argument("--threads", type=int, default=2)
@@ -63,7 +65,7 @@ class Sampler:
     """The base model (text only) or a run (with references), sampling records from noised true renders.
     Record k's noise comes from seed k, so every model and sigma draws the same noise for a record."""
 
-    def __init__(self, base: str, run: str | None, id_guidance: float):
+    def __init__(self, base: str, run: str | None, id_guidance: float | None):
         from idglow.generate.pipeline import IdGlowPipeline
         from idglow.runs.load import load_base
 
@@ -81,12 +83,22 @@ class Sampler:
 
             return sample_captions(self.model, self.cfg, prompts, *targets.shape[-2:], steps=steps, batch=batch,
                                    init_images=init, sigma_start=start)
+        from idglow.generate.controls import identity_controls
+        from idglow.runs.sampler import intervals_for, settings_for
+
+        tasks = [r["task"] for r in records]
+        guidance, schedule = settings_for(self.pipe.recommended, tasks)
+        intervals = intervals_for(self.pipe.recommended, tasks)
+        if self.id_guidance is not None:  # a fixed guidance with the trained gates, as the tables before sampler.json
+            guidance, schedule, intervals = [self.id_guidance] * len(tasks), [], None
         out = []
-        for i in tqdm(range(0, len(records), batch), leave=False):
-            generators = [torch.Generator().manual_seed(k) for k in range(i, min(i + batch, len(records)))]
-            out.append(self.pipe.sample(prompts[i : i + batch], refs[i : i + batch], [r["task"] for r in records[i : i + batch]],
-                                 steps=steps, generator=generators, id_guidance=self.id_guidance,
-                                 init_images=None if init is None else init[i : i + batch], sigma_start=start))
+        with identity_controls(self.pipe.model, 1.0, schedule or None):
+            for i in tqdm(range(0, len(records), batch), leave=False):
+                generators = [torch.Generator().manual_seed(k) for k in range(i, min(i + batch, len(records)))]
+                out.append(self.pipe.sample(prompts[i : i + batch], refs[i : i + batch], tasks[i : i + batch],
+                                            steps=steps, generator=generators, id_guidance=guidance[i : i + batch],
+                                            id_guidance_interval=None if intervals is None else intervals[i : i + batch],
+                                            init_images=None if init is None else init[i : i + batch], sigma_start=start))
         return torch.cat(out)
 
 
@@ -209,6 +221,18 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def run_sampler(args) -> dict | None:
+    """How ``--run`` was sampled: a fixed guidance with its trained gates, or its folder's recommended sampler."""
+    if args.run is None:
+        return None
+    if args.id_guidance is not None:
+        return {"id_guidance": args.id_guidance, "schedule": "trained"}
+    from idglow.runs.sampler import read_sampler
+
+    return {task: {"id_guidance": s.id_guidance, "schedule": list(s.schedule), "id_guidance_interval": s.id_guidance_interval}
+            for task, s in read_sampler(args.run).items()}
+
+
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
@@ -222,7 +246,7 @@ def main() -> None:
     start = time.perf_counter()
     denoise_rows(args, judges, rows, workdir)
     result = {"command": "python " + " ".join(map(shlex.quote, sys.argv)),
-              "records_per_benchmark": args.limit, "denoise": rows, "probes": probe_table(args, judges, workdir),
+              "records_per_benchmark": args.limit, "run_sampler": run_sampler(args), "denoise": rows, "probes": probe_table(args, judges, workdir),
               "seconds": round(time.perf_counter() - start, 1), "threads": args.threads}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=2) + "\n")

@@ -41,13 +41,15 @@ def check_reused(summary: Path, settings, benchmark: Path, seed: int, args) -> N
     one asked for now (a model re-exported under another rule recommends other settings)."""
     done = json.loads(summary.read_text())
     trained = json.loads((Path(args.run) / "config.json").read_text())["model"]["identity"]["gate"]
-    made = (float(done.get("id_guidance", 1.0)), schedule_overrides(trained, done.get("schedule", trained)),
-            Path(done.get("benchmark", "")), done.get("seed"))
-    wanted = (settings.id_guidance, list(settings.schedule), benchmark, seed)
+    interval = done.get("id_guidance_interval")
+    made = (float(done.get("id_guidance", 1.0)), None if interval is None else tuple(interval),
+            schedule_overrides(trained, done.get("schedule", trained)), Path(done.get("benchmark", "")), done.get("seed"))
+    wanted = (settings.id_guidance, settings.id_guidance_interval, list(settings.schedule), benchmark, seed)
     if made != wanted:
-        raise SystemExit(f"{summary.parent}: scored with guidance {made[0]:g}, schedule {made[1]}, {made[2]}, seed "
-                         f"{made[3]}, but now asked for guidance {wanted[0]:g}, schedule {wanted[1]}, {wanted[2]}, "
-                         f"seed {seed}; remove the folder or give another --out")
+        where = lambda i: "" if i is None else " at sigma {:g}-{:g}".format(*i)  # noqa: E731
+        raise SystemExit(f"{summary.parent}: scored with guidance {made[0]:g}{where(made[1])}, schedule {made[2]}, "
+                         f"{made[3]}, seed {made[4]}, but now asked for guidance {wanted[0]:g}{where(wanted[1])}, "
+                         f"schedule {wanted[2]}, {wanted[3]}, seed {seed}; remove the folder or give another --out")
 
 
 def evaluate(task: str, seed: int, args) -> Path:
@@ -62,6 +64,8 @@ def evaluate(task: str, seed: int, args) -> Path:
                    "--id-guidance", f"{settings.id_guidance:g}", "--seed", str(seed), "--out", str(out)]
         if args.device:
             command += ["--device", args.device]
+        if settings.id_guidance_interval is not None:
+            command += ["--id-guidance-interval", *(f"{x:g}" for x in settings.id_guidance_interval)]
         for item in settings.schedule:
             command += ["--schedule", item]
         print("+", " ".join(command[2:]), flush=True)
@@ -108,13 +112,16 @@ def main() -> None:
         bars = {key: {"bar": bar, "value": pooled[key], "interval": pooled["intervals"][key], "met": pooled[key] >= bar}
                 for key, bar in BARS[task]}
         settings = recommended[task]
-        results[bench] = {"sampler": {"id_guidance": settings.id_guidance, "schedule": list(settings.schedule)},
+        where = "" if settings.id_guidance_interval is None else " at sigma {:g}-{:g}".format(*settings.id_guidance_interval)
+        results[bench] = {"sampler": {"id_guidance": settings.id_guidance, "schedule": list(settings.schedule),
+                                      **({"id_guidance_interval": list(settings.id_guidance_interval)}
+                                         if settings.id_guidance_interval else {})},
                           "records": pooled["images"], "seeds": args.seeds, "bars": bars, "pooled": pooled}
         if args.against:
             results[bench]["against"], rows = compare(task, folders, args)
             differences += rows
         for key, row in bars.items():
-            lines.append(f"| {bench} | guidance {settings.id_guidance:g}, {' '.join(settings.schedule) or 'trained gate'} | "
+            lines.append(f"| {bench} | guidance {settings.id_guidance:g}{where}, {' '.join(settings.schedule) or 'trained gate'} | "
                          f"{key} | {row['value']:.4f} [{row['interval'][0]:.3f}, {row['interval'][1]:.3f}] | "
                          + " / ".join(f"{v:.3f}" for v in pooled["per_seed"][key]) + f" | >= {row['bar']} | "
                          + ("met" if row["met"] else "not met") + " |")

@@ -153,12 +153,15 @@ def test_generate_starts_from_the_model_folders_recommended_sampler(cast, sft_ru
     model = tmp_path / "model"
     shutil.copytree(sft_run, model, ignore=shutil.ignore_patterns("checkpoints", "samples"))
     (model / "sampler.json").write_text(json.dumps({
-        "group": {"id_guidance": 1.5, "schedule": ["group.lambda_min=0.3"]}, "age": {"id_guidance": 1.25, "schedule": []}}))
+        "group": {"id_guidance": 1.5, "schedule": ["group.lambda_min=0.3"], "id_guidance_interval": [0.5, 1]},
+        "age": {"id_guidance": 1.25, "schedule": []}}))
     refs = [str(p) for p in sorted((cast / "images").rglob("*.png"))[:2]]
     common = ["generate", "--run", str(model), "--prompt", "two people", "--refs", *refs, "--steps", "1"]
-    for argv, guidance, floor in [([], 1.5, 0.3), (["--task", "age"], 1.25, 0.0), (["--sampler", "trained"], 1.0, 0.0),
-                                  (["--id-guidance", "2"], 2.0, 0.3)]:
+    for argv, guidance, floor, interval in [
+            ([], 1.5, 0.3, [0.5, 1.0]), (["--task", "age"], 1.25, 0.0, None), (["--sampler", "trained"], 1.0, 0.0, None),
+            (["--id-guidance", "2"], 2.0, 0.3, None), (["--id-guidance", "3", "--id-guidance-interval", "0.2", "0.6"], 3.0, 0.3, [0.2, 0.6])]:
         assert main([*common, "--out", str(tmp_path / "out"), "--name", f"g{guidance}", *argv]) == 0
         meta = json.loads((tmp_path / "out" / f"g{guidance}.json").read_text())
         assert meta["id_guidance"] == guidance and meta["schedule"]["group"]["lambda_min"] == floor, argv
+        assert meta["id_guidance_interval"] == interval, argv
         assert ("recommended by" in capsys.readouterr().out) == ("trained" not in argv)

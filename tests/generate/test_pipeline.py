@@ -104,6 +104,25 @@ def test_defaults_follow_the_recommended_sampler_per_task(pipe, refs):
         pipe.recommended = {}
 
 
+def test_a_recommended_guidance_interval_limits_the_default_guidance_only(pipe, refs):
+    from idglow.runs.sampler import SamplerSettings
+
+    def run(**kwargs):
+        return pipe(["two people"], id_images=[refs], task="group", num_inference_steps=2, generator=[_gen(0)],
+                    output_type="pt", **kwargs).images
+
+    plain = run()
+    # an interval that holds no step of the grid: the recommended guidance 2 is never applied
+    pipe.recommended = {"group": SamplerSettings(2.0, (), "test", (0.0, 0.0))}
+    try:
+        torch.testing.assert_close(run(), plain, rtol=0, atol=1e-6)
+        everywhere = run(id_guidance=2.0)  # a guidance given without an interval applies at every step
+        assert (everywhere - plain).abs().max() > 1e-3
+        torch.testing.assert_close(run(id_guidance=2.0, id_guidance_interval=(0.0, 1.0)), everywhere, rtol=0, atol=1e-6)
+    finally:
+        pipe.recommended = {}
+
+
 def test_callback_sees_every_step_and_may_replace_the_latents(pipe, refs):
     seen = []
 

@@ -274,6 +274,42 @@ def test_identity_guidance_extrapolates_the_velocity_from_the_base_model():
         sample_packed(model, noise, *args, identity=cond, task="group", num_steps=1, id_guidance=[1.0, 2.0, 3.0])
 
 
+def test_guidance_interval_guides_only_the_steps_whose_sigma_lies_in_it():
+    from idglow.flow import sigma_grid
+    from idglow.generate.sampling import guidance_scale
+
+    scale = guidance_scale([2.0, 3.0], [(0.7, 1.0), (0.0, 0.5)], 2)
+    assert scale(1.0).tolist() == [2.0, 1.0] and scale(0.7).tolist() == [2.0, 1.0]  # ends included
+    assert scale(0.5).tolist() == [1.0, 3.0] and scale(0.6).tolist() == [1.0, 1.0]
+    assert guidance_scale(2.0, None, 3)(0.1).tolist() == [2.0] * 3
+    for bad, match in [((0.7, 0.2), "0 <= sigma_lo <= sigma_hi"), ([(0.1, 0.2, 0.3)], r"expected \(sigma_lo, sigma_hi\)"),
+                       ((-0.1, 1.0), "0 <= sigma_lo")]:
+        with pytest.raises(ValueError, match=match):
+            guidance_scale(2.0, bad, 2)
+    model = _model()
+    randomize_identity_branch(model)
+    batch = TinyBatch(batch=2)
+    cond = model.cache_identity(model.encode_identity(batch.refs[:2]))
+    args = (batch.encoder_hidden_states, batch.pooled, batch.img_ids, batch.txt_ids)
+    noise = torch.randn_like(batch.hidden_states)
+    common = dict(identity=cond, task="group", num_steps=4)
+    everywhere = sample_packed(model, noise, *args, id_guidance=3.0, **common)
+    plain = sample_packed(model, noise, *args, id_guidance=1.0, **common)
+    torch.testing.assert_close(sample_packed(model, noise, *args, id_guidance=3.0, id_guidance_interval=(0.0, 1.0), **common),
+                               everywhere, rtol=0, atol=0)
+    calls = []
+    model.register_forward_hook(lambda module, inputs, output: calls.append(1))
+    nowhere = sample_packed(model, noise, *args, id_guidance=3.0, id_guidance_interval=(0.0, 0.0), **common)
+    torch.testing.assert_close(nowhere, plain, rtol=0, atol=0)
+    assert len(calls) == 4  # outside the interval a step costs one forward
+    # guided only at the first step (sigma 1): the same as guidance 3 for one step, then the plain sampler
+    first = float(sigma_grid(4, shift=1.0)[1])  # the second step's sigma: sample_packed's grid
+    calls.clear()
+    once = sample_packed(model, noise, *args, id_guidance=3.0, id_guidance_interval=((first + 1) / 2, 1.0), **common)
+    assert len(calls) == 5
+    assert (once - plain).abs().max() > 1e-4 and (once - everywhere).abs().max() > 1e-4
+
+
 def test_processors_wrap_diffusers_and_only_chosen_blocks_inject():
     model = _model("--identity.blocks", "[1]")
     procs = model.flux.attn_processors

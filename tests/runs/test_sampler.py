@@ -144,3 +144,22 @@ def test_score_folders_are_read_and_keyed_and_an_empty_one_is_named(tmp_path):
     assert read_score_folders([], None) == {}
     with pytest.raises(FileNotFoundError, match="--scores: no JSON results in .*empty"):
         read_score_folders([tmp_path / "empty"], None)
+
+
+def test_a_guidance_interval_travels_from_the_scores_to_sampler_json_and_each_sample(tmp_path):
+    from idglow.runs.sampler import intervals_for
+
+    limited = {**_result("synth-group", 0.66, 2.0, 0.95), "id_guidance_interval": [0.7, 1.0]}
+    scores = {"synth-group": _result("synth-group", 0.62, 1.0, 0.97), "synth-group, id_guidance 2 at sigma 0.7-1": limited}
+    assert score_key("synth-group", limited) == "synth-group, id_guidance 2 at sigma 0.7-1"
+    chosen = recommend(scores, TRAINED)
+    assert chosen["group"]["id_guidance"] == 2.0 and chosen["group"]["id_guidance_interval"] == [0.7, 1.0]
+    (tmp_path / "sampler.json").write_text(json.dumps(chosen))
+    settings = read_sampler(tmp_path)
+    assert settings["group"].id_guidance_interval == (0.7, 1.0)
+    assert intervals_for(settings, ["group", "age"]) == [(0.7, 1.0), (0.0, 1.0)]  # age: every step
+    assert intervals_for({}, ["group"]) is None
+    for bad in ([0.8, 0.2], [0.5], "high", [0.2, 1.5]):
+        (tmp_path / "sampler.json").write_text(json.dumps({"group": {"id_guidance": 2, "id_guidance_interval": bad}}))
+        with pytest.raises(ValueError, match=r"sampler.json: group.id_guidance_interval: expected \[sigma_lo, sigma_hi\]"):
+            read_sampler(tmp_path)

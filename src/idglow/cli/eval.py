@@ -39,9 +39,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     device = chosen_device(args.device)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype or ("bf16" if device.startswith("cuda") else "fp32")]
     pipe = IdGlowPipeline.from_run(args.run, args.height, args.width, device=device, dtype=dtype, precision=args.precision)
-    id_guidance, overrides = _sampler(args, pipe)
+    id_guidance, interval, overrides = _sampler(args, pipe)
     schedule = override_schedules(pipe, overrides)
-    options = SamplingOptions(seed=args.seed, steps=args.steps, id_guidance=id_guidance)
+    options = SamplingOptions(seed=args.seed, steps=args.steps, id_guidance=id_guidance, id_guidance_interval=interval)
     out = Path(args.out)
     if args.benchmark:
         counts = generate_benchmark(pipe, args.run, args.benchmark, options, out, schedule, limit=args.limit, batch=args.batch)
@@ -52,11 +52,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sampler(args: argparse.Namespace, pipe) -> tuple[float, list[str]]:
-    """Identity guidance and gate overrides: those given, else what the model folder recommends for the task
-    (``sampler.json``; none for a training run), else guidance 1 and the trained gate. Says which on stdout."""
+def _sampler(args: argparse.Namespace, pipe) -> tuple[float, list[float] | None, list[str]]:
+    """Identity guidance, the sigma interval it is limited to and gate overrides: those given, else what the model
+    folder recommends for the task (``sampler.json``; none for a training run), else guidance 1 at every step and the
+    trained gate. A guidance given without an interval applies at every step. Says which on stdout."""
     from idglow.data.manifest import load_manifest
-    from idglow.runs.sampler import settings_for
+    from idglow.runs.sampler import intervals_for, settings_for
 
     tasks = [args.task] if args.prompt else sorted({r["task"] for r in load_manifest(Path(args.benchmark), "benchmark")})
     recommended = {} if args.sampler == "trained" else pipe.recommended
@@ -65,11 +66,17 @@ def _sampler(args: argparse.Namespace, pipe) -> tuple[float, list[str]]:
         raise ValueError(f"id-guidance: {args.benchmark} mixes tasks ({', '.join(tasks)}) whose recommended guidance "
                          f"differs ({', '.join(f'{g:g}' for g in guidance)}); give --id-guidance, or --sampler trained")
     id_guidance = guidance[0] if args.id_guidance is None else args.id_guidance
+    intervals = intervals_for(recommended, tasks) if args.id_guidance is None else None
+    if args.id_guidance_interval is None and intervals is not None and len(set(intervals)) > 1:
+        raise ValueError(f"id-guidance-interval: {args.benchmark} mixes tasks ({', '.join(tasks)}) whose recommended "
+                         "guidance intervals differ; give --id-guidance-interval, or --sampler trained")
+    interval = args.id_guidance_interval or (list(intervals[0]) if intervals else None)
     overrides = overrides if args.schedule is None else args.schedule
     chosen = [t for t in tasks if t in recommended and (args.id_guidance is None or args.schedule is None)]
     origin = "; ".join(recommended[t].source for t in chosen) or "given or trained"
-    print(f"sampler: identity guidance {id_guidance:g}, gate {', '.join(overrides) or 'as trained'} ({origin})")
-    return id_guidance, list(overrides)
+    where = "" if interval is None else " at sigma {:g}-{:g}".format(*interval)
+    print(f"sampler: identity guidance {id_guidance:g}{where}, gate {', '.join(overrides) or 'as trained'} ({origin})")
+    return id_guidance, None if interval is None else [float(x) for x in interval], list(overrides)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -148,6 +155,10 @@ def register(sub) -> None:
     p.add_argument("--id-guidance", type=non_negative_float, default=None,
                    help="identity guidance g: v_none + g (v_id - v_none); 1 = off (default: the model folder's "
                         "recommendation for the task, see --sampler; else 1)")
+    p.add_argument("--id-guidance-interval", type=non_negative_float, nargs=2, metavar=("SIGMA_LO", "SIGMA_HI"),
+                   help="guide only at the steps whose sigma lies in [SIGMA_LO, SIGMA_HI], where identity is decided "
+                        "(outside it a step costs one forward; default: the model folder's recommendation for the task "
+                        "when --id-guidance is not given, else every step)")
     p.add_argument("--schedule", action="append", metavar="KEY=VALUE",
                    help="override the gate, e.g. group.kind=constant or age.sigma_lo=0.2 (repeatable; analytic gates "
                         "only; default: the model folder's recommendation for the task, see --sampler)")

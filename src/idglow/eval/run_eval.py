@@ -55,13 +55,15 @@ def _gallery(manifest: Path, judge: torch.nn.Module) -> tuple[dict, torch.Tensor
 @torch.no_grad()
 def evaluate_benchmark(run: str | Path, manifest: str | Path, judges: str | Path = JUDGES, identity: bool = True,
                        limit: int | None = None, steps: int = 20, seed: int = 0, batch: int = 16,
-                       id_guidance: float = 1.0, schedule: Sequence[str] = (), progress: bool = True,
+                       id_guidance: float = 1.0, id_guidance_interval: Sequence[float] | None = None,
+                       schedule: Sequence[str] = (), progress: bool = True,
                        complement: bool = False, device: torch.device | str = "cpu") -> tuple[dict, np.ndarray, list[dict]]:
     """Generate every record of a benchmark manifest with the run's model and score it.
 
     Args:
         identity: False samples the same backbone with the identity branch off (text only).
         id_guidance: identity guidance scale of the sampler (1 = none).
+        id_guidance_interval: ``(sigma_lo, sigma_hi)``: guide only at those noise levels (None: at every step).
         schedule: ``KEY=VALUE`` gate overrides for sampling (e.g. ``group.lambda_min=0.2``; analytic gates only).
         complement: score the records ``limit`` leaves out instead (to confirm a choice made on the ``limit`` records
             on records it never saw).
@@ -80,6 +82,7 @@ def evaluate_benchmark(run: str | Path, manifest: str | Path, judges: str | Path
     height, width = read_rgb(manifest.parent / records[0]["expected"]["target"], f"{manifest}: target").shape[:2]
     pipe = IdGlowPipeline.from_run(run, height, width, device=device)
     gate = gate_config_with(pipe.model.config.identity.gate, list(schedule)) if schedule else None
+    interval = None if id_guidance_interval is None else tuple(float(x) for x in id_guidance_interval)
     mu_real = read_mu_real(manifest)
     scores, rows, generated, targets = [], [], [], []
     for start in tqdm(range(0, len(records), batch), desc=f"{manifest.stem}", disable=not progress):
@@ -87,7 +90,8 @@ def evaluate_benchmark(run: str | Path, manifest: str | Path, judges: str | Path
         generators = [torch.Generator().manual_seed(seed + start + i) for i in range(len(chunk))]
         with identity_controls(pipe.model, 1.0, gate):
             images = pipe.sample([r["prompt"] for r in chunk], chunk_refs if identity else None, [r["task"] for r in chunk],
-                                 steps=steps, generator=generators, id_guidance=id_guidance)
+                                 steps=steps, generator=generators, id_guidance=id_guidance,
+                                 id_guidance_interval=interval)
         for i, (image, record, crops) in enumerate(zip(images, chunk, chunk_refs)):
             target = to_tensor(read_rgb(manifest.parent / record["expected"]["target"], f"{manifest}:{record['_line']}: target"))
             scores.append({"id": record.get("id"), "seed": seed + start + i,
@@ -102,7 +106,8 @@ def evaluate_benchmark(run: str | Path, manifest: str | Path, judges: str | Path
         quality = cast_quality(scorers["detector"], torch.stack(generated), torch.stack(targets),
                                [r["expected"]["count"] for r in records])
         metrics["frechet_judge"] = quality["frechet_judge"]
-    metrics.update({"benchmark": str(manifest), "identity": identity, "id_guidance": id_guidance, "steps": steps, "seed": seed,
+    metrics.update({"benchmark": str(manifest), "identity": identity, "id_guidance": id_guidance,
+                    **({"id_guidance_interval": list(interval)} if interval is not None else {}), "steps": steps, "seed": seed,
                     "device": str(pipe.device), "precision": pipe.precision,
                     **({"complement_of_limit": limit} if complement else {}),
                     "run": str(run), **({"schedule": to_dict(gate)} if gate is not None else {})})

@@ -35,6 +35,8 @@ class SamplingOptions:
     seed: int = 0
     steps: int = 20
     id_guidance: float = 1.0
+    # [sigma_lo, sigma_hi]: guide only at those noise levels (a list, as the JSON sidecar stores it); None: every step
+    id_guidance_interval: list[float] | None = None
 
 
 def reference_files(paths: Sequence[str | Path]) -> list[Path]:
@@ -116,8 +118,12 @@ def _sidecar(run: str | Path, prompt: str, task: str, refs: Sequence[str], optio
 
 
 # What decides a generated image: a sidecar that differs in any of these was made by something else.
-MADE_BY = ("weights", "prompt", "task", "refs", "seed", "steps", "id_guidance", "height", "width", "schedule", "precision",
+MADE_BY = ("weights", "prompt", "task", "refs", "seed", "steps", "id_guidance", "id_guidance_interval", "height", "width", "schedule", "precision",
            "benchmark")
+
+
+def _interval(options: SamplingOptions) -> tuple[float, float] | None:
+    return None if options.id_guidance_interval is None else tuple(options.id_guidance_interval)
 
 
 def stale_fields(sidecar: Path, expected: dict) -> list[str]:
@@ -139,7 +145,8 @@ def generate_one(pipe: IdGlowPipeline, run: str | Path, prompt: str, ref_files: 
         raise ValueError(f"task: expected group or age, got {task!r}")
     crops = read_references(ref_files, pipe.ref_size)
     generator = torch.Generator().manual_seed(options.seed)
-    image = pipe.sample([prompt], [crops], task, steps=options.steps, generator=[generator], id_guidance=options.id_guidance)[0]
+    image = pipe.sample([prompt], [crops], task, steps=options.steps, generator=[generator], id_guidance=options.id_guidance,
+                        id_guidance_interval=_interval(options))[0]
     refs = [str(Path(f).resolve()) for f in ref_files]
     return write_image(out, name, image, _sidecar(run, prompt, task, refs, options, schedule, pipe))
 
@@ -191,7 +198,7 @@ def generate_benchmark(pipe: IdGlowPipeline, run: str | Path, manifest: str | Pa
         crops = [read_references([manifest.parent / p for p in r["refs"]], pipe.ref_size) for _, r in chunk]
         generators = [torch.Generator().manual_seed(options.seed + k) for k, _ in chunk]
         images = pipe.sample([r["prompt"] for _, r in chunk], crops, [r["task"] for _, r in chunk], steps=options.steps,
-                      generator=generators, id_guidance=options.id_guidance)
+                      generator=generators, id_guidance=options.id_guidance, id_guidance_interval=_interval(options))
         for (k, record), image in zip(chunk, images):
             write_image(out, record["id"], image, sidecar(k, record))
         bar.update(len(chunk))

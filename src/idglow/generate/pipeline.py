@@ -32,12 +32,12 @@ from idglow.flow import flux_shift_mu
 from idglow.generate import memory
 from idglow.generate.controls import ScheduleOverride, identity_controls
 from idglow.generate.id_images import init_image, reference_sets
-from idglow.generate.sampling import generate_images
+from idglow.generate.sampling import GuidanceInterval, generate_images
 from idglow.identity.branch import pad_references
 from idglow.models import IdGlowTransformer
 from idglow.models.lora import adapters_disabled
 from idglow.runs.load import EXPORTED, is_exported_model, load_run, weights_fingerprint
-from idglow.runs.sampler import SAMPLER, SamplerSettings, read_sampler, settings_for
+from idglow.runs.sampler import SAMPLER, SamplerSettings, intervals_for, read_sampler, settings_for
 from idglow.utils.precision import resolve_precision
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
@@ -194,6 +194,7 @@ class IdGlowPipeline:
         steps: int = 20,
         generator: torch.Generator | Sequence[torch.Generator] | None = None,
         id_guidance: float | Sequence[float] = 1.0,
+        id_guidance_interval: GuidanceInterval = None,
         init_images: torch.Tensor | None = None,
         sigma_start: float = 1.0,
         height: int | None = None,
@@ -212,6 +213,7 @@ class IdGlowPipeline:
                 is in the batch); a single generator draws every image's noise from it in turn; None: torch's
                 default generator.
             id_guidance: identity guidance scale (1 = none; see :func:`idglow.generate.sampling.sample_packed`).
+            id_guidance_interval: ``(sigma_lo, sigma_hi)`` (or one per prompt): guide only at those noise levels.
             init_images, sigma_start: image-to-image: start from these images [B, 3, H, W] in [-1, 1] noised to
                 ``sigma_start`` < 1 (see :func:`idglow.generate.sampling.generate_images`).
             height, width: output size (default: the pipeline's).
@@ -231,7 +233,8 @@ class IdGlowPipeline:
             refs, ref_mask = self.reference_inputs(references) if references is not None else (None, None)
             rep, mu = self.representation(height or self.height, width or self.width)
             images = generate_images(self.model, rep, self.text, prompts, generator, refs, ref_mask, task=task,
-                                     num_steps=steps, mu=mu, id_guidance=id_guidance, precision=self.precision,
+                                     num_steps=steps, mu=mu, id_guidance=id_guidance,
+                                     id_guidance_interval=id_guidance_interval, precision=self.precision,
                                      init_images=init_images, sigma_start=sigma_start, on_step=on_step, decode=decode,
                                      device=self.device)
         return images.cpu()
@@ -250,6 +253,7 @@ class IdGlowPipeline:
         id_scale: float = 1.0,
         id_schedule: ScheduleOverride = None,
         id_guidance: float | None = None,
+        id_guidance_interval: tuple[float, float] | None = None,
         image=None,
         strength: float = 1.0,
         output_type: str = "pil",
@@ -275,6 +279,8 @@ class IdGlowPipeline:
             id_guidance: identity guidance scale (1 = none; > 1 costs a second forward per step). None: the
                 recommended one for each prompt's task (1 when the folder recommends none; ``pipe.recommended = {}``
                 makes guidance 1 and the trained gate the defaults).
+            id_guidance_interval: ``(sigma_lo, sigma_hi)``: guide only at those noise levels. None: the recommended
+                interval of each prompt's task when ``id_guidance`` is None too, else every step.
             image, strength: image-to-image: start from ``image`` (one for all prompts, or one per prompt) noised to
                 sigma = ``strength`` (< 1); 1 = from noise.
             output_type: ``pil``, ``np``, ``pt`` (images in [0, 1]) or ``latent`` (packed latents [B, S, C]).
@@ -310,12 +316,14 @@ class IdGlowPipeline:
         guidance, recommended_schedule = settings_for(self.recommended, tasks)
         if id_guidance is None:
             id_guidance = guidance[0] if len(set(guidance)) == 1 else expand(guidance)
+            if id_guidance_interval is None:
+                id_guidance_interval = expand(intervals_for(self.recommended, tasks))
         if id_schedule is None and recommended_schedule:
             id_schedule = recommended_schedule
         adapter_off = refs is None and self.model.config.lora.rank > 0
         with identity_controls(self.model, id_scale, id_schedule), (adapters_disabled(self.model.flux) if adapter_off else contextlib.nullcontext()):
             out = self.sample(expand(prompts), expand(refs), expand(tasks), steps=num_inference_steps, generator=generator,
-                              id_guidance=id_guidance, init_images=None if init is None else init.repeat_interleave(repeat, 0),
+                              id_guidance=id_guidance, id_guidance_interval=id_guidance_interval, init_images=None if init is None else init.repeat_interleave(repeat, 0),
                               sigma_start=strength, height=height, width=width, on_step=on_step, decode=output_type != "latent")
         if output_type != "latent":
             out = VaeImageProcessor(vae_scale_factor=1).postprocess(out, output_type=output_type)

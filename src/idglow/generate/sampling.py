@@ -12,6 +12,9 @@ from idglow.models.packing import text_ids
 from idglow.models.transformer import IdGlowTransformer
 from idglow.utils.precision import autocast, resolve_precision
 
+# (sigma_lo, sigma_hi) for every sample, one pair per sample, or None (guidance at every step)
+GuidanceInterval = tuple[float, float] | Sequence[tuple[float, float]] | None
+
 
 @torch.no_grad()
 def sample_packed(
@@ -29,6 +32,7 @@ def sample_packed(
     cache_kv: bool = True,
     guidance: torch.Tensor | None = None,
     id_guidance: float | Sequence[float] = 1.0,
+    id_guidance_interval: GuidanceInterval = None,
     progress: bool = False,
     sigma_start: float = 1.0,
     on_step: Callable[[int, float, torch.Tensor], torch.Tensor | None] | None = None,
@@ -45,6 +49,9 @@ def sample_packed(
         id_guidance: identity guidance scale g: ``v = v_none + g * (v_id - v_none)``, where ``v_none``
             is the same model without references (the base model, exactly). 1 = one forward per step;
             any other value costs a second forward. One value, or one per sample [B] (e.g. per task).
+        id_guidance_interval: ``(sigma_lo, sigma_hi)``: guide only at the steps whose sigma lies in it (ends
+            included) and take the identity model's velocity elsewhere, with no second forward there (guidance in
+            a limited interval, Kynkaanniemi et al. 2024). One pair, or one per sample [B, 2]; None: every step.
         sigma_start: the noise level of ``noise``; the grid's steps below it are taken (:func:`idglow.flow.start_at`).
         on_step: per-step hook on the packed latents (see :func:`idglow.flow.euler_sample`).
 
@@ -60,22 +67,48 @@ def sample_packed(
             identity=condition, task=task, guidance=guidance,
         ).float()  # under bf16 autocast: the guidance difference and the Euler step stay fp32
 
-    scale = torch.as_tensor(id_guidance, dtype=torch.float32)
-    guided = identity is not None and not bool((scale == 1.0).all())
-    if scale.dim():  # one scale per sample -> [B, 1, 1], broadcast over tokens and channels
-        if scale.shape[0] != noise.shape[0]:
-            raise ValueError(f"id_guidance: {scale.shape[0]} scales for {noise.shape[0]} samples")
-        scale = scale.to(noise.device).view(-1, *([1] * (noise.dim() - 1)))
+    scale = guidance_scale(id_guidance, id_guidance_interval, noise.shape[0])
 
     def velocity(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         v_id = forward(x, sigma, identity)
-        if not guided:
+        g = scale(float(sigma.reshape(-1)[0]))
+        if identity is None or bool((g == 1.0).all()):
             return v_id
+        g = g.to(x.device).view(-1, *([1] * (x.dim() - 1)))  # [B, 1, 1]: broadcast over tokens and channels
         v_none = forward(x, sigma, None)
-        return v_none + scale * (v_id - v_none)
+        return v_none + g * (v_id - v_none)
 
     sigmas = start_at(sigma_grid(num_steps, shift=shift, mu=mu), sigma_start)
     return euler_sample(velocity, noise, sigmas.to(noise.device), progress=progress, on_step=on_step)
+
+
+def guidance_scale(id_guidance: float | Sequence[float], interval: GuidanceInterval, batch: int) -> Callable[[float], torch.Tensor]:
+    """``scale(sigma) -> [B]``: each sample's identity guidance at a step of noise level ``sigma``: its
+    ``id_guidance`` where sigma lies in its interval (ends included; everywhere when ``interval`` is None), 1 elsewhere.
+
+    Raises:
+        ValueError: a per-sample list of the wrong length, or an interval that is not ``0 <= lo <= hi``.
+    """
+    scale = torch.as_tensor(id_guidance, dtype=torch.float32)
+    if scale.dim() and scale.shape[0] != batch:
+        raise ValueError(f"id_guidance: {scale.shape[0]} scales for {batch} samples")
+    scale = scale.expand(batch).clone() if scale.dim() == 0 else scale
+    if interval is None:
+        return lambda sigma: scale
+    bounds = torch.as_tensor(interval, dtype=torch.float64)
+    if bounds.shape == (2,):
+        bounds = bounds.expand(batch, -1)
+    if bounds.shape != (batch, 2):
+        raise ValueError(f"id_guidance_interval: expected (sigma_lo, sigma_hi) or one per sample [{batch}, 2], "
+                         f"got shape {tuple(bounds.shape)}")
+    if bool(((bounds[:, 0] < 0) | (bounds[:, 0] > bounds[:, 1])).any()):
+        raise ValueError(f"id_guidance_interval: expected 0 <= sigma_lo <= sigma_hi, got {bounds.tolist()}")
+
+    def at(sigma: float) -> torch.Tensor:
+        inside = (bounds[:, 0] <= sigma) & (sigma <= bounds[:, 1])
+        return torch.where(inside, scale, torch.ones_like(scale))
+
+    return at
 
 
 def seeded_noise(seeds: Sequence[int | torch.Generator], tokens: int, channels: int) -> torch.Tensor:
@@ -98,6 +131,7 @@ def generate_images(
     num_steps: int = 20,
     mu: float | None = None,
     id_guidance: float | Sequence[float] = 1.0,
+    id_guidance_interval: GuidanceInterval = None,
     precision: str | None = None,
     init_images: torch.Tensor | None = None,
     sigma_start: float = 1.0,
@@ -116,7 +150,7 @@ def generate_images(
         prompts, seeds: B prompts and one seed (or generator) each: see :func:`seeded_noise`.
         refs, ref_mask: the identity encoder's inputs [B, N, ...] and mask [B, N] (padded with
             :func:`idglow.identity.pad_references`), or None: the base model. Encoded once, K/V cached for all steps.
-        task, num_steps, mu, id_guidance: as for :func:`sample_packed`.
+        task, num_steps, mu, id_guidance, id_guidance_interval: as for :func:`sample_packed`.
         precision: ``auto`` (bf16 autocast where the hardware makes it fast), ``bf16`` or ``fp32``; None: the
             process default (``$IDGLOW_PRECISION``, else auto). See :mod:`idglow.utils.precision`. The noise, the
             Euler integration and the decoded images stay fp32.
@@ -147,7 +181,7 @@ def generate_images(
             identity = model.cache_identity(model.identity_condition(refs.to(device), ref_mask.to(device), states))
         packed = sample_packed(model, noise, states, pooled, rep.image_ids(device), text_ids(text.max_tokens, device),
                                identity=identity, task=task, num_steps=num_steps, mu=mu, id_guidance=id_guidance,
-                               sigma_start=sigma_start, on_step=on_step)
+                               id_guidance_interval=id_guidance_interval, sigma_start=sigma_start, on_step=on_step)
     if not decode:
         return packed.float()
     return rep.decode(packed.float()).clamp(-1, 1).float()

@@ -51,11 +51,13 @@ def floor_estimate(result: Mapping, metric: str) -> float:
 
 @dataclasses.dataclass(frozen=True)
 class SamplerSettings:
-    """How to sample one task: identity guidance and ``KEY=VALUE`` gate overrides (see ``idglow generate --schedule``)."""
+    """How to sample one task: identity guidance, ``KEY=VALUE`` gate overrides (see ``idglow generate --schedule``)
+    and the sigma interval the guidance is limited to (None: every step)."""
 
     id_guidance: float = 1.0
     schedule: tuple[str, ...] = ()
     source: str = "the trained gate, guidance 1"
+    id_guidance_interval: tuple[float, float] | None = None
 
 
 TRAINED = SamplerSettings()
@@ -123,6 +125,7 @@ def recommend(scores: Mapping[str, dict], trained_gate: Mapping) -> dict:
         metric = FLOORS[task][0]
         chosen[task] = {
             "id_guidance": float(result.get("id_guidance", 1.0)),
+            **({"id_guidance_interval": list(result["id_guidance_interval"])} if result.get("id_guidance_interval") else {}),
             "schedule": schedule_overrides(trained_gate, result.get("schedule", trained_gate)),
             "chosen_from": key,
             "facesim_norm": result["facesim_norm"],
@@ -164,8 +167,15 @@ def read_sampler(folder: str | Path) -> dict[str, SamplerSettings]:
             raise ValueError(f"{path}: {task}.id_guidance: expected a number >= 0, got {guidance!r}")
         if not isinstance(schedule, list) or not all(isinstance(s, str) and "=" in s for s in schedule):
             raise ValueError(f"{path}: {task}.schedule: expected a list of KEY=VALUE strings, got {schedule!r}")
+        interval = entry.get("id_guidance_interval")
+        if interval is not None and not (isinstance(interval, list) and len(interval) == 2
+                                         and all(isinstance(x, (int, float)) for x in interval)
+                                         and 0 <= interval[0] <= interval[1] <= 1):
+            raise ValueError(f"{path}: {task}.id_guidance_interval: expected [sigma_lo, sigma_hi] with "
+                             f"0 <= sigma_lo <= sigma_hi <= 1, got {interval!r}")
         settings[task] = SamplerSettings(float(guidance), tuple(schedule),
-                                         f"recommended by {path} for {task} ({entry.get('chosen_from', 'scores')})")
+                                         f"recommended by {path} for {task} ({entry.get('chosen_from', 'scores')})",
+                                         None if interval is None else (float(interval[0]), float(interval[1])))
     return settings
 
 
@@ -179,6 +189,15 @@ def settings_for(recommended: Mapping[str, SamplerSettings], tasks: list[str] | 
     return guidance, schedule
 
 
+def intervals_for(recommended: Mapping[str, SamplerSettings], tasks: Sequence[str]) -> list[tuple[float, float]] | None:
+    """Per-sample guidance intervals for a call over ``tasks`` (``(0, 1)``, every step, for a task without one), or
+    None when no task limits its guidance."""
+    found = [recommended.get(t, TRAINED).id_guidance_interval for t in tasks]
+    if all(interval is None for interval in found):
+        return None
+    return [(0.0, 1.0) if interval is None else interval for interval in found]
+
+
 def score_key(benchmark: str, result: dict, trained_gate: dict | None = None) -> str:
     """``synth-group`` for the default sampler; ``synth-group, id_guidance 1.5, gate group.lambda_min=0.3`` otherwise
     (the gate overrides read against ``trained_gate``), so results of one benchmark under several settings sit side by
@@ -186,6 +205,8 @@ def score_key(benchmark: str, result: dict, trained_gate: dict | None = None) ->
     settings = []
     if result.get("id_guidance", 1.0) != 1.0:
         settings.append(f"id_guidance {result['id_guidance']:g}")
+        if result.get("id_guidance_interval"):
+            settings[-1] += " at sigma {:g}-{:g}".format(*result["id_guidance_interval"])
     if not result.get("identity", True):
         settings.append("identity off")
     if "schedule" in result:

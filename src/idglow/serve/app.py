@@ -22,7 +22,7 @@ from idglow.generate.pipeline import IdGlowPipeline
 from idglow.identity.config import GateConfig
 from idglow.identity.gate import DynamicsAwareGate
 from idglow.identity.schedules import ScheduleConfig
-from idglow.runs.sampler import TASKS, settings_for
+from idglow.runs.sampler import TASKS, TRAINED, settings_for
 from idglow.serve.gallery import GalleryEntry
 from idglow.serve.labels import draw_labels, label_faces, reference_rows
 from idglow.serve.prompting import write_prompt
@@ -82,6 +82,11 @@ class AppModel:
         """The identity guidance the model folder recommends for ``task`` (1 when it recommends none)."""
         return settings_for(self.pipe.recommended, [task])[0][0]
 
+    def interval(self, task: str) -> tuple[float, float] | None:
+        """The sigma interval the model folder limits ``task``'s guidance to (None: every step); the guidance slider
+        keeps it, since the recommended guidance was scored within it."""
+        return self.pipe.recommended.get(task, TRAINED).id_guidance_interval
+
     def references(self, people: list[str] | None, uploads: list | None) -> tuple[list[Path], list[str]]:
         """Files and names of the chosen people (gallery order), then the uploaded files (named by file stem)."""
         unknown = [p for p in people or [] if p not in self.by_name]
@@ -120,7 +125,8 @@ class AppModel:
         count, seed = int(count), int(seed or 0)
         generators = [torch.Generator().manual_seed(seed + k) for k in range(count)]
         out = self.pipe(prompt, id_images=files, task=task, num_inference_steps=int(steps), num_images_per_prompt=count,
-                        generator=generators, id_guidance=float(id_guidance), id_scale=float(id_scale),
+                        generator=generators, id_guidance=float(id_guidance), id_guidance_interval=self.interval(task),
+                        id_scale=float(id_scale),
                         id_schedule=None if self.learned else schedule.gate_config(self.gate), output_type="np")
         refs = [read_rgb(Path(f), f"references: {f}") for f in files]
         images, rows = [], []
@@ -181,7 +187,8 @@ def _input_controls(gr, model: AppModel) -> dict:
     with gr.Row():
         c["id_guidance"] = gr.Slider(1.0, 4.0, value=model.guidance("group"), step=0.05, elem_id="id_guidance",
                                      label="Identity guidance (>1: a second forward per step)",
-                                     info="starts at the model's recommendation for the task")
+                                     info="starts at the model's recommendation for the task, and applies at the "
+                                          "noise levels it recommends (sampler.json's id_guidance_interval)")
         c["id_scale"] = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Identity strength (x lambda)")
     return c
 
