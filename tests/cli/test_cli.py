@@ -105,6 +105,12 @@ def test_bad_arguments_exit_2_with_a_named_error(argv, message, capsys):
         (["synth", "mu-real", "--optim.lr", "1"], "unrecognized arguments: --optim.lr 1"),
         (["train", "sft-eval", "--run", "r", "--device", "nonsense"], "--device: 'nonsense' is not a device"),
         (["train", "sft-eval", "--run", "r", "--device", "cuda:64"], "--device: cuda:64 is not available here"),
+        (["train", "sft-eval", "--run", "r", "--id-guidance-interval", "0.8", "0.2"],
+         "id-guidance-interval: expected 0 <= SIGMA_LO <= SIGMA_HI <= 1, got 0.8 0.2"),
+        (["generate", "--run", "r", "--benchmark", "b.jsonl", "--id-guidance-interval", "0", "1.5"],
+         "id-guidance-interval: expected 0 <= SIGMA_LO <= SIGMA_HI <= 1, got 0 1.5"),
+        (["generate", "--run", "r", "--benchmark", "b.jsonl", "--id-guidance-interval", "-0.1", "1"],
+         "argument --id-guidance-interval: expected a number >= 0"),
     ],
 )
 def test_bad_values_exit_2_naming_the_argument(argv, message, capsys):

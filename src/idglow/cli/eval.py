@@ -6,8 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from idglow.cli.registry import (chosen_device, command, device_option, group, non_negative_float, non_negative_int,
-                                 positive_float, positive_int)
+from idglow.cli.registry import (check_guidance_interval, chosen_device, command, device_option, group,
+                                 guidance_interval_option, non_negative_float, non_negative_int, positive_float,
+                                 positive_int)
 from idglow.faces import BACKENDS
 from idglow.utils.defaults import JUDGES, PRECISIONS
 
@@ -26,6 +27,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from idglow.runs.load import check_run
 
     check_name(args.name)
+    check_guidance_interval(args.id_guidance_interval)
     if bool(args.benchmark) == bool(args.prompt):
         raise ValueError("give either --benchmark MANIFEST or --prompt TEXT with --refs")
     if args.prompt and not args.refs:
@@ -155,10 +157,8 @@ def register(sub) -> None:
     p.add_argument("--id-guidance", type=non_negative_float, default=None,
                    help="identity guidance g: v_none + g (v_id - v_none); 1 = off (default: the model folder's "
                         "recommendation for the task, see --sampler; else 1)")
-    p.add_argument("--id-guidance-interval", type=non_negative_float, nargs=2, metavar=("SIGMA_LO", "SIGMA_HI"),
-                   help="guide only at the steps whose sigma lies in [SIGMA_LO, SIGMA_HI], where identity is decided "
-                        "(outside it a step costs one forward; default: the model folder's recommendation for the task "
-                        "when --id-guidance is not given, else every step)")
+    guidance_interval_option(p, "the model folder's recommendation for the task when --id-guidance is not given, else "
+                                "every step")
     p.add_argument("--schedule", action="append", metavar="KEY=VALUE",
                    help="override the gate, e.g. group.kind=constant or age.sigma_lo=0.2 (repeatable; analytic gates "
                         "only; default: the model folder's recommendation for the task, see --sampler)")

@@ -63,6 +63,19 @@ positive_float = _number(float, 0.0, exclusive=True)      # timeouts, scales
 non_negative_float = _number(float, 0.0, exclusive=False)  # identity guidance (0 = identity off, 1 = no guidance)
 
 
+def guidance_interval_option(parser: argparse.ArgumentParser, default_text: str) -> None:
+    """``--id-guidance-interval SIGMA_LO SIGMA_HI``: identity guidance only at the steps whose sigma lies in it."""
+    parser.add_argument("--id-guidance-interval", type=non_negative_float, nargs=2, metavar=("SIGMA_LO", "SIGMA_HI"),
+                        help="guide only at the steps whose sigma lies in [SIGMA_LO, SIGMA_HI], 0 <= SIGMA_LO <= SIGMA_HI "
+                             f"<= 1 (outside it a step costs one forward; default: {default_text})")
+
+
+def check_guidance_interval(values: list[float] | None) -> None:
+    """Refuse an interval out of order or past sigma 1, before any model loads."""
+    if values is not None and not values[0] <= values[1] <= 1.0:
+        raise ValueError(f"id-guidance-interval: expected 0 <= SIGMA_LO <= SIGMA_HI <= 1, got {values[0]:g} {values[1]:g}")
+
+
 def device_option(parser: argparse.ArgumentParser, what: str = "") -> None:
     """``--device``: where the model runs (read back with :func:`chosen_device`)."""
     parser.add_argument("--device", help=f"{what}cpu, cuda, cuda:1, ... (default: cuda when available, else cpu)")

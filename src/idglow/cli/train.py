@@ -9,7 +9,8 @@ import subprocess
 from pathlib import Path
 
 from idglow.cli.config import load
-from idglow.cli.registry import chosen_device, command, device_option, group, non_negative_float, non_negative_int, positive_int
+from idglow.cli.registry import (check_guidance_interval, chosen_device, command, device_option, group,
+                                 guidance_interval_option, non_negative_float, non_negative_int, positive_int)
 from idglow.utils.defaults import BASE, BENCHMARKS, IDGLOW_MODEL, JUDGES, SFT_HELDOUT
 
 
@@ -54,6 +55,7 @@ def cmd_train_sft_eval(args: argparse.Namespace) -> int:
     """Generate the cast benchmarks with an SFT run and score them with the judges."""
     from idglow.eval.run_eval import evaluate_sft
 
+    check_guidance_interval(args.id_guidance_interval)
     default = "eval-no-identity" if args.no_identity else "eval" if args.id_guidance == 1 else f"eval-g{args.id_guidance:g}"
     if args.id_guidance_interval:
         default += "-interval-{:g}-{:g}".format(*args.id_guidance_interval)
@@ -206,9 +208,7 @@ def register(sub) -> None:
     p.add_argument("--steps", type=positive_int, default=20, help="Euler steps (default: 20)")
     p.add_argument("--id-guidance", type=non_negative_float, default=1.0,
                    help="identity guidance scale g: v_none + g (v_id - v_none); 1 = off, >1 costs a second forward")
-    p.add_argument("--id-guidance-interval", type=non_negative_float, nargs=2, metavar=("SIGMA_LO", "SIGMA_HI"),
-                   help="guide only at the steps whose sigma lies in [SIGMA_LO, SIGMA_HI] (default: every step); "
-                        "outside it a step costs one forward")
+    guidance_interval_option(p, "every step")
     p.add_argument("--seed", type=non_negative_int, default=0, help="record k's noise uses seed + k (default: 0)")
     p.add_argument("--schedule", action="append", metavar="KEY=VALUE",
                    help="override the gate while sampling, e.g. group.lambda_min=0.2 (repeatable; analytic gates only)")
