@@ -159,6 +159,9 @@ def test_a_guidance_interval_travels_from_the_scores_to_sampler_json_and_each_sa
     assert settings["group"].id_guidance_interval == (0.7, 1.0)
     assert intervals_for(settings, ["group", "age"]) == [(0.7, 1.0), (0.0, 1.0)]  # age: every step
     assert intervals_for({}, ["group"]) is None
+    stronger = {**_result("synth-group", 0.70, 1.0, 0.99), "id_scale": 1.5}  # sampler.json cannot carry it: never picked
+    assert score_key("synth-group", stronger) == "synth-group, identity strength 1.5"
+    assert recommend({**scores, "synth-group, identity strength 1.5": stronger}, TRAINED)["group"] == chosen["group"]
     for bad in ([0.8, 0.2], [0.5], "high", [0.2, 1.5]):
         (tmp_path / "sampler.json").write_text(json.dumps({"group": {"id_guidance": 2, "id_guidance_interval": bad}}))
         with pytest.raises(ValueError, match=r"sampler.json: group.id_guidance_interval: expected \[sigma_lo, sigma_hi\]"):

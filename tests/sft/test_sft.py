@@ -116,13 +116,14 @@ def test_sft_run_logs_diagnostics_trains_only_the_branch_and_resumes_exactly(cas
     # The evaluator generates both benchmarks and writes metrics and a grid.
     done = cli("train", "sft-eval", "--run", str(run), "--benchmark", str(cast / "synth-group.jsonl"),
                "--benchmark", str(cast / "synth-age.jsonl"), "--steps", "2", "--device", "cpu",
-               "--id-guidance", "2", "--id-guidance-interval", "0.5", "1")
+               "--id-guidance", "2", "--id-guidance-interval", "0.5", "1", "--id-scale", "1.5")
     assert done.returncode == 0, done.stderr
-    metrics = json.loads((run / "eval-g2-interval-0.5-1" / "synth-age.json").read_text())
+    metrics = json.loads((run / "eval-g2-interval-0.5-1-scale1.5" / "synth-age.json").read_text())
     assert metrics["images"] == 8 and 0 <= metrics["facesim_norm"] and 0 <= metrics["child_rate"] <= 1
     assert metrics["device"] == "cpu" and metrics["precision"] in ("bf16", "fp32")  # what the numbers were sampled on
     assert metrics["id_guidance"] == 2 and metrics["id_guidance_interval"] == [0.5, 1.0]  # what the sampler was
-    assert (run / "eval-g2-interval-0.5-1" / "synth-group.png").is_file()
+    assert metrics["id_scale"] == 1.5
+    assert (run / "eval-g2-interval-0.5-1-scale1.5" / "synth-group.png").is_file()
 
 
 

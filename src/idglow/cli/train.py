@@ -59,13 +59,16 @@ def cmd_train_sft_eval(args: argparse.Namespace) -> int:
     default = "eval-no-identity" if args.no_identity else "eval" if args.id_guidance == 1 else f"eval-g{args.id_guidance:g}"
     if args.id_guidance_interval:
         default += "-interval-{:g}-{:g}".format(*args.id_guidance_interval)
+    if args.id_scale != 1.0:
+        default += f"-scale{args.id_scale:g}"
     default += "".join(f"-{item.replace('=', '-')}" for item in args.schedule or ()) + ("-complement" if args.complement else "")
     if args.complement and args.limit is None:
         raise ValueError("--complement needs --limit N (it scores the records --limit N leaves out)")
     out = args.out or str(Path(args.run) / default)
     results = evaluate_sft(args.run, args.benchmark or BENCHMARKS, out, judges=args.judges, identity=not args.no_identity,
                            limit=args.limit, steps=args.steps, seed=args.seed, id_guidance=args.id_guidance,
-                           id_guidance_interval=args.id_guidance_interval, schedule=args.schedule or (), complement=args.complement,
+                           id_guidance_interval=args.id_guidance_interval, schedule=args.schedule or (), id_scale=args.id_scale,
+                           complement=args.complement,
                            device=chosen_device(args.device))
     keys = ("facesim", "facesim_norm", "count_accuracy", "child_rate", "mini_adult_rate", "leakage_rate", "colour_accuracy")
     print(json.dumps({name: {k: m[k] for k in keys if k in m} for name, m in results.items()}, indent=2))
@@ -209,6 +212,9 @@ def register(sub) -> None:
     p.add_argument("--id-guidance", type=non_negative_float, default=1.0,
                    help="identity guidance scale g: v_none + g (v_id - v_none); 1 = off, >1 costs a second forward")
     guidance_interval_option(p, "every step")
+    p.add_argument("--id-scale", type=non_negative_float, default=1.0,
+                   help="identity strength: multiplies the gate's lambda (0 = branch off, 1 = as trained, > 1 "
+                        "extrapolates at no extra forward; default: 1)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="record k's noise uses seed + k (default: 0)")
     p.add_argument("--schedule", action="append", metavar="KEY=VALUE",
                    help="override the gate while sampling, e.g. group.lambda_min=0.2 (repeatable; analytic gates only)")

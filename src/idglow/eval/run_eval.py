@@ -56,7 +56,7 @@ def _gallery(manifest: Path, judge: torch.nn.Module) -> tuple[dict, torch.Tensor
 def evaluate_benchmark(run: str | Path, manifest: str | Path, judges: str | Path = JUDGES, identity: bool = True,
                        limit: int | None = None, steps: int = 20, seed: int = 0, batch: int = 16,
                        id_guidance: float = 1.0, id_guidance_interval: Sequence[float] | None = None,
-                       schedule: Sequence[str] = (), progress: bool = True,
+                       schedule: Sequence[str] = (), id_scale: float = 1.0, progress: bool = True,
                        complement: bool = False, device: torch.device | str = "cpu") -> tuple[dict, np.ndarray, list[dict]]:
     """Generate every record of a benchmark manifest with the run's model and score it.
 
@@ -65,6 +65,7 @@ def evaluate_benchmark(run: str | Path, manifest: str | Path, judges: str | Path
         id_guidance: identity guidance scale of the sampler (1 = none).
         id_guidance_interval: ``(sigma_lo, sigma_hi)``: guide only at those noise levels (None: at every step).
         schedule: ``KEY=VALUE`` gate overrides for sampling (e.g. ``group.lambda_min=0.2``; analytic gates only).
+        id_scale: identity strength, multiplying the gate (1 = as trained; > 1 extrapolates, at no extra forward).
         complement: score the records ``limit`` leaves out instead (to confirm a choice made on the ``limit`` records
             on records it never saw).
         device: where the model samples (the judges score on the CPU; the noise is drawn on the CPU, so a GPU run
@@ -88,7 +89,7 @@ def evaluate_benchmark(run: str | Path, manifest: str | Path, judges: str | Path
     for start in tqdm(range(0, len(records), batch), desc=f"{manifest.stem}", disable=not progress):
         chunk, chunk_refs = records[start : start + batch], refs[start : start + batch]
         generators = [torch.Generator().manual_seed(seed + start + i) for i in range(len(chunk))]
-        with identity_controls(pipe.model, 1.0, gate):
+        with identity_controls(pipe.model, id_scale, gate):
             images = pipe.sample([r["prompt"] for r in chunk], chunk_refs if identity else None, [r["task"] for r in chunk],
                                  steps=steps, generator=generators, id_guidance=id_guidance,
                                  id_guidance_interval=interval)
@@ -107,7 +108,8 @@ def evaluate_benchmark(run: str | Path, manifest: str | Path, judges: str | Path
                                [r["expected"]["count"] for r in records])
         metrics["frechet_judge"] = quality["frechet_judge"]
     metrics.update({"benchmark": str(manifest), "identity": identity, "id_guidance": id_guidance,
-                    **({"id_guidance_interval": list(interval)} if interval is not None else {}), "steps": steps, "seed": seed,
+                    **({"id_guidance_interval": list(interval)} if interval is not None else {}),
+                    **({"id_scale": id_scale} if id_scale != 1.0 else {}), "steps": steps, "seed": seed,
                     "device": str(pipe.device), "precision": pipe.precision,
                     **({"complement_of_limit": limit} if complement else {}),
                     "run": str(run), **({"schedule": to_dict(gate)} if gate is not None else {})})

@@ -91,6 +91,8 @@ def _eligible(scores: Mapping[str, dict]) -> dict[str, list[tuple[str, dict]]]:
         task = BENCHMARK_TASK.get(Path(str(result.get("benchmark", key.split(",")[0]))).stem)
         if task is None or not result.get("identity", True) or "facesim_norm" not in result or "id_guidance" not in result:
             continue  # only results that say which sampler made them (sft-eval's) can recommend one
+        if result.get("id_scale", 1.0) != 1.0:
+            continue  # sampler.json does not carry an identity strength: such a setting could not be reproduced
         metric, floor = FLOORS[task]
         if metric in result and floor_estimate(result, metric) >= floor:
             eligible.setdefault(task, []).append((key, result))
@@ -207,6 +209,8 @@ def score_key(benchmark: str, result: dict, trained_gate: dict | None = None) ->
         settings.append(f"id_guidance {result['id_guidance']:g}")
         if result.get("id_guidance_interval"):
             settings[-1] += " at sigma {:g}-{:g}".format(*result["id_guidance_interval"])
+    if result.get("id_scale", 1.0) != 1.0:
+        settings.append(f"identity strength {result['id_scale']:g}")
     if not result.get("identity", True):
         settings.append("identity off")
     if "schedule" in result:
