@@ -252,13 +252,18 @@ def test_cached_kv_sampling_equals_uncached(apply_to):
     torch.testing.assert_close(sample_packed(model, noise, id_guidance=1.0, **common), cached, rtol=0, atol=0)
 
 
-def test_identity_guidance_extrapolates_the_velocity_from_the_base_model():
+def _two_references_cached():
+    """A model with a random identity branch, two samples' cached references, the model's other inputs, and noise."""
     model = _model()
     randomize_identity_branch(model)
     batch = TinyBatch(batch=2)
     cond = model.cache_identity(model.encode_identity(batch.refs[:2]))
     args = (batch.encoder_hidden_states, batch.pooled, batch.img_ids, batch.txt_ids)
-    noise = torch.randn_like(batch.hidden_states)
+    return model, cond, args, torch.randn_like(batch.hidden_states)
+
+
+def test_identity_guidance_extrapolates_the_velocity_from_the_base_model():
+    model, cond, args, noise = _two_references_cached()
     sigma = torch.ones(2)
     v_id = model(noise, sigma, *args, identity=cond, task="group")
     v_none = model(noise, sigma, *args, task="group")
@@ -286,12 +291,7 @@ def test_guidance_interval_guides_only_the_steps_whose_sigma_lies_in_it():
                        ((-0.1, 1.0), "0 <= sigma_lo")]:
         with pytest.raises(ValueError, match=match):
             guidance_scale(2.0, bad, 2)
-    model = _model()
-    randomize_identity_branch(model)
-    batch = TinyBatch(batch=2)
-    cond = model.cache_identity(model.encode_identity(batch.refs[:2]))
-    args = (batch.encoder_hidden_states, batch.pooled, batch.img_ids, batch.txt_ids)
-    noise = torch.randn_like(batch.hidden_states)
+    model, cond, args, noise = _two_references_cached()
     common = dict(identity=cond, task="group", num_steps=4)
     everywhere = sample_packed(model, noise, *args, id_guidance=3.0, **common)
     plain = sample_packed(model, noise, *args, id_guidance=1.0, **common)
