@@ -134,9 +134,10 @@ def test_the_app_starts_at_the_model_folders_recommended_sampler():
     from idglow.serve.app import AppModel, ScheduleInputs
 
     config = SimpleNamespace(identity=IdentityConfig(gate=GateConfig()))
-    recommended = {"group": SamplerSettings(1.5, ("group.lambda_min=0.3",)), "age": SamplerSettings(1.25)}
+    recommended = {"group": SamplerSettings(1.5, ("group.lambda_min=0.3",), "test", (0.0, 0.5)), "age": SamplerSettings(1.25)}
     model = AppModel(SimpleNamespace(model=SimpleNamespace(config=config), recommended=recommended), [], backend=None)
     assert (model.guidance("group"), model.guidance("age")) == (1.5, 1.25)
+    assert (model.interval("group"), model.interval("age")) == ((0.0, 0.5), None)  # the slider's guidance keeps it
     start = ScheduleInputs.of(model.start_gate)
     assert start.group_min == 0.3 and start.age_kind == "window" and model.gate.group.lambda_min == 0.0
     plain = AppModel(SimpleNamespace(model=SimpleNamespace(config=config), recommended={}), [], backend=None)
