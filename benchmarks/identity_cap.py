@@ -188,7 +188,7 @@ def probe_table(args, judges, workdir: Path) -> dict:
     seed = json.loads((Path(args.cast) / "build.json").read_text())["config"]["world"]["seed"]
     feats, ids = probe_training_faces(Path(args.cast), judges["judge"], args.probe_faces)
     probes = FactorProbes(feats, [sample_identity(seed, i) for i in ids])
-    table = {}
+    table, tones = {}, {}
     for bench in BENCHMARKS:
         for model in ("truth", "base", "run"):
             path = workdir / f"faces-{bench}-{model}.npz"
@@ -196,9 +196,21 @@ def probe_table(args, judges, workdir: Path) -> dict:
                 continue
             data = np.load(path, allow_pickle=False)
             people = [sample_identity(seed, int(i)) for i in data["ids"]]
-            table[f"{bench}/{model}"] = {"faces": len(people),
-                                         **probes.accuracy(torch.from_numpy(data["features"]), people)}
-    return {"training_faces": len(ids), "accuracy": table}
+            features = torch.from_numpy(data["features"])
+            table[f"{bench}/{model}"] = {"faces": len(people), **probes.accuracy(features, people)}
+            tones[f"{bench}/{model}"] = skin_by_tone(probes, features, people)
+    return {"training_faces": len(ids), "accuracy": table, "skin_by_tone": tones}
+
+
+@torch.no_grad()
+def skin_by_tone(probes, features: torch.Tensor, people: list) -> dict[str, dict[str, float]]:
+    """Per true skin tone (0 = lightest): faces, the share the skin probe reads exactly, and its mean error in tones
+    (+ = drawn darker). The tones are ordered light to dark, so a shift says which way a model misses."""
+    predicted = probes.probes["skin"](features.float()).argmax(-1).numpy()
+    true = np.array([p.skin for p in people])
+    return {str(t): {"faces": int((true == t).sum()), "exact": float((predicted[true == t] == t).mean()),
+                     "mean_shift": float((predicted[true == t] - t).mean())}
+            for t in range(int(true.max()) + 1) if (true == t).any()}
 
 
 def markdown(result: dict) -> str:
@@ -218,6 +230,13 @@ def markdown(result: dict) -> str:
         for name in FACTORS:
             chance = probes[cols[0]][name]["chance"]
             lines.append(f"| {name} | {chance:.2f} | " + " | ".join(f"{probes[c][name]['accuracy']:.2f}" for c in cols) + " |")
+        tones = result["probes"].get("skin_by_tone", {})
+        if tones:
+            lines += ["", "| skin tone (0 = lightest): exact / mean shift in tones | " + " | ".join(tones) + " |",
+                      "|---|" + "---|" * len(tones)]
+            for t in tones[cols[0]]:
+                lines.append(f"| {t} | " + " | ".join(f"{v[t]['exact']:.2f} / {v[t]['mean_shift']:+.2f}" if t in v else "–"
+                                                       for v in tones.values()) + " |")
     return "\n".join(lines)
 
 

@@ -24,7 +24,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import torch
 
-from identity_cap import BENCHMARKS, probe_training_faces
+from identity_cap import BENCHMARKS, probe_training_faces, skin_by_tone
 
 EMBEDDERS = ("encoder", "judge")
 
@@ -64,16 +64,18 @@ def main() -> None:
     start = time.perf_counter()
     judges = load_judges(args.judges)
     seed = json.loads((Path(args.cast) / "build.json").read_text())["config"]["world"]["seed"]
-    table = {}
+    table, tones = {}, {}
     for name in EMBEDDERS:
         feats, ids = probe_training_faces(Path(args.cast), judges[name], args.probe_faces)
         probes = FactorProbes(feats, [sample_identity(seed, i) for i in ids])
         for bench in BENCHMARKS:
             refs, who = reference_features(Path(args.cast) / f"{bench}.jsonl", args.limit, judges[name])
-            table[f"{bench}/{name}"] = {"references": len(who),
-                                        **probes.accuracy(refs, [sample_identity(seed, i) for i in who])}
+            people = [sample_identity(seed, i) for i in who]
+            table[f"{bench}/{name}"] = {"references": len(who), **probes.accuracy(refs, people)}
+            tones[f"{bench}/{name}"] = skin_by_tone(probes, refs, people)
     result = {"command": "python " + " ".join(map(shlex.quote, sys.argv)), "records_per_benchmark": args.limit,
-              "training_faces": args.probe_faces, "accuracy": table, "seconds": round(time.perf_counter() - start, 1)}
+              "training_faces": args.probe_faces, "accuracy": table, "skin_by_tone": tones,
+              "seconds": round(time.perf_counter() - start, 1)}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     from idglow.eval.probes import FACTORS
@@ -83,6 +85,9 @@ def main() -> None:
     for factor in FACTORS:
         print(f"| {factor} | {table[cols[0]][factor]['chance']:.2f} | "
               + " | ".join(f"{table[c][factor]['accuracy']:.2f}" for c in cols) + " |")
+    print("\n| skin tone (0 = lightest): exact / mean shift | " + " | ".join(cols) + " |\n|---|" + "---|" * len(cols))
+    for t in tones[cols[0]]:
+        print(f"| {t} | " + " | ".join(f"{tones[c][t]['exact']:.2f} / {tones[c][t]['mean_shift']:+.2f}" for c in cols) + " |")
 
 
 if __name__ == "__main__":
