@@ -11,7 +11,8 @@ between two different people in the same scene (1 = the change weighs as much as
 And what an unbound factor costs FaceSim: each person is also rendered in a second scene (the "reference"), and in
 the first scene with one factor drawn at random from its prior, as a model that does not bind it would draw it. The
 judge's cosine of that face to the reference, over the faithful face's, is the FaceSim/mu of a face perfect in all
-but that factor.
+but that factor. Last, the first 60 people drawn in each of the 7 skin tones (light to dark), same scene: how far
+apart each embedder puts the tones.
 
     python benchmarks/factor_sensitivity.py --cast data/cast [--people 200] [--json benchmarks/results/factor_sensitivity.json]
 """
@@ -85,6 +86,20 @@ def embed(scene_seed: int, identity, judges: dict) -> dict[str, torch.Tensor]:
     return {name: torch.nn.functional.normalize(judges[name](crops), dim=-1)[0] for name in EMBEDDERS}
 
 
+def tone_distances(seed: int, people: int, judges: dict) -> dict[str, list[list[float]]]:
+    """Per embedder, the mean cosine distance [7][7] between one person drawn in every skin tone, same scene."""
+    from idglow.cast.factors import SKIN_TONES, sample_identity
+
+    out = {name: np.zeros((len(SKIN_TONES), len(SKIN_TONES))) for name in EMBEDDERS}
+    for k in range(people):
+        person = sample_identity(seed, k)
+        drawn = [embed(k, dataclasses.replace(person, skin=t), judges) for t in range(len(SKIN_TONES))]
+        for name in EMBEDDERS:
+            e = torch.stack([d[name] for d in drawn])
+            out[name] += (1.0 - e @ e.T).numpy() / people
+    return {name: m.round(4).tolist() for name, m in out.items()}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cast", required=True, help="cast folder (its world seed names the people)")
@@ -118,14 +133,19 @@ def main() -> None:
                         **({"facesim_if_unbound": float(np.mean(to_reference[name][f]) / np.mean(to_reference[name]["faithful"]))}
                            if f in to_reference[name] else {})}
                     for f, d in per.items()} for name, per in distance.items()}
+    tones = tone_distances(seed, min(args.people, 60), judges)
     Path(args.json).write_text(json.dumps({"command": "python " + " ".join(map(shlex.quote, sys.argv)),
-                                           "people": args.people, "sensitivity": table}, indent=2) + "\n")
+                                           "people": args.people, "sensitivity": table,
+                                           "skin_tone_distance": {"people": min(args.people, 60), **tones}}, indent=2) + "\n")
     print("| factor | encoder: 1 - cos when changed | of a person | judge: 1 - cos | of a person | judge FaceSim/mu if drawn "
           "at random |\n|---|---|---|---|---|---|")
     for f in ["other person", *factors]:
         e, j = table["encoder"][f], table["judge"][f]
         unbound = f"{j['facesim_if_unbound']:.3f}" if "facesim_if_unbound" in j else "–"
         print(f"| {f} | {e['distance']:.3f} | {e['of_a_person']:.2f} | {j['distance']:.3f} | {j['of_a_person']:.2f} | {unbound} |")
+    for name, m in tones.items():  # tones are ordered light to dark
+        print(f"{name}: 1 - cos between skin tones 0 and 2 (light) {m[0][2]:.3f}, 2 and 4 {m[2][4]:.3f}, 4 and 6 (dark) "
+              f"{m[4][6]:.3f}; neighbours " + ", ".join(f"{m[t][t + 1]:.3f}" for t in range(len(m) - 1)))
 
 
 if __name__ == "__main__":
