@@ -39,13 +39,18 @@ RANGES = {"face_aspect": (0.68, 0.9), "eye_spacing": (0.17, 0.25), "eye_size": (
 EMBEDDERS = ("encoder", "judge")
 
 
-def changed(identity, factor: str, rng: np.random.Generator):
-    """``identity`` with ``factor`` changed (see the module docstring)."""
+def category_sizes() -> dict[str, int]:
+    """How many values each categorical factor has."""
     from idglow.cast.factors import EYE_COLOURS, HAIR_COLOURS, HAIR_STYLES, SKIN_TONES
 
+    return {"skin": len(SKIN_TONES), "eye_colour": len(EYE_COLOURS), "hair_colour": len(HAIR_COLOURS),
+            "hair_style": len(HAIR_STYLES)}
+
+
+def changed(identity, factor: str, rng: np.random.Generator):
+    """``identity`` with ``factor`` changed (see the module docstring)."""
     value = getattr(identity, factor)
-    sizes = {"skin": len(SKIN_TONES), "eye_colour": len(EYE_COLOURS), "hair_colour": len(HAIR_COLOURS),
-             "hair_style": len(HAIR_STYLES)}
+    sizes = category_sizes()
     if factor in sizes:
         new = int((value + 1 + rng.integers(sizes[factor] - 1)) % sizes[factor])
     elif factor in RANGES:
@@ -60,10 +65,7 @@ def changed(identity, factor: str, rng: np.random.Generator):
 
 def randomized(identity, factor: str, rng: np.random.Generator):
     """``identity`` with ``factor`` drawn afresh from its prior (it may land on the same value)."""
-    from idglow.cast.factors import EYE_COLOURS, HAIR_COLOURS, HAIR_STYLES, SKIN_TONES
-
-    sizes = {"skin": len(SKIN_TONES), "eye_colour": len(EYE_COLOURS), "hair_colour": len(HAIR_COLOURS),
-             "hair_style": len(HAIR_STYLES)}
+    sizes = category_sizes()
     if factor in sizes:
         new = int(rng.integers(sizes[factor]))
     elif factor in RANGES:

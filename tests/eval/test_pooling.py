@@ -100,3 +100,12 @@ def test_colour_binding_splits_matched_people_by_where_their_colour_comes_from()
     assert split["neither"] == pytest.approx(0.2) and split["binding"] == pytest.approx(0.5)
     assert split["chance"] == pytest.approx((2 / 2 + 3 / 4) / 5)  # a random deal: 1/2 for two people, 1/4 for four
     assert colour_binding(scores[2:]) is None
+
+
+def test_estimate_text_gives_the_interval_when_there_is_one():
+    from idglow.eval.pooling import estimate_text
+
+    summary = {"facesim_norm": 0.6641, "count_accuracy": 0.94, "intervals": {"facesim_norm": [0.6443, 0.6838]}}
+    assert estimate_text(summary, "facesim_norm") == "0.664 [0.644, 0.684]"
+    assert estimate_text(summary, "count_accuracy") == "0.940"
+    assert estimate_text(summary, "child_rate") == "–" and estimate_text(None, "facesim_norm") == "–"

@@ -8,6 +8,8 @@ import json
 import subprocess
 from pathlib import Path
 
+from idglow.eval.pooling import estimate_text
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
 
@@ -28,18 +30,11 @@ HEADER = ("| {} | group FaceSim/mu | group identified | group count acc | age Fa
           "age child rate | age mini-adult rate |\n|---|---|---|---|---|---|---|---|")
 
 
-def cell(result: dict, metric: str) -> str:
-    value, interval = result.get(metric), result.get("intervals", {}).get(metric)
-    if value is None:
-        return "–"
-    return f"{value:.3f} [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else f"{value:.3f}"
-
-
 def row(label: str, group: dict | None, age: dict | None) -> str:
     cells = [label]
-    cells += [cell(group, "facesim_norm"), f"{group['identification']:.3f}", cell(group, "count_accuracy")] if group else ["–"] * 3
-    cells += ([cell(age, "facesim_norm"), f"{age['identification']:.3f}", cell(age, "child_rate"),
-               cell(age, "mini_adult_rate")] if age else ["–"] * 4)
+    cells += [estimate_text(group, "facesim_norm"), f"{group['identification']:.3f}", estimate_text(group, "count_accuracy")] if group else ["–"] * 3
+    cells += ([estimate_text(age, "facesim_norm"), f"{age['identification']:.3f}", estimate_text(age, "child_rate"),
+               estimate_text(age, "mini_adult_rate")] if age else ["–"] * 4)
     return "| " + " | ".join(cells) + " |"
 
 

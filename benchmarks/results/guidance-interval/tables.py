@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from idglow.eval.pooling import difference_text, folder_difference, pooled_summary, read_scores
+from idglow.eval.pooling import difference_text, estimate_text, folder_difference, pooled_summary, read_scores
 from idglow.runs.sampler import recommend
 
 HERE = Path(__file__).parent
@@ -44,11 +44,6 @@ def pick(scores: dict[str, dict]) -> tuple[str, dict]:
     return chosen["chosen_from"], scores[chosen["chosen_from"]]
 
 
-def cell(result: dict, key: str) -> str:
-    interval = result.get("intervals", {}).get(key)
-    return f"{result[key]:.3f}" + (" [{:.3f}, {:.3f}]".format(*interval) if interval else "")
-
-
 def chosen_table(scores: dict[str, dict], picked: str) -> list[str]:
     lines = ["## Step 1: chosen records (`--limit 100`, noise seed 0)\n",
              "| setting | guidance | interval | " + " | ".join(KEYS) + " | frechet_judge |",
@@ -57,7 +52,7 @@ def chosen_table(scores: dict[str, dict], picked: str) -> list[str]:
         interval = r.get("id_guidance_interval")
         label = f"**{name}** (picked)" if name == picked else name
         lines.append(f"| {label} | {r['id_guidance']:g} | " + ("{:g}-{:g}".format(*interval) if interval else "every step")
-                     + " | " + " | ".join(cell(r, k) for k in KEYS) + f" | {r['frechet_judge']:.2f} |")
+                     + " | " + " | ".join(estimate_text(r, k) for k in KEYS) + f" | {r['frechet_judge']:.2f} |")
     return lines + [""]
 
 
@@ -69,7 +64,7 @@ def unseen_table(name: str) -> list[str]:
     pooled = pooled_summary([read_scores(f, BENCH) for f in mine], mu)
     lines = [f"## Step 2: {name} on the unseen records (`--limit 100 --complement`, noise seeds 0 and 1000 pooled)\n",
              "| | " + " | ".join(KEYS) + " | frechet_judge |", "|---|" + "---|" * (len(KEYS) + 1),
-             "| this setting | " + " | ".join(cell(pooled, k) for k in KEYS) + " | – |"]
+             "| this setting | " + " | ".join(estimate_text(pooled, k) for k in KEYS) + " | – |"]
     verdict = {}
     for label, other in AGAINST:
         theirs = [RESULTS / f"{other}-seed{s}" for s in SEEDS]

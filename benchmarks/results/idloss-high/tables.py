@@ -5,18 +5,13 @@ over records; and the references' effect on the held-out flow loss by sigma. Re-
 import json
 from pathlib import Path
 
-from idglow.eval.pooling import difference_text, folder_difference
+from idglow.eval.pooling import difference_text, estimate_text, folder_difference
 
 HERE = Path(__file__).parent
 KEYS = {"synth-group": ("facesim_norm", "identification", "count_accuracy", "leakage_rate"),
         "synth-age": ("facesim_norm", "identification", "child_rate", "mini_adult_rate")}
 SAMPLERS = {"synth-group": "guidance 1", "synth-age": "guidance 1.25, the age window"}
 SIGMAS = ("0.05", "0.15", "0.25", "0.35", "0.55", "0.75")
-
-
-def cell(result: dict, key: str) -> str:
-    interval = result.get("intervals", {}).get(key)
-    return f"{result[key]:.3f}" + (" [{:.3f}, {:.3f}]".format(*interval) if interval else "")
 
 
 def reference_effect(who: str) -> dict[str, float]:
@@ -40,7 +35,7 @@ def main() -> None:
         lines += [f"### {bench}, {SAMPLERS[bench]}\n", "| | " + " | ".join(keys) + " | frechet_judge |",
                   "|---|" + "---|" * (len(keys) + 1)]
         for who, r in rows.items():
-            lines.append(f"| {who} | " + " | ".join(cell(r, k) for k in keys) + f" | {r['frechet_judge']:.2f} |")
+            lines.append(f"| {who} | " + " | ".join(estimate_text(r, k) for k in keys) + f" | {r['frechet_judge']:.2f} |")
         lines += ["| lever minus baseline | " + " | ".join(difference_text(diffs[bench][k]) for k in (*keys, "frechet_judge"))
                   + " |", ""]
     effects = {who: reference_effect(who) for who in ("baseline", "lever")}

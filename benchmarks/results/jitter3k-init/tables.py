@@ -5,7 +5,7 @@ sampler and at the same guidance, and against the lost model this one rebuilds. 
 import json
 from pathlib import Path
 
-from idglow.eval.pooling import difference_text, folder_difference, pooled_summary, read_scores
+from idglow.eval.pooling import difference_text, estimate_text, folder_difference, pooled_summary, read_scores
 
 HERE = Path(__file__).parent
 RESULTS = HERE.parent
@@ -48,8 +48,7 @@ def main() -> None:
             continue
         mu = json.loads((mine[0] / f"{bench}.json").read_text())["mu_real"]
         pooled = pooled_summary([read_scores(f, bench) for f in mine], mu)
-        intervals = pooled.get("intervals", {})
-        cells = [f"{pooled[k]:.3f}" + (" [{:.3f}, {:.3f}]".format(*intervals[k]) if k in intervals else "") for k in KEYS[bench]]
+        cells = [estimate_text(pooled, k) for k in KEYS[bench]]
         lines += [f"### {bench}, {label}\n", "| | " + " | ".join(KEYS[bench]) + " | frechet_judge |",
                   "|---|" + "---|" * (len(KEYS[bench]) + 1), "| this model | " + " | ".join(cells) + " | – |"]
         for other_label, other in against:

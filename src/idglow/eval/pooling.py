@@ -125,6 +125,16 @@ def folder_difference(a: Sequence[str | Path], b: Sequence[str | Path], benchmar
     return paired_difference(scores(a), scores(b), key, summaries(a)[0]["mu_real"])
 
 
+def estimate_text(summary: dict | None, key: str) -> str:
+    """``key`` of an ``sft-eval`` summary (or a :func:`pooled_summary`) as table text: ``0.664 [0.644, 0.684]``, the
+    point estimate alone when it has no interval, ``–`` when it was not measured."""
+    value = None if summary is None else summary.get(key)
+    if value is None:
+        return "–"
+    interval = summary.get("intervals", {}).get(key)
+    return f"{value:.3f}" + (" [{:.3f}, {:.3f}]".format(*interval) if interval else "")
+
+
 def difference_text(d: dict | None, mean_digits: int = 3) -> str:
     """A :func:`folder_difference` as table text: ``+0.041 [+0.021, +0.063]``, or for Fréchet the mean and each seed's
     difference; ``–`` when nothing was measured."""

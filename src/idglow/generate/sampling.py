@@ -71,7 +71,8 @@ def sample_packed(
 
     def velocity(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         v_id = forward(x, sigma, identity)
-        g = scale(float(sigma.reshape(-1)[0]))
+        # the step's sigma is read (a device sync on a GPU) only when an interval needs it
+        g = scale(None if id_guidance_interval is None else float(sigma.reshape(-1)[0]))
         if identity is None or bool((g == 1.0).all()):
             return v_id
         g = g.to(x.device).view(-1, *([1] * (x.dim() - 1)))  # [B, 1, 1]: broadcast over tokens and channels
@@ -82,9 +83,11 @@ def sample_packed(
     return euler_sample(velocity, noise, sigmas.to(noise.device), progress=progress, on_step=on_step)
 
 
-def guidance_scale(id_guidance: float | Sequence[float], interval: GuidanceInterval, batch: int) -> Callable[[float], torch.Tensor]:
+def guidance_scale(id_guidance: float | Sequence[float], interval: GuidanceInterval,
+                   batch: int) -> Callable[[float | None], torch.Tensor]:
     """``scale(sigma) -> [B]``: each sample's identity guidance at a step of noise level ``sigma``: its
-    ``id_guidance`` where sigma lies in its interval (ends included; everywhere when ``interval`` is None), 1 elsewhere.
+    ``id_guidance`` where sigma lies in its interval (ends included; everywhere when ``interval`` is None, which
+    needs no sigma), 1 elsewhere.
 
     Raises:
         ValueError: a per-sample list of the wrong length, or an interval that is not ``0 <= lo <= hi``.
