@@ -36,7 +36,6 @@ import torch
 # the ranges sample_identity draws continuous factors from: a change moves the value to the far end
 RANGES = {"face_aspect": (0.68, 0.9), "eye_spacing": (0.17, 0.25), "eye_size": (0.16, 0.24), "eye_shape": (0.35, 0.8),
           "mouth_width": (0.28, 0.5), "nose_length": (0.14, 0.26), "jaw": (0.0, 1.0), "brow_angle": (-18.0, 18.0)}
-EMBEDDERS = ("encoder", "judge")
 
 
 def category_sizes() -> dict[str, int]:
@@ -78,25 +77,25 @@ def randomized(identity, factor: str, rng: np.random.Generator):
 
 
 @torch.no_grad()
-def embed(scene_seed: int, identity, judges: dict) -> dict[str, torch.Tensor]:
+def embed(scene_seed: int, identity, embedders: dict) -> dict[str, torch.Tensor]:
     """Each embedder's unit embedding [D] of ``identity``'s face alone in scene ``scene_seed`` (128x64)."""
     from idglow.cast.crops import face_crops, to_tensor
     from idglow.cast.scenes import sample_group
 
     scene = sample_group(np.random.default_rng(scene_seed), [identity], "adult", 128, 64)
     crops = face_crops(to_tensor(scene.image)[None], torch.tensor(scene.boxes, dtype=torch.float32))
-    return {name: torch.nn.functional.normalize(judges[name](crops), dim=-1)[0] for name in EMBEDDERS}
+    return {name: torch.nn.functional.normalize(model(crops), dim=-1)[0] for name, model in embedders.items()}
 
 
-def tone_distances(seed: int, people: int, judges: dict) -> dict[str, list[list[float]]]:
+def tone_distances(seed: int, people: int, embedders: dict) -> dict[str, list[list[float]]]:
     """Per embedder, the mean cosine distance [7][7] between one person drawn in every skin tone, same scene."""
     from idglow.cast.factors import SKIN_TONES, sample_identity
 
-    out = {name: np.zeros((len(SKIN_TONES), len(SKIN_TONES))) for name in EMBEDDERS}
+    out = {name: np.zeros((len(SKIN_TONES), len(SKIN_TONES))) for name in embedders}
     for k in range(people):
         person = sample_identity(seed, k)
-        drawn = [embed(k, dataclasses.replace(person, skin=t), judges) for t in range(len(SKIN_TONES))]
-        for name in EMBEDDERS:
+        drawn = [embed(k, dataclasses.replace(person, skin=t), embedders) for t in range(len(SKIN_TONES))]
+        for name in embedders:
             e = torch.stack([d[name] for d in drawn])
             out[name] += (1.0 - e @ e.T).numpy() / people
     return {name: m.round(4).tolist() for name, m in out.items()}
@@ -108,28 +107,30 @@ def main() -> None:
     p.add_argument("--judges", default="assets/judges")
     p.add_argument("--people", type=int, default=200, help="identities, each in its own scene")
     p.add_argument("--json", default="benchmarks/results/factor_sensitivity.json")
+    p.add_argument("--extra", nargs="*", default=[], metavar="NAME",
+                   help="more embedders of --judges to measure (e.g. those of identity_loss.extra_embedders)")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     from idglow.cast.factors import sample_identity
-    from idglow.cast.judge_training import load_judges
+    from idglow.cast.judge_training import load_embedder
 
-    judges = load_judges(args.judges)
+    judges = {name: load_embedder(args.judges, name) for name in ("encoder", "judge", *args.extra)}
     seed = json.loads((Path(args.cast) / "build.json").read_text())["config"]["world"]["seed"]
     factors = ["skin", "hair_colour", "eye_colour", "hair_style", *RANGES, "mole", "freckles"]
     rng = np.random.default_rng(0)
-    distance = {name: {f: [] for f in ["other person", *factors]} for name in EMBEDDERS}
-    to_reference = {name: {f: [] for f in ["faithful", *factors]} for name in EMBEDDERS}
+    distance = {name: {f: [] for f in ["other person", *factors]} for name in judges}
+    to_reference = {name: {f: [] for f in ["faithful", *factors]} for name in judges}
     for k in range(args.people):
         person, other = sample_identity(seed, k), sample_identity(seed, k + args.people)
         base, reference = embed(k, person, judges), embed(k + 1_000_000, person, judges)
         for factor, variant in [("other person", other), *((f, changed(person, f, rng)) for f in factors)]:
             moved = embed(k, variant, judges)
-            for name in EMBEDDERS:
+            for name in judges:
                 distance[name][factor].append(1.0 - float(base[name] @ moved[name]))
         for factor, variant in [("faithful", person), *((f, randomized(person, f, rng)) for f in factors)]:
             drawn = base if factor == "faithful" else embed(k, variant, judges)
-            for name in EMBEDDERS:
+            for name in judges:
                 to_reference[name][factor].append(float(drawn[name] @ reference[name]))
     table = {name: {f: {"distance": float(np.mean(d)), "of_a_person": float(np.mean(d) / np.mean(per["other person"])),
                         **({"facesim_if_unbound": float(np.mean(to_reference[name][f]) / np.mean(to_reference[name]["faithful"]))}
@@ -145,6 +146,10 @@ def main() -> None:
         e, j = table["encoder"][f], table["judge"][f]
         unbound = f"{j['facesim_if_unbound']:.3f}" if "facesim_if_unbound" in j else "–"
         print(f"| {f} | {e['distance']:.3f} | {e['of_a_person']:.2f} | {j['distance']:.3f} | {j['of_a_person']:.2f} | {unbound} |")
+    if args.extra:
+        print("\nshare of a person, per embedder:\n| factor | " + " | ".join(judges) + " |\n|---|" + "---|" * len(judges))
+        for f in factors:
+            print(f"| {f} | " + " | ".join(f"{table[n][f]['of_a_person']:.2f}" for n in judges) + " |")
     for name, m in tones.items():  # tones are ordered light to dark
         print(f"{name}: 1 - cos between skin tones 0 and 2 (light) {m[0][2]:.3f}, 2 and 4 {m[2][4]:.3f}, 4 and 6 (dark) "
               f"{m[4][6]:.3f}; neighbours " + ", ".join(f"{m[t][t + 1]:.3f}" for t in range(len(m) - 1)))

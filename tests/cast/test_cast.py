@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import JUDGES
 
 from idglow.cast.build import build
 from idglow.cast.config import HELDOUT_OFFSET, SynthConfig, WorldConfig
@@ -95,6 +96,32 @@ def test_face_crops_match_a_manual_crop():
     image = torch.arange(3 * 40 * 50, dtype=torch.float32).view(1, 3, 40, 50)
     crop = face_crops(image, torch.tensor([[8.0, 4.0, 24.0, 20.0]]), size=16, expand=1.0)
     torch.testing.assert_close(crop[0], image[0, :, 4:20, 8:24])
+
+
+@pytest.mark.e2e
+def test_train_embedder_adds_an_embedder_beside_the_judges_and_refuses_their_names(tmp_path, capsys):
+    """``synth train-embedder`` writes ``<name>.safetensors`` and its held-out report into report.json's
+    ``extra_embedders``, keeping what the file held; ``load_embedder`` reads it back and names a missing or wrong one."""
+    from idglow.cast.judge_training import load_embedder
+
+    judges = tmp_path / "judges"
+    judges.mkdir()
+    (judges / "report.json").write_text(json.dumps({"judge": {"auc": 0.5}}))
+    tiny = ["--out", str(judges), "--world.train_identities", "30", "--world.heldout_identities", "10",
+            "--judges.train_scenes", "30", "--judges.eval_scenes", "12", "--judges.embedder_epochs", "1",
+            "--judges.batch", "4", "--judges.workers", "1"]
+    assert main(["synth", "train-embedder", "--name", "geometry", "--arch", "spatial", *tiny]) == 0
+    report = json.loads((judges / "report.json").read_text())
+    assert report["judge"] == {"auc": 0.5} and report["extra_embedders"]["geometry"]["arch"] == "spatial"
+    assert 0 <= report["extra_embedders"]["geometry"]["auc"] <= 1
+    model = load_embedder(judges, "geometry")
+    assert model.arch == "spatial" and model(torch.zeros(2, 3, 32, 32)).shape == (2, 128)
+    assert main(["synth", "train-embedder", "--name", "judge", *tiny]) == 2
+    assert "'judge' is one of the judges" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError, match="no embedder 'missing'"):
+        load_embedder(judges, "missing")
+    with pytest.raises(ValueError, match="'age' is a classifier, not an identity embedder"):
+        load_embedder(JUDGES, "age")
 
 
 def test_face_sim_uses_the_optimal_matching_and_counts_missing_faces_zero():

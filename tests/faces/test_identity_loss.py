@@ -115,3 +115,26 @@ def test_reference_inputs_follow_the_embedder_device():
     assert embedded.device.type == "meta" and embedded.shape == (5, 8)
     refs, mask = scatter_references(embedded, torch.tensor([0, 0, 1, 1, 1]), torch.tensor([0, 1, 0, 1, 2]), 2, 4)
     assert refs.device.type == mask.device.type == "meta" and refs.shape == (2, 3, 8)
+
+
+def test_embedder_ensemble_cosine_is_the_mean_of_its_members_and_its_primary_embeds_references():
+    """The joined embedding is a unit vector whose cosine is the mean of the members' cosines (so ``1 - cos`` of the
+    loss is the mean of each member's), and gradients reach the crops through every member."""
+    from idglow.cast.judges import IdentityEmbedder
+    from idglow.faces.recognizer import EmbedderEnsemble
+
+    torch.manual_seed(0)
+    members = [IdentityEmbedder("resnet").eval(), IdentityEmbedder("spatial").eval()]
+    ensemble = EmbedderEnsemble(members)
+    a, b = torch.rand(3, 3, 32, 32) * 2 - 1, torch.rand(3, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        joined_a, joined_b = ensemble(a), ensemble(b)
+        expected = torch.stack([(m(a) * m(b)).sum(-1) for m in members]).mean(0)
+    torch.testing.assert_close(joined_a.norm(dim=-1), torch.ones(3))
+    torch.testing.assert_close((joined_a * joined_b).sum(-1), expected)
+    assert joined_a.shape == (3, 256) and ensemble.head.out_features == 256 and ensemble.primary is members[0]
+    crops = a.clone().requires_grad_(True)
+    (ensemble(crops)[:, 128:] * joined_b[:, 128:]).sum().backward()  # the spatial member's half alone
+    assert crops.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="at least one member"):
+        EmbedderEnsemble([])

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 import torch
-from conftest import ENV, ROOT, cli, nonzero_dpo_run, run_cli
+from conftest import ENV, JUDGES, ROOT, cli, nonzero_dpo_run, run_cli
 from conftest import run_sft as _sft
 from safetensors.torch import load_file
 
@@ -160,6 +160,38 @@ def test_sft_identity_loss_views_blur_the_loss_targets_but_not_the_branch_inputs
     assert out["loss"].shape == (2,) and not torch.allclose(out["id_sim"], plain_out["id_sim"])
     with pytest.raises(ConfigError, match="view_shift: must be in"):
         load_config(SFTConfig, ROOT / "configs" / "tiny-sft.yaml", args + ["--identity_loss.view_shift", "0.7"])
+
+
+@pytest.mark.e2e
+def test_sft_identity_loss_over_an_embedder_ensemble_keeps_the_encoders_references(cast, base, tmp_path):
+    """``identity_loss.extra_embedders``: the loss's targets are the encoder's and each extra embedder's unit
+    embeddings, scaled by 1/sqrt(K) and joined (their cosine is the mean of the members'), while the branch still
+    reads the encoder's embeddings. The judge, repeats and an embedder not in the folder are refused, named."""
+    from idglow.cast.judge_training import load_embedder
+    from idglow.faces.references import frozen_embeddings
+    from idglow.recipes.sft import SFTConfig
+    from idglow.sft.trainer import SFTTrainer
+    from idglow.utils.config import ConfigError, load_config
+
+    manifests = f"[{cast / 'sft-group-train.jsonl'}]"
+    args = ["--base", str(base), "--out", str(tmp_path / "run"), "--data.manifests", manifests,
+            "--diagnostics.manifests", manifests]
+    config = lambda *extra: load_config(SFTConfig, ROOT / "configs" / "tiny-sft.yaml", args + list(extra))  # noqa: E731
+    trainer = SFTTrainer(config("--identity_loss.extra_embedders", "[encoder_spatial]"))
+    crops = trainer.data.ref_crops(torch.arange(4))
+    inputs, targets = trainer._embed(crops, ["ref"] * 4)
+    encoder, spatial = (load_embedder(JUDGES, name) for name in ("encoder", "encoder_spatial"))
+    torch.testing.assert_close(inputs, frozen_embeddings(encoder, crops))
+    joined = torch.cat([frozen_embeddings(encoder, crops), frozen_embeddings(spatial, crops)], dim=-1) / 2 ** 0.5
+    torch.testing.assert_close(targets, joined)
+    out = trainer._loss(torch.arange(2))
+    assert out["loss"].shape == (2,) and torch.isfinite(out["loss"]).all()
+    with pytest.raises(ConfigError, match="'judge' scores FaceSim"):
+        config("--identity_loss.extra_embedders", "[judge]")
+    with pytest.raises(ConfigError, match="names repeat"):
+        config("--identity_loss.extra_embedders", "[encoder_spatial,encoder_spatial]")
+    with pytest.raises(FileNotFoundError, match="no embedder 'nope' .*idglow synth train-embedder --name nope"):
+        SFTTrainer(config("--identity_loss.extra_embedders", "[nope]"))
 
 
 @pytest.mark.e2e

@@ -244,6 +244,43 @@ def load_judges(directory: str | Path) -> dict[str, torch.nn.Module]:
     return judges
 
 
+def load_embedder(directory: str | Path, name: str) -> IdentityEmbedder:
+    """The identity embedder ``name`` saved in ``directory`` (a judge or an extra one), frozen, in eval mode."""
+    path = Path(directory) / f"{name}.safetensors"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no embedder {name!r} in {directory}; train it with "
+                                f"`idglow synth train-embedder --name {name} --out {directory}`")
+    tensors, config = load_weights(path)
+    if config.get("kind") != "embedder":
+        raise ValueError(f"{path}: {name!r} is a {config.get('kind')}, not an identity embedder")
+    model = build_judge(config)
+    model.load_state_dict(tensors, strict=True)
+    return model.eval().requires_grad_(False)
+
+
+def train_extra_embedder(out: Path, name: str, arch: str, seed: int, world_seed: int, width: int, height: int,
+                         train_ids: np.ndarray, heldout_ids: np.ndarray, cfg: JudgeTrainingConfig,
+                         progress: bool = True) -> dict:
+    """Train one more identity embedder beside the judges in ``out`` (same training identities and scenes as the
+    ``encoder``: ``cfg.seed`` renders the same pool), report it on held-out identities, save ``<name>.safetensors``
+    and add its report to ``report.json``. The five judges' names are refused: they are not overwritten here."""
+    if name in JUDGES:
+        raise ValueError(f"name: {name!r} is one of the judges {JUDGES}; `idglow synth train-judges` trains those")
+    t = time.perf_counter()
+    train = render_pool(world_seed, train_ids, cfg.train_scenes, cfg.seed, width, height, cfg.train_mini_adults, cfg.workers)
+    held = render_pool(world_seed, heldout_ids, cfg.eval_scenes, cfg.seed + 1, width, height, 0.3, workers=cfg.workers)
+    model = train_embedder(train.crops(), train.identity, arch, seed, cfg, progress)
+    true = held.child_face == held.child_body
+    result = {**evaluate_embedder(model, held.crops()[true], held.identity[true], held.child_face[true]),
+              "arch": arch, "seed": seed, "train_seconds": time.perf_counter() - t}
+    save_judge(out, name, model, {"kind": "embedder", "arch": arch})
+    report_path = Path(out) / "report.json"
+    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    report.setdefault("extra_embedders", {})[name] = result
+    atomic_write(report_path, lambda p: p.write_text(json.dumps(report, indent=2) + "\n"))
+    return result
+
+
 def build_judge(config: dict) -> torch.nn.Module:
     kind = config["kind"]
     if kind == "detector":

@@ -72,29 +72,32 @@ class IdentityEmbedder(nn.Module):
 
     ``arch="resnet"`` (the ``encoder``): residual blocks, global average pooling.
     ``arch="plain"`` (the ``judge``): a plain VGG-style stack with a 5x5 stem and a flattened head.
+    ``arch="spatial"``: the ``encoder``'s residual blocks with a flattened head instead of the pooling, so where a
+    feature lies (eye spacing, face aspect) reaches the embedding; an extra embedder of the identity loss.
     """
 
     def __init__(self, arch: str = "resnet", dim: int = 128, width: int = 32):
         super().__init__()
         self.arch = arch
-        if arch == "resnet":
+        if arch in ("resnet", "spatial"):
             self.stem = _conv(3, width, stride=2)
             self.blocks = nn.ModuleList([_conv(width, width), _conv(width, 2 * width, stride=2), _conv(2 * width, 2 * width),
                                          _conv(2 * width, 4 * width, stride=2), _conv(4 * width, 4 * width)])
-            self.head = nn.Linear(4 * width, dim)
+            # 32x32 crops leave a 4x4 map after three stride-2 convolutions
+            self.head = nn.Linear(4 * width * (16 if arch == "spatial" else 1), dim)
         elif arch == "plain":
             self.stem = nn.Sequential(nn.Conv2d(3, width, 5, stride=2, padding=2), nn.BatchNorm2d(width), nn.ReLU(inplace=True))
             self.blocks = nn.ModuleList([_conv(width, width + 16, stride=2), _conv(width + 16, 2 * width + 16, stride=2),
                                          _conv(2 * width + 16, 2 * width + 16)])
             self.head = nn.Linear((2 * width + 16) * 16, dim)
         else:
-            raise ValueError(f"arch: unknown embedder architecture {arch!r}; choose resnet or plain")
+            raise ValueError(f"arch: unknown embedder architecture {arch!r}; choose resnet, plain or spatial")
 
     def forward(self, crops: torch.Tensor) -> torch.Tensor:
         x = self.stem(crops)
         for block in self.blocks:
             y = block(x)
-            x = y + x if self.arch == "resnet" and y.shape == x.shape else y
+            x = y + x if self.arch != "plain" and y.shape == x.shape else y
         x = x.mean(dim=(2, 3)) if self.arch == "resnet" else x.flatten(1)
         return F.normalize(self.head(x), dim=-1)
 

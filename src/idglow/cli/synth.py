@@ -61,8 +61,21 @@ def cmd_synth_train_judges(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_synth_train_embedder(args: argparse.Namespace) -> int:
+    """Train one more identity embedder for the identity loss, beside the judges."""
+    from idglow.cast.judge_training import train_extra_embedder
+
+    cfg = load("synth", args)
+    w = cfg.world
+    result = train_extra_embedder(Path(args.out), args.name, args.arch, args.seed, w.seed, w.width, w.height,
+                                  w.ids("train"), w.ids("heldout"), cfg.judges)
+    print(json.dumps(result, indent=2))
+    print(f"wrote {Path(args.out) / (args.name + '.safetensors')} and its entry in report.json's extra_embedders")
+    return 0
+
+
 def register(sub) -> None:
-    """``idglow synth build | mu-real | preview | train-judges``."""
+    """``idglow synth build | mu-real | preview | train-judges | train-embedder``."""
     synth = group(sub, "synth", "the synthetic cast: build datasets, train judges, preview",
                   "The synthetic cast (a procedural world of identities, ages and groups). "
                   "Configuration: --config synth.yaml and --world.* / --build.* / --judges.* overrides.")
@@ -82,3 +95,13 @@ def register(sub) -> None:
                 "train the face detector, the two identity embedders and the age and colour classifiers",
                 config=SYNTH_CONFIG, full_name="synth train-judges")
     p.add_argument("--out", default=JUDGES, help=f"output folder (default: {JUDGES})")
+    p = command(synth, "train-embedder", cmd_synth_train_embedder,
+                "train one more identity embedder (training identities only) for the identity loss's ensemble",
+                config=SYNTH_CONFIG, full_name="synth train-embedder")
+    p.add_argument("--name", required=True,
+                   help="its name: <out>/<name>.safetensors, listed in identity_loss.extra_embedders")
+    p.add_argument("--arch", choices=("resnet", "plain", "spatial"), default="spatial",
+                   help="resnet: the encoder's; plain: the judge's; spatial: the encoder's blocks with a flattened "
+                        "head, which keeps where features lie (default: spatial)")
+    p.add_argument("--seed", type=non_negative_int, default=37, help="its training seed (default: 37)")
+    p.add_argument("--out", default=JUDGES, help=f"the judges folder it joins (default: {JUDGES})")

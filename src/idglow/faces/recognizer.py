@@ -10,19 +10,49 @@ import numpy as np
 import torch
 
 from idglow.cast.crops import to_uint8
-from idglow.cast.judge_training import load_judges
+from idglow.cast.judge_training import load_embedder
 from idglow.faces.base import unit
 from idglow.faces.iresnet import load_arcface
 
 
-def load_recognizer(loss_cfg) -> torch.nn.Module:
-    """``identity_loss.recognizer`` of an ``IdentityLossConfig``: the cast ``encoder`` or an ArcFace IResNet.
+class EmbedderEnsemble(torch.nn.Module):
+    """Several frozen embedders as one: crops [M, 3, h, w] -> the members' unit embeddings, each scaled by
+    1/sqrt(K) and concatenated, [M, sum E_k]. The result is a unit vector, and the cosine of two such vectors is the
+    mean of the members' cosines, so ``1 - cos`` of the identity loss is the mean of each member's.
+
+    ``primary`` (the first member) is what embeds references for the identity branch: the branch reads one
+    embedder's space whatever the loss averages over.
+    """
+
+    def __init__(self, members: list[torch.nn.Module]):
+        super().__init__()
+        if not members:
+            raise ValueError("EmbedderEnsemble: needs at least one member")
+        self.members = torch.nn.ModuleList(members)
+        self.head = SimpleNamespace(out_features=sum(m.head.out_features for m in members))
+
+    @property
+    def primary(self) -> torch.nn.Module:
+        return self.members[0]
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        scale = len(self.members) ** -0.5
+        return torch.cat([torch.nn.functional.normalize(m(crops), dim=-1) * scale for m in self.members], dim=-1)
+
+
+def load_recognizer(loss_cfg, extras: bool = True) -> torch.nn.Module:
+    """``identity_loss.recognizer`` of an ``IdentityLossConfig``: the cast ``encoder`` (with
+    ``identity_loss.extra_embedders`` and ``extras``: an :class:`EmbedderEnsemble` of it and those) or an ArcFace
+    IResNet.
 
     Returns a module mapping face crops [M, 3, h, w] in [-1, 1] to unit embeddings [M, E], frozen, eval mode.
     """
     if loss_cfg.recognizer == "arcface":
         return load_arcface(loss_cfg.arcface)
-    return load_judges(loss_cfg.judges)["encoder"].requires_grad_(False)
+    encoder = load_embedder(loss_cfg.judges, "encoder")
+    if not (extras and loss_cfg.extra_embedders):
+        return encoder
+    return EmbedderEnsemble([encoder, *(load_embedder(loss_cfg.judges, n) for n in loss_cfg.extra_embedders)])
 
 
 class BackendEmbedder(torch.nn.Module):
@@ -60,7 +90,9 @@ def load_reference_embedder(cfg, recognizer: torch.nn.Module | None = None) -> t
 
         embedder = BackendEmbedder(InsightFaceFaces(cfg.references.model_dir))
     else:
-        embedder = recognizer if recognizer is not None else load_recognizer(cfg.identity_loss)
+        # the loss's extra embedders never embed references: sampling needs only the encoder
+        embedder = recognizer if recognizer is not None else load_recognizer(cfg.identity_loss, extras=False)
+        embedder = getattr(embedder, "primary", embedder)
     identity = cfg.model.identity
     if identity.encoder == "embedding" and embedder.head.out_features != identity.embedding_dim:
         raise ValueError(f"identity.embedding_dim: {identity.embedding_dim}, but the reference embedder "

@@ -37,6 +37,11 @@ class IdentityLossConfig:
     anneal: Literal["none", "warmup", "decay"] = option("none", f"a(step): {ANNEALING} (linear over anneal_steps)")
     anneal_steps: int = option(0, "steps of the warm-up or decay of a(step)")
     judges: str = option(JUDGES, "folder of the cast judges; its frozen `encoder` embeds faces and references")
+    extra_embedders: list[str] = option(
+        help="recognizer cast only: more frozen embedders in `judges` (`idglow synth train-embedder`) whose cosines "
+             "the loss averages with the encoder's, so a face must satisfy all of them; the references the branch "
+             "reads stay the encoder's. The evaluation `judge` is refused: training on it would game FaceSim",
+        factory=list)
     recognizer: Literal["cast", "arcface"] = option(
         "cast", "frozen differentiable face embedder of the loss and of the references: `cast` (the judges' `encoder`, "
         "synthetic faces only) or `arcface` (an insightface IResNet from `arcface`, for real photos)")
@@ -62,6 +67,13 @@ class IdentityLossConfig:
             raise ValueError(f"anneal_steps: must be >= 0, got {self.anneal_steps}")
         if self.recognizer == "arcface" and not self.arcface:
             raise ValueError("arcface: recognizer `arcface` needs the IResNet weights (a .safetensors file)")
+        if self.extra_embedders and self.recognizer != "cast":
+            raise ValueError("extra_embedders: only the cast recognizer takes extra embedders")
+        if "judge" in self.extra_embedders or "encoder" in self.extra_embedders:
+            raise ValueError("extra_embedders: 'judge' scores FaceSim (training on it would game the metric) and "
+                             "'encoder' is always in the loss; name embedders from `idglow synth train-embedder`")
+        if len(set(self.extra_embedders)) != len(self.extra_embedders):
+            raise ValueError(f"extra_embedders: names repeat: {self.extra_embedders}")
         validate_sections(self, "group", "age")
 
 

@@ -1,0 +1,80 @@
+"""Issue 19, exploratory: results.md for the identity loss averaged over the encoder and `encoder_spatial`
+(criteria.md, chain.sh). The lever against its baseline at equal budget (the baseline's scores are idloss-high's), on
+the chosen records (noise seed 0, one training seed each), paired over records; the references' effect on the held-out
+flow loss by sigma; and, where probes.sh ran, the factor probes on both runs' group faces. Re-run: python tables.py"""
+
+import json
+from pathlib import Path
+
+from idglow.eval.pooling import difference_text, estimate_text, folder_difference
+
+HERE = Path(__file__).parent
+BASELINE = HERE.parent / "idloss-high"  # runs/sft-jitter3k-init, scored by idloss-high/chain.sh
+PROBED = ("skin", "hair_colour", "eye_colour", "hair_style", "face_aspect", "eye_spacing", "eye_size", "mouth_width")
+KEYS = {"synth-group": ("facesim_norm", "identification", "count_accuracy", "leakage_rate"),
+        "synth-age": ("facesim_norm", "identification", "child_rate", "mini_adult_rate")}
+SAMPLERS = {"synth-group": "guidance 1", "synth-age": "guidance 1.25, the age window"}
+SIGMAS = ("0.05", "0.15", "0.25", "0.35", "0.55", "0.75")
+
+
+def reference_effect(who: str) -> dict[str, float]:
+    """Held-out flow loss with the true references minus without any, by sigma, at the run's last diagnostic step
+    (positive: the references make the prediction worse)."""
+    folder = BASELINE if who == "baseline" else HERE
+    last = [json.loads(line) for line in (folder / f"{who}-diagnostics.jsonl").read_text().splitlines()][-1]
+    return {s: last[f"heldout_true_sigma_{s}"] - last[f"heldout_none_sigma_{s}"] for s in SIGMAS} | {"step": last["step"]}
+
+
+def probe_lines() -> list[str]:
+    """Factor probes (judge features) on each run's synth-group faces from `probes.sh`, beside the true renders."""
+    found = {who: HERE / f"cap-{who}.json" for who in ("baseline", "lever")}
+    if not all(p.is_file() for p in found.values()):
+        return []
+    acc = {who: json.loads(p.read_text())["probes"]["accuracy"] for who, p in found.items()}
+    columns = {"true renders": acc["lever"]["synth-group/truth"], "baseline": acc["baseline"]["synth-group/run"],
+               "lever": acc["lever"]["synth-group/run"]}
+    lines = ["", "### Which factors the group faces carry (probe accuracy on judge features; `probes.sh`)\n",
+             "| factor | majority class | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
+    for name in PROBED:
+        lines.append(f"| {name} | {columns['lever'][name]['chance']:.2f} | "
+                     + " | ".join(f"{c[name]['accuracy']:.2f}" for c in columns.values()) + " |")
+    return lines
+
+
+def main() -> None:
+    lines = ["The identity loss averaged over the `encoder` and `encoder_spatial` (`configs/sft-jitter3k-init-ensemble.yaml`, "
+             "the lever) against the same 1,000 steps with the `encoder` alone (`runs/sft-jitter3k-init`, the baseline; "
+             "its scores are `../idloss-high/baseline-*`): SFT only, 100 chosen records, noise seed 0, **one training "
+             "seed each**; 95% bootstrap intervals, paired over records. Criteria: `criteria.md`. Written by `tables.py`.\n"]
+    diffs = {}
+    for bench, keys in KEYS.items():
+        short = bench.split("-")[1]
+        mine, theirs = HERE / f"lever-{short}", BASELINE / f"baseline-{short}"
+        rows = {who: json.loads((folder / f"{bench}.json").read_text()) for who, folder in (("baseline", theirs), ("lever", mine))}
+        diffs[bench] = {k: folder_difference([mine], [theirs], bench, k) for k in (*keys, "frechet_judge")}
+        lines += [f"### {bench}, {SAMPLERS[bench]}\n", "| | " + " | ".join(keys) + " | frechet_judge |",
+                  "|---|" + "---|" * (len(keys) + 1)]
+        for who, r in rows.items():
+            lines.append(f"| {who} | " + " | ".join(estimate_text(r, k) for k in keys) + f" | {r['frechet_judge']:.2f} |")
+        lines += ["| lever minus baseline | " + " | ".join(difference_text(diffs[bench][k]) for k in (*keys, "frechet_judge"))
+                  + " |", ""]
+    effects = {who: reference_effect(who) for who in ("baseline", "lever")}
+    lines += ["### The references' effect on the held-out flow loss (true minus none, x1000; + = they hurt)\n",
+              "| run (step) | " + " | ".join(f"sigma {s}" for s in SIGMAS) + " |", "|---|" + "---|" * len(SIGMAS)]
+    for who, e in effects.items():
+        lines.append(f"| {who} ({e['step']}) | " + " | ".join(f"{1000 * e[s]:+.2f}" for s in SIGMAS) + " |")
+    lines += probe_lines()
+    group, age = diffs["synth-group"], diffs["synth-age"]
+    checks = {"group FaceSim/mu at least +0.01 with the interval above 0":
+              group["facesim_norm"]["difference"] >= 0.01 and group["facesim_norm"]["interval"][0] > 0,
+              "count accuracy no more than 0.02 lower": group["count_accuracy"]["difference"] >= -0.02,
+              "age FaceSim/mu no more than 0.01 lower": age["facesim_norm"]["difference"] >= -0.01,
+              "child rate no more than 0.02 lower": age["child_rate"]["difference"] >= -0.02}
+    lines += ["", "Criteria: " + "; ".join(f"{name}: {'held' if ok else 'failed'}" for name, ok in checks.items())
+              + f". **{'Worth a DPO chain' if all(checks.values()) else 'Not pursued'}.**",
+              "", "Faces: `../idloss-high/skin_faces-baseline.png`, `skin_faces-lever.png` (`benchmarks/skin_faces.py`)."]
+    (HERE / "results.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
