@@ -109,3 +109,29 @@ def test_estimate_text_gives_the_interval_when_there_is_one():
     assert estimate_text(summary, "facesim_norm") == "0.664 [0.644, 0.684]"
     assert estimate_text(summary, "count_accuracy") == "0.940"
     assert estimate_text(summary, "child_rate") == "–" and estimate_text(None, "facesim_norm") == "–"
+
+
+def test_lever_table_pairs_the_lever_with_its_baseline_and_reads_the_reference_effect(tmp_path):
+    """The lever's row minus the baseline's is the paired difference of their records; the references' effect is the
+    last diagnostic step's held-out loss with them minus without them."""
+    from idglow.eval.cast_bench import summarise
+    from idglow.eval.lever_tables import lever_table, reference_effect, reference_effect_table
+
+    for name, values, frechet in (("base", (0.2, 0.4, 0.3), 3.0), ("lever", (0.3, 0.5, 0.5), 2.5)):
+        folder = tmp_path / name
+        folder.mkdir()
+        scores = [_score(v, id=f"r{i}") for i, v in enumerate(values)]
+        (folder / "synth-group.scores.jsonl").write_text("".join(json.dumps(s) + "\n" for s in scores))
+        summary = summarise(scores, 0.5) | {"mu_real": 0.5, "frechet_judge": frechet}
+        (folder / "synth-group.json").write_text(json.dumps(summary))
+    lines, diffs = lever_table("synth-group", ("facesim_norm",), "groups", tmp_path / "base", tmp_path / "lever")
+    assert diffs["facesim_norm"]["difference"] == pytest.approx((1.3 - 0.9) / 3 / 0.5)
+    assert diffs["frechet_judge"]["difference"] == pytest.approx(-0.5)
+    assert lines[0] == "### groups\n" and lines[-2].startswith("| lever minus baseline | +0.267 [")
+    diagnostics = tmp_path / "diagnostics.jsonl"
+    rows = [{"step": 5, "heldout_true_sigma_0.05": 0.3, "heldout_none_sigma_0.05": 0.1},
+            {"step": 10, "heldout_true_sigma_0.05": 0.31, "heldout_none_sigma_0.05": 0.3}]
+    diagnostics.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    effect = reference_effect(diagnostics, ["0.05"])
+    assert effect["step"] == 10 and effect["0.05"] == pytest.approx(0.01)
+    assert reference_effect_table({"lever": effect}, ["0.05"])[-1] == "| lever (10) | +10.00 |"

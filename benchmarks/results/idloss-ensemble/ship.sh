@@ -5,6 +5,7 @@
 # confirmed on the unseen records (reusing dpo_chain.sh's evaluations where the recommendation is the same sampler:
 # sampler_confirm.py checks), then on fresh records (data/cast-b1) paired against the shipped model's. About 40
 # minutes on 2 CPU cores. Resumable. Copying the candidate into assets/idglow is a separate, manual step.
+# SCORE_ONLY=1 stops after the chosen-record scores (about 20 minutes), e.g. to read which age sampler buys children.
 #   bash benchmarks/results/idloss-ensemble/ship.sh
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
@@ -18,6 +19,7 @@ for g in 1.25 1.5; do [ -f $S/eval-g$g-group/synth-group.json ] || \
 for g in 1.25 1.5 1.75 2; do [ -f $S/eval-g$g-age.kind-window/synth-age.json ] || \
   $B/idglow train sft-eval --run $S --limit 100 --id-guidance $g --schedule age.kind=window $AGE \
     --out $S/eval-g$g-age.kind-window; done
+[ -z "${SCORE_ONLY:-}" ] || { echo "SCORE_ONLY: scored the samplers; stopping before the export"; exit 0; }
 EVALS=""; for e in eval eval-g1.25-group eval-g1.5-group eval-g{1.25,1.5,1.75,2}-age.kind-window; do
   EVALS="$EVALS --scores $S/$e"; done
 [ -f $C/provenance.json ] || $B/idglow train export --run $M --dpo-scale 1.5 --out $C $EVALS --train-command-line \

@@ -6,7 +6,7 @@ flow loss by sigma; and, where probes.sh ran, the factor probes on both runs' gr
 import json
 from pathlib import Path
 
-from idglow.eval.pooling import difference_text, estimate_text, folder_difference
+from idglow.eval.lever_tables import lever_table, reference_effect, reference_effect_table
 
 HERE = Path(__file__).parent
 BASELINE = HERE.parent / "idloss-high"  # runs/sft-jitter3k-init, scored by idloss-high/chain.sh
@@ -15,14 +15,6 @@ KEYS = {"synth-group": ("facesim_norm", "identification", "count_accuracy", "lea
         "synth-age": ("facesim_norm", "identification", "child_rate", "mini_adult_rate")}
 SAMPLERS = {"synth-group": "guidance 1", "synth-age": "guidance 1.25, the age window"}
 SIGMAS = ("0.05", "0.15", "0.25", "0.35", "0.55", "0.75")
-
-
-def reference_effect(who: str) -> dict[str, float]:
-    """Held-out flow loss with the true references minus without any, by sigma, at the run's last diagnostic step
-    (positive: the references make the prediction worse)."""
-    folder = BASELINE if who == "baseline" else HERE
-    last = [json.loads(line) for line in (folder / f"{who}-diagnostics.jsonl").read_text().splitlines()][-1]
-    return {s: last[f"heldout_true_sigma_{s}"] - last[f"heldout_none_sigma_{s}"] for s in SIGMAS} | {"step": last["step"]}
 
 
 def probe_lines() -> list[str]:
@@ -49,20 +41,12 @@ def main() -> None:
     diffs = {}
     for bench, keys in KEYS.items():
         short = bench.split("-")[1]
-        mine, theirs = HERE / f"lever-{short}", BASELINE / f"baseline-{short}"
-        rows = {who: json.loads((folder / f"{bench}.json").read_text()) for who, folder in (("baseline", theirs), ("lever", mine))}
-        diffs[bench] = {k: folder_difference([mine], [theirs], bench, k) for k in (*keys, "frechet_judge")}
-        lines += [f"### {bench}, {SAMPLERS[bench]}\n", "| | " + " | ".join(keys) + " | frechet_judge |",
-                  "|---|" + "---|" * (len(keys) + 1)]
-        for who, r in rows.items():
-            lines.append(f"| {who} | " + " | ".join(estimate_text(r, k) for k in keys) + f" | {r['frechet_judge']:.2f} |")
-        lines += ["| lever minus baseline | " + " | ".join(difference_text(diffs[bench][k]) for k in (*keys, "frechet_judge"))
-                  + " |", ""]
-    effects = {who: reference_effect(who) for who in ("baseline", "lever")}
-    lines += ["### The references' effect on the held-out flow loss (true minus none, x1000; + = they hurt)\n",
-              "| run (step) | " + " | ".join(f"sigma {s}" for s in SIGMAS) + " |", "|---|" + "---|" * len(SIGMAS)]
-    for who, e in effects.items():
-        lines.append(f"| {who} ({e['step']}) | " + " | ".join(f"{1000 * e[s]:+.2f}" for s in SIGMAS) + " |")
+        table, diffs[bench] = lever_table(bench, keys, f"{bench}, {SAMPLERS[bench]}", BASELINE / f"baseline-{short}",
+                                          HERE / f"lever-{short}")
+        lines += table
+    effects = {"baseline": reference_effect(BASELINE / "baseline-diagnostics.jsonl", SIGMAS),
+               "lever": reference_effect(HERE / "lever-diagnostics.jsonl", SIGMAS)}
+    lines += reference_effect_table(effects, SIGMAS)
     lines += probe_lines()
     group, age = diffs["synth-group"], diffs["synth-age"]
     checks = {"group FaceSim/mu at least +0.01 with the interval above 0":
