@@ -143,4 +143,3 @@ def difference_text(d: dict | None, mean_digits: int = 3) -> str:
     if "interval" in d:
         return "{:+.3f} [{:+.3f}, {:+.3f}]".format(d["difference"], *d["interval"])
     return f"{d['difference']:+.{mean_digits}f} (per seed " + ", ".join(f"{v:+.2f}" for v in d["per_seed"]) + ")"
-
