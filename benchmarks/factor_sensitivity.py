@@ -14,7 +14,8 @@ judge's cosine of that face to the reference, over the faithful face's, is the F
 but that factor. Last, the first 60 people drawn in each of the 7 skin tones (light to dark), same scene: how far
 apart each embedder puts the tones.
 
-    python benchmarks/factor_sensitivity.py --cast data/cast [--people 200] [--json benchmarks/results/factor_sensitivity.json]
+    python benchmarks/factor_sensitivity.py --cast data/cast [--people 200] [--extra encoder_spatial]
+                                            [--json benchmarks/results/factor_sensitivity.json]
 """
 
 from __future__ import annotations
