@@ -10,19 +10,19 @@ from pathlib import Path
 from idglow.eval.pooling import difference_text, estimate_text, folder_difference
 
 
-def lever_table(benchmark: str, keys: Sequence[str], title: str, baseline: str | Path, lever: str | Path,
-                names: tuple[str, str] = ("baseline", "lever")) -> tuple[list[str], dict]:
+def lever_table(benchmark: str, keys: Sequence[str], title: str, baseline: str | Path,
+                lever: str | Path) -> tuple[list[str], dict]:
     """A lever against its baseline as markdown: one ``sft-eval`` folder each (one noise seed), their estimates of
     ``keys`` and judge Fréchet, and the lever minus the baseline paired over records. Returns the table's lines and the
     :func:`folder_difference` of each key (and ``frechet_judge``)."""
-    summaries = {names[0]: json.loads((Path(baseline) / f"{benchmark}.json").read_text()),
-                 names[1]: json.loads((Path(lever) / f"{benchmark}.json").read_text())}
+    summaries = {"baseline": json.loads((Path(baseline) / f"{benchmark}.json").read_text()),
+                 "lever": json.loads((Path(lever) / f"{benchmark}.json").read_text())}
     diffs = {k: folder_difference([lever], [baseline], benchmark, k) for k in (*keys, "frechet_judge")}
     lines = [f"### {title}\n", "| | " + " | ".join(keys) + " | frechet_judge |", "|---|" + "---|" * (len(keys) + 1)]
     for name, summary in summaries.items():
         lines.append(f"| {name} | " + " | ".join(estimate_text(summary, k) for k in keys)
                      + f" | {summary['frechet_judge']:.2f} |")
-    lines += [f"| {names[1]} minus {names[0]} | " + " | ".join(difference_text(diffs[k]) for k in (*keys, "frechet_judge"))
+    lines += ["| lever minus baseline | " + " | ".join(difference_text(diffs[k]) for k in (*keys, "frechet_judge"))
               + " |", ""]
     return lines, diffs
 
