@@ -122,6 +122,24 @@ def test_train_embedder_adds_an_embedder_beside_the_judges_and_refuses_their_nam
         load_embedder(judges, "missing")
     with pytest.raises(ValueError, match="'age' is a classifier, not an identity embedder"):
         load_embedder(JUDGES, "age")
+    assert main(["synth", "train-embedder", "--name", "robust", "--arch", "resnet", "--adversarial-eps", "0.06", *tiny]) == 0
+    report = json.loads((judges / "report.json").read_text())
+    assert report["extra_embedders"]["robust"]["adversarial_eps"] == 0.06 and "geometry" in report["extra_embedders"]
+    assert main(["synth", "train-embedder", "--name", "robust", "--adversarial-eps", "0.7", *tiny]) == 2
+    assert "adversarial_eps: must be in [0, 0.5]" in capsys.readouterr().err
+
+
+def test_adversarial_crops_stay_in_their_ball_and_raise_the_loss():
+    """PGD: every crop moves at most ``eps`` per pixel, stays in [-1, 1], and the loss it ascends rises."""
+    from idglow.cast.judge_training import adversarial_crops
+
+    torch.manual_seed(0)
+    crops = torch.rand(4, 3, 8, 8) * 2 - 1
+    weight = torch.randn(3 * 8 * 8)
+    loss = lambda x: (x.flatten(1) @ weight).sum()  # noqa: E731  a linear loss: its ascent is exact
+    adversarial = adversarial_crops(loss, crops, eps=0.05)
+    assert (adversarial - crops).abs().max() <= 0.05 + 1e-6 and adversarial.abs().max() <= 1
+    assert loss(adversarial) > loss(crops) + 0.5 * 0.05 * weight.abs().sum() and not adversarial.requires_grad
 
 
 def test_face_sim_uses_the_optimal_matching_and_counts_missing_faces_zero():

@@ -135,3 +135,23 @@ def test_lever_table_pairs_the_lever_with_its_baseline_and_reads_the_reference_e
     effect = reference_effect(diagnostics, ["0.05"])
     assert effect["step"] == 10 and effect["0.05"] == pytest.approx(0.01)
     assert reference_effect_table({"lever": effect}, ["0.05"])[-1] == "| lever (10) | +10.00 |"
+
+
+def test_probe_table_pools_the_light_tones_with_a_wilson_interval():
+    """The light-tone skin column pools tones 0-2 by faces (exact share, mean shift), its interval is Wilson's
+    (checked against the closed form at p = 1/2), and each factor's probe accuracy is printed to two places."""
+    from idglow.eval.lever_tables import PROBED_FACTORS, light_tone_skin, probe_table, wilson_interval
+
+    lo, hi = wilson_interval(50, 100)
+    half = 1.96 * (0.25 / 100 + 1.96 ** 2 / (4 * 100 ** 2)) ** 0.5 / (1 + 1.96 ** 2 / 100)  # centre stays 1/2
+    assert lo == pytest.approx(0.5 - half) and hi == pytest.approx(0.5 + half)
+    tones = {"0": {"faces": 10, "exact": 0.5, "mean_shift": 2.0}, "1": {"faces": 30, "exact": 0.1, "mean_shift": 1.0},
+             "2": {"faces": 0, "exact": 0.0, "mean_shift": 0.0}, "3": {"faces": 99, "exact": 1.0, "mean_shift": 0.0}}
+    cap = {"probes": {"skin_by_tone": {"g/run": tones},
+                      "accuracy": {"g/run": {f: {"accuracy": 0.5} for f in PROBED_FACTORS} | {"skin": {"accuracy": 0.126}}}}}
+    light = light_tone_skin(cap, "g/run")
+    assert light["faces"] == 40 and light["exact"] == pytest.approx(8 / 40) and light["shift"] == pytest.approx(50 / 40)
+    assert light["interval"] == pytest.approx(wilson_interval(8, 40))
+    lines, rows = probe_table("probes", {"model": (cap, "g/run")})
+    assert rows["model"] == light and lines[-1].startswith("| model | 0.13 | 0.50 |")
+    assert lines[-1].endswith("| 0.200 [{:.3f}, {:.3f}] / +1.25 (40 faces) |".format(*light["interval"]))

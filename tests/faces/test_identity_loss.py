@@ -138,3 +138,26 @@ def test_embedder_ensemble_cosine_is_the_mean_of_its_members_and_its_primary_emb
     assert crops.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="at least one member"):
         EmbedderEnsemble([])
+
+
+def test_embedder_ensemble_weights_its_members_and_a_zero_weight_primary_only_embeds_references():
+    """Weights make the cosine a weighted mean; a member of weight 0 is left out of the joined embedding, yet stays
+    ``primary`` (what embeds the references); bad weights are refused."""
+    from idglow.cast.judges import IdentityEmbedder
+    from idglow.faces.recognizer import EmbedderEnsemble
+
+    torch.manual_seed(0)
+    members = [IdentityEmbedder("resnet").eval(), IdentityEmbedder("spatial").eval(), IdentityEmbedder("plain").eval()]
+    a, b = torch.rand(3, 3, 32, 32) * 2 - 1, torch.rand(3, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        cosines = torch.stack([(m(a) * m(b)).sum(-1) for m in members])
+        weighted = EmbedderEnsemble(members, [2.0, 1.0, 1.0])
+        torch.testing.assert_close((weighted(a) * weighted(b)).sum(-1), (cosines * torch.tensor([[0.5], [0.25], [0.25]])).sum(0))
+        without_primary = EmbedderEnsemble(members, [0.0, 1.0, 1.0])
+        joined = without_primary(a)
+        torch.testing.assert_close((joined * without_primary(b)).sum(-1), cosines[1:].mean(0))
+    assert joined.shape == (3, 256) and without_primary.head.out_features == 256
+    assert without_primary.primary is members[0]
+    for bad in ([1.0], [0.0, 0.0, 0.0], [1.0, -1.0, 1.0]):
+        with pytest.raises(ValueError, match="one non-negative weight per member"):
+            EmbedderEnsemble(members, bad)

@@ -192,6 +192,15 @@ def test_sft_identity_loss_over_an_embedder_ensemble_keeps_the_encoders_referenc
         config("--identity_loss.extra_embedders", "[encoder_spatial,encoder_spatial]")
     with pytest.raises(FileNotFoundError, match="no embedder 'nope' .*idglow synth train-embedder --name nope"):
         SFTTrainer(config("--identity_loss.extra_embedders", "[nope]"))
+    # encoder_weight 0: the loss reads the extra embedder alone, the branch still the encoder
+    alone = SFTTrainer(config("--identity_loss.extra_embedders", "[encoder_spatial]", "--identity_loss.encoder_weight", "0"))
+    inputs, targets = alone._embed(crops, ["ref"] * 4)
+    torch.testing.assert_close(inputs, frozen_embeddings(encoder, crops))
+    torch.testing.assert_close(targets, frozen_embeddings(spatial, crops))
+    with pytest.raises(ConfigError, match="encoder_weight: must be >= 0, and 0 only with extra_embedders"):
+        config("--identity_loss.encoder_weight", "0")
+    with pytest.raises(ConfigError, match="encoder_weight: weighs the encoder against extra_embedders"):
+        config("--identity_loss.encoder_weight", "2")
 
 
 @pytest.mark.e2e

@@ -105,8 +105,11 @@ def train_detector(pool: ScenePool, cfg: JudgeTrainingConfig, progress: bool = T
 
 
 def train_embedder(crops: torch.Tensor, ids: torch.Tensor, arch: str, seed: int, cfg: JudgeTrainingConfig,
-                   progress: bool = True) -> IdentityEmbedder:
-    """CosFace (normalised softmax with an additive margin) over the training identities."""
+                   progress: bool = True, adversarial_eps: float = 0.0) -> IdentityEmbedder:
+    """CosFace (normalised softmax with an additive margin) over the training identities.
+
+    ``adversarial_eps`` > 0 trains on adversarial crops (:func:`adversarial_crops`, an L-inf ball of that radius in
+    [-1, 1] pixel units): a robust embedder's gradients follow features a person sees, not texture."""
     torch.manual_seed(seed)
     classes, labels = torch.unique(ids, return_inverse=True)
     model = IdentityEmbedder(arch)
@@ -114,17 +117,35 @@ def train_embedder(crops: torch.Tensor, ids: torch.Tensor, arch: str, seed: int,
     batch = cfg.batch * 4
     steps = cfg.embedder_epochs * (len(crops) // batch)
     opt, sched = _optimiser([*model.parameters(), head], cfg.lr, steps)
-    for _ in tqdm(range(steps), desc=f"embedder {arch}", disable=not progress):
+
+    def cosface(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        cos = model(x) @ F.normalize(head, dim=-1).T
+        return F.cross_entropy(24.0 * (cos - F.one_hot(target, len(classes)) * 0.3), target)
+
+    for _ in tqdm(range(steps), desc=f"embedder {arch}" + (" (adversarial)" if adversarial_eps else ""),
+                  disable=not progress):
         idx = torch.randint(len(crops), (batch,))
         x = _augment(crops[idx])
-        cos = model(x) @ F.normalize(head, dim=-1).T
-        margin = F.one_hot(labels[idx], len(classes)) * 0.3
-        loss = F.cross_entropy(24.0 * (cos - margin), labels[idx])
+        if adversarial_eps > 0:
+            x = adversarial_crops(lambda v: cosface(v, labels[idx]), x, adversarial_eps)
+        loss = cosface(x, labels[idx])
         opt.zero_grad()
         loss.backward()
         opt.step()
         sched.step()
     return model.eval()
+
+
+def adversarial_crops(loss_fn, crops: torch.Tensor, eps: float, steps: int = 3) -> torch.Tensor:
+    """Projected gradient ascent of ``loss_fn`` (crops -> scalar) within an L-inf ball of radius ``eps`` around
+    ``crops`` [B, 3, h, w] in [-1, 1] (Madry et al., 2018): a random start, ``steps`` signed steps of 2.5 eps / steps,
+    clipped to the ball and to [-1, 1]. Returns the perturbed crops, detached."""
+    delta = torch.empty_like(crops).uniform_(-eps, eps)
+    for _ in range(steps):
+        delta.requires_grad_(True)
+        grad, = torch.autograd.grad(loss_fn((crops + delta).clamp(-1, 1)), delta)
+        delta = (delta.detach() + 2.5 * eps / steps * grad.sign()).clamp(-eps, eps)
+    return (crops + delta).clamp(-1, 1).detach()
 
 
 def _augment(crops: torch.Tensor) -> torch.Tensor:
@@ -260,19 +281,22 @@ def load_embedder(directory: str | Path, name: str) -> IdentityEmbedder:
 
 def train_extra_embedder(out: Path, name: str, arch: str, seed: int, world_seed: int, width: int, height: int,
                          train_ids: np.ndarray, heldout_ids: np.ndarray, cfg: JudgeTrainingConfig,
-                         progress: bool = True) -> dict:
+                         progress: bool = True, adversarial_eps: float = 0.0) -> dict:
     """Train one more identity embedder beside the judges in ``out`` (same training identities and scenes as the
     ``encoder``: ``cfg.seed`` renders the same pool), report it on held-out identities, save ``<name>.safetensors``
-    and add its report to ``report.json``. The five judges' names are refused: they are not overwritten here."""
+    and add its report to ``report.json``. The five judges' names are refused: they are not overwritten here.
+    ``adversarial_eps``: see :func:`train_embedder`."""
     if name in JUDGES:
         raise ValueError(f"name: {name!r} is one of the judges {JUDGES}; `idglow synth train-judges` trains those")
+    if not 0.0 <= adversarial_eps <= 0.5:
+        raise ValueError(f"adversarial_eps: must be in [0, 0.5] ([-1, 1] pixel units), got {adversarial_eps}")
     t = time.perf_counter()
     train = render_pool(world_seed, train_ids, cfg.train_scenes, cfg.seed, width, height, cfg.train_mini_adults, cfg.workers)
     held = render_pool(world_seed, heldout_ids, cfg.eval_scenes, cfg.seed + 1, width, height, 0.3, workers=cfg.workers)
-    model = train_embedder(train.crops(), train.identity, arch, seed, cfg, progress)
+    model = train_embedder(train.crops(), train.identity, arch, seed, cfg, progress, adversarial_eps)
     true = held.child_face == held.child_body
     result = {**evaluate_embedder(model, held.crops()[true], held.identity[true], held.child_face[true]),
-              "arch": arch, "seed": seed, "train_seconds": time.perf_counter() - t}
+              "arch": arch, "seed": seed, "adversarial_eps": adversarial_eps, "train_seconds": time.perf_counter() - t}
     save_judge(out, name, model, {"kind": "embedder", "arch": arch})
     report_path = Path(out) / "report.json"
     report = json.loads(report_path.read_text()) if report_path.is_file() else {}

@@ -68,7 +68,8 @@ def cmd_synth_train_embedder(args: argparse.Namespace) -> int:
     cfg = load("synth", args)
     w = cfg.world
     result = train_extra_embedder(Path(args.out), args.name, args.arch, args.seed, w.seed, w.width, w.height,
-                                  w.ids("train"), w.ids("heldout"), cfg.judges)
+                                  w.ids("train"), w.ids("heldout"), cfg.judges,
+                                  adversarial_eps=args.adversarial_eps)
     print(json.dumps(result, indent=2))
     print(f"wrote {Path(args.out) / (args.name + '.safetensors')} and its entry in report.json's extra_embedders")
     return 0
@@ -104,4 +105,8 @@ def register(sub) -> None:
                    help="resnet: the encoder's; plain: the judge's; spatial: the encoder's blocks with a flattened "
                         "head, which keeps where features lie (default: spatial)")
     p.add_argument("--seed", type=non_negative_int, default=37, help="its training seed (default: 37)")
+    p.add_argument("--adversarial-eps", type=float, default=0.0, metavar="EPS",
+                   help="train on adversarial crops within an L-inf ball of this radius ([-1, 1] pixel units, e.g. "
+                        "0.06 = 8/255 of the range): a robust embedder, whose gradients move features a person "
+                        "sees rather than texture; about 4x the training time (default: 0, plain training)")
     p.add_argument("--out", default=JUDGES, help=f"the judges folder it joins (default: {JUDGES})")

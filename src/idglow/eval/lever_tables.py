@@ -1,13 +1,15 @@
 """Tables of one lever against its baseline at equal budget (issue 19's exploratory runs): benchmark scores paired
-over records, and what the references do to the held-out flow-matching loss by sigma (``diagnostics.jsonl``)."""
+over records, what the references do to the held-out flow-matching loss by sigma (``diagnostics.jsonl``), and which
+identity factors the faces carry (``benchmarks/identity_cap.py``'s probes)."""
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from idglow.eval.pooling import difference_text, estimate_text, folder_difference
+from idglow.eval.pooling import difference_text, estimate_text, folder_difference, paired_difference, read_scores
 
 
 def lever_table(benchmark: str, keys: Sequence[str], title: str, baseline: str | Path,
@@ -41,3 +43,75 @@ def reference_effect_table(effects: dict[str, dict], sigmas: Sequence[str]) -> l
     for name, e in effects.items():
         lines.append(f"| {name} ({e['step']}) | " + " | ".join(f"{1000 * e[s]:+.2f}" for s in sigmas) + " |")
     return lines
+
+
+PROBED_FACTORS = ("skin", "hair_colour", "eye_colour", "hair_style", "face_aspect", "eye_spacing", "eye_size",
+                  "mouth_width")
+
+
+def wilson_interval(hits: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval (95% at the default ``z``) of a share ``hits / n``."""
+    p = hits / n
+    centre, half = p + z * z / (2 * n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre - half) / (1 + z * z / n), (centre + half) / (1 + z * z / n)
+
+
+def light_tone_skin(cap: dict, row: str, tones: str = "012") -> dict:
+    """The skin probe on faces of the light true tones (``identity_cap.py``'s ``skin_by_tone``, row e.g.
+    ``synth-group/run``): faces, the exact share with its Wilson interval, and the mean shift in tones (+ = darker).
+    On the cast's models it stands in for the eye-like texture, which the probe reads as darker skin."""
+    by_tone = cap["probes"]["skin_by_tone"][row]
+    n = sum(by_tone[t]["faces"] for t in tones)
+    exact = sum(by_tone[t]["faces"] * by_tone[t]["exact"] for t in tones)
+    shift = sum(by_tone[t]["faces"] * by_tone[t]["mean_shift"] for t in tones) / n
+    return {"faces": n, "exact": exact / n, "interval": wilson_interval(exact, n), "shift": shift}
+
+
+def probe_table(title: str, rows: dict[str, tuple[dict, str]]) -> tuple[list[str], dict[str, dict]]:
+    """Markdown of the factor probes' accuracy per named row (``(identity_cap json, row)``), with the light-tone skin
+    column of :func:`light_tone_skin`. Returns the lines and each row's light-tone dict."""
+    lines = [f"### {title}\n", "| faces | " + " | ".join(PROBED_FACTORS)
+             + " | skin, light tones 0-2: exact [95%] / mean shift in tones |", "|---|" + "---|" * (len(PROBED_FACTORS) + 1)]
+    light = {}
+    for name, (cap, row) in rows.items():
+        accuracy, light[name] = cap["probes"]["accuracy"][row], light_tone_skin(cap, row)
+        lo, hi = light[name]["interval"]
+        lines.append(f"| {name} | " + " | ".join(f"{accuracy[f]['accuracy']:.2f}" for f in PROBED_FACTORS)
+                     + f" | {light[name]['exact']:.3f} [{lo:.3f}, {hi:.3f}] / {light[name]['shift']:+.2f}"
+                     f" ({light[name]['faces']} faces) |")
+    return lines, light
+
+
+LEVER_BENCHMARKS = {"synth-group": (("facesim_norm", "identification", "count_accuracy", "leakage_rate"), "guidance 1"),
+                    "synth-age": (("facesim_norm", "identification", "child_rate", "mini_adult_rate"),
+                                  "guidance 1.25, the age window")}
+LEVER_SIGMAS = ("0.05", "0.15", "0.25", "0.35", "0.55", "0.75")
+
+
+def lever_results(here: Path, baseline: Path, check_baseline: Path, cap_baseline: Path) -> tuple[list[str], dict]:
+    """The tables of one SFT lever folder ``here`` (``lever-group``, ``lever-age``, ``lever-diagnostics.jsonl``,
+    ``check-resnet-lever``, ``cap-lever.json``) against its baseline (``baseline-group``, ``baseline-age`` and
+    ``baseline-diagnostics.jsonl`` in ``baseline``; the pooled check embedder's ``synth-group`` scores in
+    ``check_baseline``; factor probes in ``cap_baseline``). Returns the markdown lines and ``{"synth-group": ...,
+    "synth-age": ...}`` folder differences, ``check`` (raw FaceSim under the check embedder) and ``light`` (rows of
+    :func:`light_tone_skin`)."""
+    lines, found = [], {}
+    for bench, (keys, sampler) in LEVER_BENCHMARKS.items():
+        short = bench.split("-")[1]
+        table, found[bench] = lever_table(bench, keys, f"{bench}, {sampler}", baseline / f"baseline-{short}",
+                                          here / f"lever-{short}")
+        lines += table
+    effects = {"baseline": reference_effect(baseline / "baseline-diagnostics.jsonl", LEVER_SIGMAS),
+               "lever": reference_effect(here / "lever-diagnostics.jsonl", LEVER_SIGMAS)}
+    lines += reference_effect_table(effects, LEVER_SIGMAS)
+    found["check"] = paired_difference([read_scores(here / "check-resnet-lever", "synth-group")],
+                                       [read_scores(check_baseline, "synth-group")], "facesim_norm", 1.0)  # raw FaceSim
+    lines += ["", "Groups scored by the pooled check embedder (`../idloss-ensemble/check_judges.sh`), raw FaceSim, lever "
+              "minus baseline: {:+.3f} [{:+.3f}, {:+.3f}].".format(found["check"]["difference"], *found["check"]["interval"]),
+              ""]
+    caps = {"baseline": json.loads(Path(cap_baseline).read_text()), "lever": json.loads((here / "cap-lever.json").read_text())}
+    table, found["light"] = probe_table("Which factors the group faces carry (the judge's probes, sigma 1, guidance 1; "
+                                        "unpaired)", {"true renders": (caps["baseline"], "synth-group/truth"),
+                                                      "baseline": (caps["baseline"], "synth-group/run"),
+                                                      "lever": (caps["lever"], "synth-group/run")})
+    return lines + table, found

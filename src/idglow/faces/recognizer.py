@@ -17,32 +17,40 @@ from idglow.faces.iresnet import load_arcface
 
 class EmbedderEnsemble(torch.nn.Module):
     """Several frozen embedders as one: crops [M, 3, h, w] -> the members' unit embeddings, each scaled by
-    1/sqrt(K) and concatenated, [M, sum E_k]. The result is a unit vector, and the cosine of two such vectors is the
-    mean of the members' cosines, so ``1 - cos`` of the identity loss is the mean of each member's.
+    sqrt(w_k / sum w) and concatenated, [M, sum E_k over members with w_k > 0]. The result is a unit vector, and the
+    cosine of two such vectors is the w-weighted mean of the members' cosines (equal weights by default), so
+    ``1 - cos`` of the identity loss is the weighted mean of each member's.
 
     ``primary`` (the first member) is what embeds references for the identity branch: the branch reads one
-    embedder's space whatever the loss averages over.
+    embedder's space whatever the loss averages over, even when its own weight in the loss is 0 (it is then never run
+    on the faces).
     """
 
-    def __init__(self, members: list[torch.nn.Module]):
+    def __init__(self, members: list[torch.nn.Module], weights: list[float] | None = None):
         super().__init__()
         if not members:
             raise ValueError("EmbedderEnsemble: needs at least one member")
+        weights = [1.0] * len(members) if weights is None else [float(w) for w in weights]
+        if len(weights) != len(members) or min(weights) < 0 or sum(weights) <= 0:
+            raise ValueError(f"EmbedderEnsemble: needs one non-negative weight per member with a positive sum, got "
+                             f"{weights} for {len(members)} members")
         self.members = torch.nn.ModuleList(members)
-        self.head = SimpleNamespace(out_features=sum(m.head.out_features for m in members))
+        self.scales = [(w / sum(weights)) ** 0.5 for w in weights]
+        self.head = SimpleNamespace(out_features=sum(m.head.out_features for m, s in zip(members, self.scales) if s > 0))
 
     @property
     def primary(self) -> torch.nn.Module:
         return self.members[0]
 
     def forward(self, crops: torch.Tensor) -> torch.Tensor:
-        scale = len(self.members) ** -0.5
-        return torch.cat([torch.nn.functional.normalize(m(crops), dim=-1) * scale for m in self.members], dim=-1)
+        return torch.cat([torch.nn.functional.normalize(m(crops), dim=-1) * s
+                          for m, s in zip(self.members, self.scales) if s > 0], dim=-1)
 
 
 def load_recognizer(loss_cfg, extras: bool = True) -> torch.nn.Module:
     """``identity_loss.recognizer`` of an ``IdentityLossConfig``: the cast ``encoder`` (with
-    ``identity_loss.extra_embedders`` and ``extras``: an :class:`EmbedderEnsemble` of it and those) or an ArcFace
+    ``identity_loss.extra_embedders`` and ``extras``: an :class:`EmbedderEnsemble` of it, weighted by
+    ``encoder_weight``, and those, weighted 1 each) or an ArcFace
     IResNet.
 
     Returns a module mapping face crops [M, 3, h, w] in [-1, 1] to unit embeddings [M, E], frozen, eval mode.
@@ -52,7 +60,8 @@ def load_recognizer(loss_cfg, extras: bool = True) -> torch.nn.Module:
     encoder = load_embedder(loss_cfg.judges, "encoder")
     if not (extras and loss_cfg.extra_embedders):
         return encoder
-    return EmbedderEnsemble([encoder, *(load_embedder(loss_cfg.judges, n) for n in loss_cfg.extra_embedders)])
+    extra = [load_embedder(loss_cfg.judges, n) for n in loss_cfg.extra_embedders]
+    return EmbedderEnsemble([encoder, *extra], [loss_cfg.encoder_weight, *[1.0] * len(extra)])
 
 
 class BackendEmbedder(torch.nn.Module):

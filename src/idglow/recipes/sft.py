@@ -42,6 +42,9 @@ class IdentityLossConfig:
              "the loss averages with the encoder's, so a face must satisfy all of them; the references the branch "
              "reads stay the encoder's. The evaluation `judge` is refused: training on it would game FaceSim",
         factory=list)
+    encoder_weight: float = option(
+        1.0, "with extra_embedders: the encoder's weight in the loss's average of cosines (each extra embedder weighs "
+             "1); 0 leaves the loss to the extra embedders, while the branch still reads the encoder's references")
     recognizer: Literal["cast", "arcface"] = option(
         "cast", "frozen differentiable face embedder of the loss and of the references: `cast` (the judges' `encoder`, "
         "synthetic faces only) or `arcface` (an insightface IResNet from `arcface`, for real photos)")
@@ -72,6 +75,11 @@ class IdentityLossConfig:
         if "judge" in self.extra_embedders or "encoder" in self.extra_embedders:
             raise ValueError("extra_embedders: 'judge' scores FaceSim (training on it would game the metric) and "
                              "'encoder' is always in the loss; name embedders from `idglow synth train-embedder`")
+        if self.encoder_weight < 0 or (self.encoder_weight == 0 and not self.extra_embedders):
+            raise ValueError(f"encoder_weight: must be >= 0, and 0 only with extra_embedders (else nothing scores the "
+                             f"faces), got {self.encoder_weight} with extra_embedders {self.extra_embedders}")
+        if self.encoder_weight != 1.0 and not self.extra_embedders:
+            raise ValueError("encoder_weight: weighs the encoder against extra_embedders, and none are given")
         if len(set(self.extra_embedders)) != len(self.extra_embedders):
             raise ValueError(f"extra_embedders: names repeat: {self.extra_embedders}")
         validate_sections(self, "group", "age")
