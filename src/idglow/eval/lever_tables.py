@@ -115,3 +115,31 @@ def lever_results(here: Path, baseline: Path, check_baseline: Path, cap_baseline
                                                       "baseline": (caps["baseline"], "synth-group/run"),
                                                       "lever": (caps["lever"], "synth-group/run")})
     return lines + table, found
+
+
+def texture_lever_checks(found: dict) -> dict[str, bool]:
+    """The numeric criteria the texture levers (``benchmarks/results/idloss-off``, ``idloss-robust``) wrote before
+    training, read off :func:`lever_results`: name -> held."""
+    group, age, light = found["synth-group"], found["synth-age"], found["light"]
+    return {"light-tone skin probe at least 0.10 more exact and less dark":
+                light["lever"]["exact"] >= light["baseline"]["exact"] + 0.10
+                and light["lever"]["shift"] < light["baseline"]["shift"],
+            "group FaceSim/mu no more than 0.03 lower (judge)": group["facesim_norm"]["difference"] >= -0.03,
+            "group raw FaceSim no more than 0.03 lower (pooled check embedder)": found["check"]["difference"] >= -0.03,
+            "count accuracy no more than 0.02 lower": group["count_accuracy"]["difference"] >= -0.02,
+            "child rate no more than 0.02 lower": age["child_rate"]["difference"] >= -0.02}
+
+
+def write_texture_lever_results(here: Path, intro: str) -> dict[str, bool]:
+    """``here/results.md`` of a texture lever: ``intro``, :func:`lever_results` against ``runs/sft-jitter3k-init``
+    (its scores in ``../idloss-high``, its check embedder's and probes' in ``../idloss-ensemble``) and
+    :func:`texture_lever_checks`. Returns the checks."""
+    ensemble = here.parent / "idloss-ensemble"
+    tables, found = lever_results(here, here.parent / "idloss-high", ensemble / "check-resnet-baseline",
+                                  ensemble / "cap-baseline.json")
+    checks = texture_lever_checks(found)
+    lines = [intro + "\n", *tables, "", "Criteria read off these tables (the faces' criterion is judged in criteria.md): "
+             + "; ".join(f"{name}: {'held' if ok else 'failed'}" for name, ok in checks.items()) + ".",
+             "", "Faces: `../idloss-high/skin_faces-baseline.png`, `skin_faces-lever.png` (`benchmarks/skin_faces.py`)."]
+    (here / "results.md").write_text("\n".join(lines) + "\n")
+    return checks
