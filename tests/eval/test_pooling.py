@@ -155,3 +155,21 @@ def test_probe_table_pools_the_light_tones_with_a_wilson_interval():
     lines, rows = probe_table("probes", {"model": (cap, "g/run")})
     assert rows["model"] == light and lines[-1].startswith("| model | 0.13 | 0.50 |")
     assert lines[-1].endswith("| 0.200 [{:.3f}, {:.3f}] / +1.25 (40 faces) |".format(*light["interval"]))
+
+
+def test_texture_lever_checks_apply_the_written_bars():
+    """The texture levers' criteria: light-tone skin +0.10 and less dark, FaceSim and the check embedder within 0.03,
+    count accuracy and child rate within 0.02; each bar is inclusive and fails just past it."""
+    from idglow.eval.lever_tables import texture_lever_checks
+
+    def found(light_gain=0.10, shift=-0.1, facesim=-0.03, check=-0.03, count=-0.02, child=-0.02):
+        return {"light": {"baseline": {"exact": 0.4, "shift": 1.0}, "lever": {"exact": 0.4 + light_gain, "shift": 1.0 + shift}},
+                "synth-group": {"facesim_norm": {"difference": facesim}, "count_accuracy": {"difference": count}},
+                "synth-age": {"child_rate": {"difference": child}}, "check": {"difference": check}}
+
+    assert all(texture_lever_checks(found()).values())
+    for change, failed in (({"light_gain": 0.09}, "light-tone"), ({"shift": 0.0}, "light-tone"),
+                           ({"facesim": -0.031}, "FaceSim/mu"), ({"check": -0.031}, "check embedder"),
+                           ({"count": -0.021}, "count accuracy"), ({"child": -0.021}, "child rate")):
+        checks = texture_lever_checks(found(**change))
+        assert [name for name, ok in checks.items() if not ok] == [n for n in checks if failed in n]
