@@ -7,9 +7,13 @@ from pathlib import Path
 
 from idglow.eval.lever_tables import write_texture_lever_results
 
+HERE = Path(__file__).parent
+ENSEMBLE = HERE.parent / "idloss-ensemble"  # the baseline's check embedder scores and factor probes
+
 if __name__ == "__main__":
-    write_texture_lever_results(Path(__file__).parent, (
+    write_texture_lever_results(HERE, (
         "The identity loss switched off (`configs/sft-jitter3k-init-idloss-off.yaml`, the lever) against the same 1,000 "
         "steps with it on (`runs/sft-jitter3k-init`, the baseline; its scores are `../idloss-high/baseline-*`): SFT only,"
         " 100 chosen records, noise seed 0, **one training seed each**; 95% bootstrap intervals, paired over records. "
-        "Criteria: `criteria.md`. Written by `tables.py`."))
+        "Criteria: `criteria.md`. Written by `tables.py`."), HERE.parent / "idloss-high",  # runs/sft-jitter3k-init's scores
+        ENSEMBLE / "check-resnet-baseline", ENSEMBLE / "cap-baseline.json")

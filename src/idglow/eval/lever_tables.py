@@ -59,7 +59,8 @@ def wilson_interval(hits: float, n: int, z: float = 1.96) -> tuple[float, float]
 def light_tone_skin(cap: dict, row: str, tones: str = "012") -> dict:
     """The skin probe on faces of the light true tones (``identity_cap.py``'s ``skin_by_tone``, row e.g.
     ``synth-group/run``): faces, the exact share with its Wilson interval, and the mean shift in tones (+ = darker).
-    On the cast's models it stands in for the eye-like texture, which the probe reads as darker skin."""
+    The probe reads the cast models' eye-like texture on light faces as darker skin, but it also falls when skin is
+    not bound at all (``benchmarks/results/idloss-off``): read it beside the other factors."""
     by_tone = cap["probes"]["skin_by_tone"][row]
     n = sum(by_tone[t]["faces"] for t in tones)
     exact = sum(by_tone[t]["faces"] * by_tone[t]["exact"] for t in tones)
@@ -130,13 +131,11 @@ def texture_lever_checks(found: dict) -> dict[str, bool]:
             "child rate no more than 0.02 lower": age["child_rate"]["difference"] >= -0.02}
 
 
-def write_texture_lever_results(here: Path, intro: str) -> dict[str, bool]:
-    """``here/results.md`` of a texture lever: ``intro``, :func:`lever_results` against ``runs/sft-jitter3k-init``
-    (its scores in ``../idloss-high``, its check embedder's and probes' in ``../idloss-ensemble``) and
-    :func:`texture_lever_checks`. Returns the checks."""
-    ensemble = here.parent / "idloss-ensemble"
-    tables, found = lever_results(here, here.parent / "idloss-high", ensemble / "check-resnet-baseline",
-                                  ensemble / "cap-baseline.json")
+def write_texture_lever_results(here: Path, intro: str, baseline: Path, check_baseline: Path,
+                                cap_baseline: Path) -> dict[str, bool]:
+    """``here/results.md`` of a texture lever: ``intro``, :func:`lever_results` against the baseline's folders (its
+    arguments) and :func:`texture_lever_checks`. Returns the checks."""
+    tables, found = lever_results(here, baseline, check_baseline, cap_baseline)
     checks = texture_lever_checks(found)
     lines = [intro + "\n", *tables, "", "Criteria read off these tables (the faces' criterion is judged in criteria.md): "
              + "; ".join(f"{name}: {'held' if ok else 'failed'}" for name, ok in checks.items()) + ".",
