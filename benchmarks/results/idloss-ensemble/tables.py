@@ -6,15 +6,10 @@ flow loss by sigma; and, where probes.sh ran, the factor probes on both runs' gr
 import json
 from pathlib import Path
 
-from idglow.eval.lever_tables import lever_table, reference_effect, reference_effect_table
+from idglow.eval.lever_tables import PROBED_FACTORS, lever_benchmark_tables
 
 HERE = Path(__file__).parent
 BASELINE = HERE.parent / "idloss-high"  # runs/sft-jitter3k-init, scored by idloss-high/chain.sh
-PROBED = ("skin", "hair_colour", "eye_colour", "hair_style", "face_aspect", "eye_spacing", "eye_size", "mouth_width")
-KEYS = {"synth-group": ("facesim_norm", "identification", "count_accuracy", "leakage_rate"),
-        "synth-age": ("facesim_norm", "identification", "child_rate", "mini_adult_rate")}
-SAMPLERS = {"synth-group": "guidance 1", "synth-age": "guidance 1.25, the age window"}
-SIGMAS = ("0.05", "0.15", "0.25", "0.35", "0.55", "0.75")
 
 
 def probe_lines() -> list[str]:
@@ -27,7 +22,7 @@ def probe_lines() -> list[str]:
                "lever": acc["lever"]["synth-group/run"]}
     lines = ["", "### Which factors the group faces carry (probe accuracy on judge features; `probes.sh`)\n",
              "| factor | majority class | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
-    for name in PROBED:
+    for name in PROBED_FACTORS:
         lines.append(f"| {name} | {columns['lever'][name]['chance']:.2f} | "
                      + " | ".join(f"{c[name]['accuracy']:.2f}" for c in columns.values()) + " |")
     return lines
@@ -38,15 +33,8 @@ def main() -> None:
              "the lever) against the same 1,000 steps with the `encoder` alone (`runs/sft-jitter3k-init`, the baseline; "
              "its scores are `../idloss-high/baseline-*`): SFT only, 100 chosen records, noise seed 0, **one training "
              "seed each**; 95% bootstrap intervals, paired over records. Criteria: `criteria.md`. Written by `tables.py`.\n"]
-    diffs = {}
-    for bench, keys in KEYS.items():
-        short = bench.split("-")[1]
-        table, diffs[bench] = lever_table(bench, keys, f"{bench}, {SAMPLERS[bench]}", BASELINE / f"baseline-{short}",
-                                          HERE / f"lever-{short}")
-        lines += table
-    effects = {"baseline": reference_effect(BASELINE / "baseline-diagnostics.jsonl", SIGMAS),
-               "lever": reference_effect(HERE / "lever-diagnostics.jsonl", SIGMAS)}
-    lines += reference_effect_table(effects, SIGMAS)
+    tables, diffs, _ = lever_benchmark_tables(HERE, BASELINE)
+    lines += tables
     lines += probe_lines()
     group, age = diffs["synth-group"], diffs["synth-age"]
     checks = {"group FaceSim/mu at least +0.01 with the interval above 0":

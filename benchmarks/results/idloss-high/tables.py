@@ -4,13 +4,9 @@ over records; and the references' effect on the held-out flow loss by sigma. Re-
 
 from pathlib import Path
 
-from idglow.eval.lever_tables import lever_table, reference_effect, reference_effect_table
+from idglow.eval.lever_tables import lever_benchmark_tables
 
 HERE = Path(__file__).parent
-KEYS = {"synth-group": ("facesim_norm", "identification", "count_accuracy", "leakage_rate"),
-        "synth-age": ("facesim_norm", "identification", "child_rate", "mini_adult_rate")}
-SAMPLERS = {"synth-group": "guidance 1", "synth-age": "guidance 1.25, the age window"}
-SIGMAS = ("0.05", "0.15", "0.25", "0.35", "0.55", "0.75")
 
 
 def main() -> None:
@@ -18,14 +14,8 @@ def main() -> None:
              "the same 1,000 steps with it on at every sigma (`runs/sft-jitter3k-init`, the baseline): SFT only, 100 "
              "chosen records, noise seed 0, **one training seed each**; 95% bootstrap intervals, paired over records. "
              "Criteria: `criteria.md`. Written by `tables.py`.\n"]
-    diffs = {}
-    for bench, keys in KEYS.items():
-        short = bench.split("-")[1]
-        table, diffs[bench] = lever_table(bench, keys, f"{bench}, {SAMPLERS[bench]}", HERE / f"baseline-{short}",
-                                          HERE / f"lever-{short}")
-        lines += table
-    effects = {who: reference_effect(HERE / f"{who}-diagnostics.jsonl", SIGMAS) for who in ("baseline", "lever")}
-    lines += reference_effect_table(effects, SIGMAS)
+    tables, diffs, effects = lever_benchmark_tables(HERE, HERE)
+    lines += tables
     close = diffs["synth-group"]["facesim_norm"]["difference"] >= -0.02
     halved = effects["lever"]["0.05"] < effects["baseline"]["0.05"] / 2
     lines += ["", f"Criteria: group FaceSim/mu within 0.02 of the baseline: {'held' if close else 'failed'}; the "

@@ -4,15 +4,10 @@ training seed each, paired over records; and the references' effect on the held-
 
 from pathlib import Path
 
-from idglow.eval.lever_tables import lever_table, reference_effect, reference_effect_table
-from idglow.eval.pooling import paired_difference, read_scores
+from idglow.eval.lever_tables import check_embedder_difference, lever_benchmark_tables
 
 HERE = Path(__file__).parent
 BASELINE = HERE.parent / "idloss-high"  # runs/sft-jitter3k-init, scored by idloss-high/chain.sh
-BENCHMARKS = {"synth-group": (("facesim_norm", "identification", "count_accuracy", "leakage_rate"), "guidance 1"),
-              "synth-age": (("facesim_norm", "identification", "child_rate", "mini_adult_rate"),
-                            "guidance 1.25, the age window")}
-SIGMAS = ("0.05", "0.15", "0.25", "0.35", "0.55", "0.75")
 
 
 def main() -> None:
@@ -20,20 +15,9 @@ def main() -> None:
              "same 1,000 steps with it at every sigma (`runs/sft-jitter3k-init`, the baseline; its scores are "
              "`../idloss-high/baseline-*`): SFT only, 100 chosen records, noise seed 0, **one training seed each**; 95% "
              "bootstrap intervals, paired over records. Criteria: `criteria.md`. Written by `tables.py`.\n"]
-    diffs = {}
-    for bench, (keys, sampler) in BENCHMARKS.items():
-        short = bench.split("-")[1]
-        table, diffs[bench] = lever_table(bench, keys, f"{bench}, {sampler}", BASELINE / f"baseline-{short}",
-                                          HERE / f"lever-{short}")
-        lines += table
-    effects = {"baseline": reference_effect(BASELINE / "baseline-diagnostics.jsonl", SIGMAS),
-               "lever": reference_effect(HERE / "lever-diagnostics.jsonl", SIGMAS)}
-    lines += reference_effect_table(effects, SIGMAS)
-    check = paired_difference([read_scores(HERE / "check-resnet-lever", "synth-group")],
-                              [read_scores(HERE.parent / "idloss-ensemble" / "check-resnet-baseline", "synth-group")],
-                              "facesim_norm", 1.0)  # mu_real 1: raw FaceSim
-    lines += ["", "Groups scored by the pooled check embedder (`../idloss-ensemble/check_judges.sh`), raw FaceSim, lever "
-              "minus baseline: {:+.3f} [{:+.3f}, {:+.3f}].".format(check["difference"], *check["interval"])]
+    tables, diffs, _ = lever_benchmark_tables(HERE, BASELINE)
+    check_lines, check = check_embedder_difference(HERE, HERE.parent / "idloss-ensemble" / "check-resnet-baseline")
+    lines += tables + check_lines
     group, age = diffs["synth-group"], diffs["synth-age"]
     checks = {"group FaceSim/mu no more than 0.02 lower (judge)": group["facesim_norm"]["difference"] >= -0.02,
               "group raw FaceSim no more than 0.02 lower (pooled check embedder)": check["difference"] >= -0.02,

@@ -89,33 +89,44 @@ LEVER_BENCHMARKS = {"synth-group": (("facesim_norm", "identification", "count_ac
 LEVER_SIGMAS = ("0.05", "0.15", "0.25", "0.35", "0.55", "0.75")
 
 
-def lever_results(here: Path, baseline: Path, check_baseline: Path, cap_baseline: Path) -> tuple[list[str], dict]:
-    """The tables of one SFT lever folder ``here`` (``lever-group``, ``lever-age``, ``lever-diagnostics.jsonl``,
-    ``check-resnet-lever``, ``cap-lever.json``) against its baseline (``baseline-group``, ``baseline-age`` and
-    ``baseline-diagnostics.jsonl`` in ``baseline``; the pooled check embedder's ``synth-group`` scores in
-    ``check_baseline``; factor probes in ``cap_baseline``). Returns the markdown lines and ``{"synth-group": ...,
-    "synth-age": ...}`` folder differences, ``check`` (raw FaceSim under the check embedder) and ``light`` (rows of
-    :func:`light_tone_skin`)."""
-    lines, found = [], {}
+def lever_benchmark_tables(here: Path, baseline: Path) -> tuple[list[str], dict, dict]:
+    """The lever folder ``here`` (``lever-group``, ``lever-age``, ``lever-diagnostics.jsonl``) against ``baseline``
+    (``baseline-group``, ``baseline-age``, ``baseline-diagnostics.jsonl``):
+    both benchmarks' :func:`lever_table` and the :func:`reference_effect_table`. Returns the markdown lines, the folder
+    differences per benchmark and the references' effects per run (``baseline``, ``lever``)."""
+    lines, diffs = [], {}
     for bench, (keys, sampler) in LEVER_BENCHMARKS.items():
         short = bench.split("-")[1]
-        table, found[bench] = lever_table(bench, keys, f"{bench}, {sampler}", baseline / f"baseline-{short}",
+        table, diffs[bench] = lever_table(bench, keys, f"{bench}, {sampler}", baseline / f"baseline-{short}",
                                           here / f"lever-{short}")
         lines += table
     effects = {"baseline": reference_effect(baseline / "baseline-diagnostics.jsonl", LEVER_SIGMAS),
                "lever": reference_effect(here / "lever-diagnostics.jsonl", LEVER_SIGMAS)}
-    lines += reference_effect_table(effects, LEVER_SIGMAS)
-    found["check"] = paired_difference([read_scores(here / "check-resnet-lever", "synth-group")],
-                                       [read_scores(check_baseline, "synth-group")], "facesim_norm", 1.0)  # raw FaceSim
-    lines += ["", "Groups scored by the pooled check embedder (`../idloss-ensemble/check_judges.sh`), raw FaceSim, lever "
-              "minus baseline: {:+.3f} [{:+.3f}, {:+.3f}].".format(found["check"]["difference"], *found["check"]["interval"]),
-              ""]
+    return lines + reference_effect_table(effects, LEVER_SIGMAS), diffs, effects
+
+
+def check_embedder_difference(here: Path, check_baseline: Path) -> tuple[list[str], dict]:
+    """Groups under the pooled check embedder (``here/check-resnet-lever`` against ``check_baseline``), raw FaceSim,
+    paired: the sentence reporting it and the :func:`paired_difference`."""
+    check = paired_difference([read_scores(here / "check-resnet-lever", "synth-group")],
+                              [read_scores(check_baseline, "synth-group")], "facesim_norm", 1.0)  # mu_real 1: raw
+    return ["", "Groups scored by the pooled check embedder (`../idloss-ensemble/check_judges.sh`), raw FaceSim, lever "
+            "minus baseline: {:+.3f} [{:+.3f}, {:+.3f}].".format(check["difference"], *check["interval"])], check
+
+
+def lever_results(here: Path, baseline: Path, check_baseline: Path, cap_baseline: Path) -> tuple[list[str], dict]:
+    """:func:`lever_benchmark_tables`, :func:`check_embedder_difference` and the factor probes (``here/cap-lever.json``
+    against ``cap_baseline``) of one SFT lever. Returns the markdown lines and ``{"synth-group": ..., "synth-age": ...}``
+    folder differences, ``check`` (raw FaceSim under the check embedder) and ``light`` (rows of
+    :func:`light_tone_skin`)."""
+    lines, found, _ = lever_benchmark_tables(here, baseline)
+    check_lines, found["check"] = check_embedder_difference(here, check_baseline)
     caps = {"baseline": json.loads(Path(cap_baseline).read_text()), "lever": json.loads((here / "cap-lever.json").read_text())}
     table, found["light"] = probe_table("Which factors the group faces carry (the judge's probes, sigma 1, guidance 1; "
                                         "unpaired)", {"true renders": (caps["baseline"], "synth-group/truth"),
                                                       "baseline": (caps["baseline"], "synth-group/run"),
                                                       "lever": (caps["lever"], "synth-group/run")})
-    return lines + table, found
+    return lines + check_lines + [""] + table, found
 
 
 def texture_lever_checks(found: dict) -> dict[str, bool]:
