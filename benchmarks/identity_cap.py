@@ -5,11 +5,13 @@
    the record's references). FaceSim/mu, identification and count accuracy by sigma say how much of a
    person a model keeps from a given noise level: sigma 1 is ordinary generation, sigma 0 the true render.
 2. **Factor probes** (:mod:`idglow.eval.probes`): linear probes on judge embeddings, fitted on true renders
-   of *training* identities, read on held-out faces: true renders, the base model's drawings (sigma 1) and
-   the run's outputs (sigma 1). Which identity factors does each carry?
+   of *training* identities, read on held-out faces: true renders, the base model's drawings (sigma 1), the
+   run's outputs (sigma 1), and each model's faces denoised from every lower sigma (which factors survive
+   that much noise?).
 3. **Identification**: top-1 of each matched face among every identity of the benchmark (chance 1/G).
 
     python benchmarks/identity_cap.py --cast data/cast [--run runs/sft-lora] [--limit 100] [--steps 20]
+    python benchmarks/identity_cap.py --cast data/cast --max-people 2   # only groups of 1-2 people
 
 Resumable: each (benchmark, model, sigma) row is saved in ``--out/rows.json`` as it finishes and skipped
 on a re-run. Writes ``--json`` (default ``benchmarks/results/identity_cap.json``) and prints Markdown tables.
@@ -43,6 +45,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--judges", default="assets/judges")
     p.add_argument("--sigmas", type=float, nargs="+", default=[0.3, 0.5, 0.7, 1.0])
     p.add_argument("--limit", type=int, default=100, help="records per benchmark (evenly spread over group sizes)")
+    p.add_argument("--max-people", type=int, default=None,
+                   help="only records with at most this many people (to compare with a cast of smaller groups, "
+                        "e.g. 2 against the close-up cast); the identification gallery stays the whole benchmark")
     p.add_argument("--steps", type=int, default=20, help="Euler steps of a full (sigma 1) generation")
     p.add_argument("--probe-faces", type=int, default=4000, help="training-identity faces the probes are fitted on")
     p.add_argument("--id-guidance", type=float, default=None,
@@ -131,17 +136,34 @@ def score_rows(images, records, refs, judges, gallery, mu_real: float) -> tuple[
     return {k: metrics.get(k) for k in keep}, ids, torch.cat(feats) if feats else torch.zeros(0, 1)
 
 
+def chosen_records(manifest: Path, limit: int | None, max_people: int | None) -> tuple[list[dict], list[torch.Tensor]]:
+    """``limit`` records of the benchmark evenly spread over its group sizes, only those of at most ``max_people``
+    people when given, and their reference crops [N_refs, 3, h, w] each."""
+    from idglow.eval.run_eval import _records
+    from idglow.data.manifest import evenly_spread
+
+    records, refs = _records(manifest, None)
+    if max_people is not None:
+        kept = [k for k, r in enumerate(records) if len(r["refs"]) <= max_people]
+        if not kept:
+            raise ValueError(f"--max-people {max_people}: no record of {manifest} has that few people")
+        records, refs = [records[k] for k in kept], [refs[k] for k in kept]
+    lines = {r["_line"] for r in evenly_spread(records, limit)}
+    pairs = [(r, c) for r, c in zip(records, refs) if r["_line"] in lines]
+    return [r for r, _ in pairs], [c for _, c in pairs]
+
+
 def denoise_rows(args, judges, rows: dict, workdir: Path) -> None:
     """Part 1: every (benchmark, model, sigma) row not yet in ``rows`` (saved after each)."""
     from idglow.eval.mu_real import read_mu_real
-    from idglow.eval.run_eval import _gallery, _records
+    from idglow.eval.run_eval import _gallery
 
     models = {"base": Sampler(args.base, None, 1.0)}
     if args.run:
         models["run"] = Sampler(args.base, args.run, args.id_guidance)
     for bench in BENCHMARKS:
         manifest = Path(args.cast) / f"{bench}.jsonl"
-        records, refs = _records(manifest, args.limit)
+        records, refs = chosen_records(manifest, args.limit, args.max_people)
         gallery, targets, mu_real = _gallery(manifest, judges["judge"]), _targets(manifest, records), read_mu_real(manifest)
         jobs = [("truth", 0.0)] + [(m, s) for m in models for s in args.sigmas]
         for model, sigma in jobs:
@@ -155,8 +177,9 @@ def denoise_rows(args, judges, rows: dict, workdir: Path) -> None:
                 images = models[model](records, refs, targets, sigma, args.steps)
             metrics, ids, feats = score_rows(images, records, refs, judges, gallery, mu_real)
             rows[key] = {**metrics, "seconds": round(time.perf_counter() - start, 1)}
-            if sigma in (0.0, 1.0):
-                np.savez(workdir / f"faces-{bench}-{model}.npz", ids=np.array(ids), features=feats.numpy())
+            # sigma 0 and 1 keep their first names, so older working folders still probe
+            suffix = "" if sigma in (0.0, 1.0) else f"@{sigma:g}"
+            np.savez(workdir / f"faces-{bench}-{model}{suffix}.npz", ids=np.array(ids), features=feats.numpy())
             (workdir / "rows.json").write_text(json.dumps(rows, indent=2))
             print(key, json.dumps(rows[key]), flush=True)
 
@@ -181,7 +204,8 @@ def probe_training_faces(cast: Path, judge, limit: int) -> tuple[torch.Tensor, l
 
 
 def probe_table(args, judges, workdir: Path) -> dict:
-    """Part 2: probe accuracy per factor for true renders, base drawings and run outputs (synth-group faces)."""
+    """Part 2: probe accuracy per factor for true renders, base drawings and run outputs at sigma 1, and the faces
+    each model denoised from every lower sigma (columns ``<bench>/<model>@<sigma>``)."""
     from idglow.cast.factors import sample_identity
     from idglow.eval.probes import FactorProbes
 
@@ -189,16 +213,18 @@ def probe_table(args, judges, workdir: Path) -> dict:
     feats, ids = probe_training_faces(Path(args.cast), judges["judge"], args.probe_faces)
     probes = FactorProbes(feats, [sample_identity(seed, i) for i in ids])
     table, tones = {}, {}
-    for bench in BENCHMARKS:
-        for model in ("truth", "base", "run"):
-            path = workdir / f"faces-{bench}-{model}.npz"
-            if not path.is_file():
-                continue
-            data = np.load(path, allow_pickle=False)
-            people = [sample_identity(seed, int(i)) for i in data["ids"]]
-            features = torch.from_numpy(data["features"])
-            table[f"{bench}/{model}"] = {"faces": len(people), **probes.accuracy(features, people)}
-            tones[f"{bench}/{model}"] = skin_by_tone(probes, features, people)
+    columns = [(bench, model, "") for bench in BENCHMARKS for model in ("truth", "base", "run")]
+    columns += [(bench, model, f"@{sigma:g}") for bench in BENCHMARKS for model in ("base", "run")
+                for sigma in args.sigmas if sigma not in (0.0, 1.0)]
+    for bench, model, suffix in columns:
+        path = workdir / f"faces-{bench}-{model}{suffix}.npz"
+        if not path.is_file():
+            continue
+        data = np.load(path, allow_pickle=False)
+        people = [sample_identity(seed, int(i)) for i in data["ids"]]
+        features = torch.from_numpy(data["features"])
+        table[f"{bench}/{model}{suffix}"] = {"faces": len(people), **probes.accuracy(features, people)}
+        tones[f"{bench}/{model}{suffix}"] = skin_by_tone(probes, features, people)
     return {"training_faces": len(ids), "accuracy": table, "skin_by_tone": tones}
 
 

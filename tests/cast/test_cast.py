@@ -13,6 +13,7 @@ from idglow.cast.build import build
 from idglow.cast.config import HELDOUT_OFFSET, SynthConfig, WorldConfig
 from idglow.cast.crops import face_crops
 from idglow.cast.factors import sample_appearance, sample_identity
+from idglow.cast.pool import render_pool
 from idglow.cast.render import Person, Placement, render_scene
 from idglow.cast.scenes import identities, sample_group
 from idglow.cli.main import main
@@ -160,9 +161,10 @@ def test_tiny_judge_training_end_to_end_and_mu_real(built, tmp_path, capsys):
     args = ["synth", "train-judges", "--out", str(judges), "--world.train_identities", "40",
             "--world.heldout_identities", "12", "--judges.train_scenes", "40", "--judges.eval_scenes", "16",
             "--judges.detector_steps", "2", "--judges.embedder_epochs", "1", "--judges.age_epochs", "1",
-            "--judges.colour_epochs", "1", "--judges.batch", "4", "--judges.workers", "1"]
+            "--judges.colour_epochs", "1", "--judges.batch", "4", "--judges.workers", "1", "--world.max_people", "3"]
     assert main(args) == 0
     report = json.loads((judges / "report.json").read_text())
+    assert report["world"]["max_people"] == 3
     for key in ("detector", "encoder", "judge", "classifiers", "train_seconds"):
         assert key in report
     assert 0 <= report["judge"]["auc"] <= 1 and report["classifiers"]["mini_adults"] > 0
@@ -171,6 +173,32 @@ def test_tiny_judge_training_end_to_end_and_mu_real(built, tmp_path, capsys):
     assert main(["synth", "mu-real", "--data", str(built), "--judges", str(judges)]) == 0
     result = json.loads((built / "synth-age.mu_real.json").read_text())
     assert result["records"] == 4 and -1 <= result["mu_real"] <= 1 and set(result["by_group_size"]) == {"1", "2", "3", "4"}
+
+
+@pytest.mark.e2e
+def test_max_people_bounds_every_set_and_faces_scale_with_height(built, tmp_path):
+    cfg = load_config(SynthConfig, None, [*TINY, "--world.max_people", "2", "--world.height", "128", "--build.workers", "1"])
+    build(tmp_path, cfg, progress=False)
+    for name in ("synth-group", "synth-age"):
+        assert sorted(r["expected"]["count"] for r in load_manifest(tmp_path / f"{name}.jsonl", "benchmark")) == [1, 2]
+    assert {r["expected"]["count"] for r in load_manifest(tmp_path / "mini-adults.jsonl", "benchmark")} == {1, 2}
+    for name in ("sft-group-train", "sft-age-train", "sft-group-heldout", "sft-age-heldout"):
+        assert all(1 <= len(r["subjects"]) <= 2 for r in load_manifest(tmp_path / f"{name}.jsonl", "sft"))
+
+    def face_heights(folder: Path) -> list[float]:
+        records = load_manifest(folder / "synth-group.jsonl", "benchmark")
+        return [b[3] - b[1] for r in records if r["expected"]["count"] <= 2 for b in r["expected"]["boxes"]]
+
+    # Faces scale with the image height: at 128 rows they are twice as tall as in the default 64.
+    ratio = np.mean(face_heights(tmp_path)) / np.mean(face_heights(built))
+    assert 1.8 < ratio < 2.2, ratio
+
+
+def test_render_pool_keeps_to_max_people():
+    pool = render_pool(0, np.arange(10), 6, 0, 128, 64, workers=1, max_people=1)
+    assert len(pool.scene) == 6 and pool.scene.tolist() == list(range(6))
+    with pytest.raises(ValueError, match="max_people"):
+        render_pool(0, np.arange(10), 2, 0, 128, 64, workers=1, max_people=5)
 
 
 @pytest.mark.e2e
@@ -190,6 +218,10 @@ def test_preview_writes_a_contact_sheet(tmp_path):
         (lambda: load_config(SynthConfig, None, ["--world.width", "16"]), ConfigError, r"world\.width.*too small"),
         (lambda: load_config(SynthConfig, None, ["--world.heldout_identities", "2"]), ConfigError, "heldout_identities"),
         (lambda: load_config(SynthConfig, None, ["--build.ref_size", "8"]), ConfigError, "ref_size"),
+        (lambda: load_config(SynthConfig, None, ["--world.max_people", "5"]), ConfigError, r"max_people.*1 to 4"),
+        (lambda: load_config(SynthConfig, None, ["--world.max_people", "0"]), ConfigError, r"max_people.*1 to 4"),
+        (lambda: load_config(SynthConfig, None, ["--world.max_people", "3", "--world.heldout_identities", "2"]),
+         ConfigError, "heldout_identities"),
     ],
 )
 def test_bad_arguments_give_clear_errors(call, error, message):

@@ -30,3 +30,21 @@ def test_probes_read_encoded_factors_and_not_noise():
         assert readable[name]["accuracy"] >= 0.9, (name, readable[name])
         # noise: no better than the majority class by more than sampling error
         assert blind[name]["accuracy"] <= blind[name]["chance"] + 0.1, (name, blind[name])
+
+
+def test_identity_cap_keeps_only_the_small_groups_it_is_asked_for(cast):
+    """benchmarks/identity_cap.py --max-people: records of at most that many people, spread over their sizes, each
+    with its own reference crops; a bound no record meets is refused by name."""
+    import runpy
+
+    import pytest
+    from conftest import ROOT
+
+    chosen_records = runpy.run_path(str(ROOT / "benchmarks" / "identity_cap.py"))["chosen_records"]
+    records, refs = chosen_records(cast / "synth-group.jsonl", 3, 2)
+    assert len(records) == 3 and {len(r["refs"]) for r in records} == {1, 2}
+    assert [len(c) for c in refs] == [len(r["refs"]) for r in records]
+    everything, _ = chosen_records(cast / "synth-group.jsonl", None, None)
+    assert {len(r["refs"]) for r in everything} == {1, 2, 3, 4}
+    with pytest.raises(ValueError, match="--max-people 0"):
+        chosen_records(cast / "synth-group.jsonl", 3, 0)

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from idglow.cast.config import SynthConfig, WorldConfig
 from idglow.cast.crops import face_crops, to_tensor, to_uint8
-from idglow.cast.scenes import MAX_PEOPLE, POSITIONS, identities, sample_group, sample_portrait
+from idglow.cast.scenes import POSITIONS, identities, sample_group, sample_portrait
 from idglow.utils.config import to_dict
 from idglow.utils.io import atomic_write
 
@@ -51,7 +51,7 @@ def reference_crop(rng: np.random.Generator, identity, size: int) -> np.ndarray:
 def _render_sample(name: str, index: int, world: WorldConfig, seed: int, ref_size: int, out: Path, size: int | None) -> dict:
     task, split, age, face_age, code = SETS[name]
     rng = np.random.default_rng([seed, code, index])
-    n = size if size is not None else int(rng.integers(1, MAX_PEOPLE + 1))
+    n = size if size is not None else int(rng.integers(1, world.max_people + 1))
     people = identities(world.seed, rng.choice(world.ids(split), size=n, replace=False))
     scene = sample_group(rng, people, age, world.width, world.height, face_age)
     stem = f"images/{name}/{index:06d}"
@@ -86,10 +86,10 @@ def _render_chunk(job: tuple) -> list[dict]:
 
 
 def _plan(cfg: SynthConfig) -> dict[str, list[int | None]]:
-    """Group size per sample of every set (None = random 1-4); benchmarks cover sizes 1-4 evenly."""
-    b = cfg.build
-    per_size = [s for s in range(1, MAX_PEOPLE + 1) for _ in range(b.bench_per_size)]
-    mini = [1 + i % MAX_PEOPLE for i in range(b.mini_adults)]
+    """Group size per sample of every set (None = random 1 to max_people); benchmarks cover every size evenly."""
+    b, most = cfg.build, cfg.world.max_people
+    per_size = [s for s in range(1, most + 1) for _ in range(b.bench_per_size)]
+    mini = [1 + i % most for i in range(b.mini_adults)]
     return {
         "sft-group-train": [None] * b.sft_group,
         "sft-age-train": [None] * b.sft_age,

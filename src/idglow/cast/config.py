@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 
 from idglow.cast.judge_training import JudgeTrainingConfig
+from idglow.cast.scenes import MAX_PEOPLE
 from idglow.utils.config import option, require_min, validate_sections
 
 # Held-out identity ids start here, so train and held-out splits never overlap whatever their sizes.
@@ -19,14 +20,21 @@ class WorldConfig:
 
     seed: int = option(0, "world seed: identity k is the same person in every dataset of this seed")
     width: int = option(128, "image width in pixels (4 people of about 26 px face height fit side by side)")
-    height: int = option(64, "image height in pixels")
+    height: int = option(64, "image height in pixels; faces scale with it (face height 0.40 x height for adults)")
+    max_people: int = option(
+        MAX_PEOPLE,
+        "largest group: scenes and benchmarks have 1 to this many people (e.g. 2 with height 128 and width 128: "
+        "faces twice as large at twice the pixels of the default)",
+    )
     train_identities: int = option(3000, "identities 0..N-1 are for training")
     heldout_identities: int = option(500, "identities from 1,000,000 on are held out (benchmarks, validation)")
 
     def validate(self) -> None:
         if self.width < 32 or self.height < 32:
             raise ValueError(f"width: {self.width}x{self.height} is too small to hold a face; need at least 32x32")
-        require_min(self, 4, "train_identities", "heldout_identities")  # the largest group has 4 people
+        if not 1 <= self.max_people <= MAX_PEOPLE:
+            raise ValueError(f"max_people: must be 1 to {MAX_PEOPLE} (captions name at most {MAX_PEOPLE} positions), got {self.max_people}")
+        require_min(self, self.max_people, "train_identities", "heldout_identities")  # a group's people are distinct
         if self.train_identities > HELDOUT_OFFSET:
             raise ValueError(f"train_identities: at most {HELDOUT_OFFSET}")
 
@@ -46,7 +54,7 @@ class BuildConfig:
     sft_group: int = option(4000, "training samples of task group (adult references, adult group)")
     sft_age: int = option(4000, "training samples of task age (adult references, the same people as children)")
     heldout_sft: int = option(200, "validation samples per task from held-out identities")
-    bench_per_size: int = option(50, "benchmark prompts per group size 1-4, for each of synth-group and synth-age")
+    bench_per_size: int = option(50, "benchmark prompts per group size (1 to world.max_people), for each of synth-group and synth-age")
     mini_adults: int = option(200, "counterfactual mini-adult scenes (adult faces on child bodies)")
     ref_size: int = option(32, "side of the reference face crops in pixels")
     workers: int = option(2, "rendering processes")

@@ -279,20 +279,29 @@ def load_embedder(directory: str | Path, name: str) -> IdentityEmbedder:
     return model.eval().requires_grad_(False)
 
 
+def _judge_pools(world_seed: int, width: int, height: int, train_ids: np.ndarray, heldout_ids: np.ndarray,
+                 cfg: JudgeTrainingConfig, max_people: int) -> tuple[ScenePool, ScenePool]:
+    """The training pool (training identities) and the held-out pool (30% mini-adults among children)."""
+    train = render_pool(world_seed, train_ids, cfg.train_scenes, cfg.seed, width, height, cfg.train_mini_adults,
+                        cfg.workers, max_people)
+    held = render_pool(world_seed, heldout_ids, cfg.eval_scenes, cfg.seed + 1, width, height, 0.3, cfg.workers,
+                       max_people)
+    return train, held
+
+
 def train_extra_embedder(out: Path, name: str, arch: str, seed: int, world_seed: int, width: int, height: int,
                          train_ids: np.ndarray, heldout_ids: np.ndarray, cfg: JudgeTrainingConfig,
-                         progress: bool = True, adversarial_eps: float = 0.0) -> dict:
+                         progress: bool = True, adversarial_eps: float = 0.0, max_people: int = 4) -> dict:
     """Train one more identity embedder beside the judges in ``out`` (same training identities and scenes as the
     ``encoder``: ``cfg.seed`` renders the same pool), report it on held-out identities, save ``<name>.safetensors``
     and add its report to ``report.json``. The five judges' names are refused: they are not overwritten here.
-    ``adversarial_eps``: see :func:`train_embedder`."""
+    ``adversarial_eps``: see :func:`train_embedder`; ``max_people``: the world's largest group."""
     if name in JUDGES:
         raise ValueError(f"name: {name!r} is one of the judges {JUDGES}; `idglow synth train-judges` trains those")
     if not 0.0 <= adversarial_eps <= 0.5:
         raise ValueError(f"adversarial_eps: must be in [0, 0.5] ([-1, 1] pixel units), got {adversarial_eps}")
     t = time.perf_counter()
-    train = render_pool(world_seed, train_ids, cfg.train_scenes, cfg.seed, width, height, cfg.train_mini_adults, cfg.workers)
-    held = render_pool(world_seed, heldout_ids, cfg.eval_scenes, cfg.seed + 1, width, height, 0.3, workers=cfg.workers)
+    train, held = _judge_pools(world_seed, width, height, train_ids, heldout_ids, cfg, max_people)
     model = train_embedder(train.crops(), train.identity, arch, seed, cfg, progress, adversarial_eps)
     true = held.child_face == held.child_body
     result = {**evaluate_embedder(model, held.crops()[true], held.identity[true], held.child_face[true]),
@@ -317,12 +326,14 @@ def build_judge(config: dict) -> torch.nn.Module:
 
 
 def train_all(out: Path, world_seed: int, width: int, height: int, train_ids: np.ndarray, heldout_ids: np.ndarray,
-              cfg: JudgeTrainingConfig, progress: bool = True) -> dict:
-    """Render pools, train the five judges, evaluate on held-out identities, save everything to ``out``."""
+              cfg: JudgeTrainingConfig, progress: bool = True, max_people: int = 4) -> dict:
+    """Render pools, train the five judges, evaluate on held-out identities, save everything to ``out``.
+
+    ``max_people``: the world's largest group (``world.max_people``); the scenes the judges learn from have 1 to
+    this many people, like the datasets ``synth build`` renders."""
     times: dict[str, float] = {}
     t = time.perf_counter()
-    train = render_pool(world_seed, train_ids, cfg.train_scenes, cfg.seed, width, height, cfg.train_mini_adults, cfg.workers)
-    held = render_pool(world_seed, heldout_ids, cfg.eval_scenes, cfg.seed + 1, width, height, 0.3, workers=cfg.workers)
+    train, held = _judge_pools(world_seed, width, height, train_ids, heldout_ids, cfg, max_people)
     times["render"] = time.perf_counter() - t
     faces = train.crops()
     t = time.perf_counter()
@@ -347,8 +358,8 @@ def train_all(out: Path, world_seed: int, width: int, height: int, train_ids: np
         "classifiers": evaluate_classifiers(age, colour, held),
         "train_seconds": times,
         "config": to_dict(cfg),
-        "world": {"seed": world_seed, "width": width, "height": height, "train_identities": len(train_ids),
-                  "heldout_identities": len(heldout_ids)},
+        "world": {"seed": world_seed, "width": width, "height": height, "max_people": max_people,
+                  "train_identities": len(train_ids), "heldout_identities": len(heldout_ids)},
     }
     save_judge(out, "detector", detector, {"kind": "detector"})
     for name, model in embedders.items():

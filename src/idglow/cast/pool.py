@@ -51,11 +51,11 @@ class ScenePool:
 
 
 def _render_chunk(args) -> dict:
-    world_seed, ids, count, seed, width, height, mini_adult_fraction = args
+    world_seed, ids, count, seed, width, height, mini_adult_fraction, max_people = args
     rng = np.random.default_rng(seed)
     images, rows = [], []
     for s in range(count):
-        n = int(rng.integers(1, MAX_PEOPLE + 1))
+        n = int(rng.integers(1, max_people + 1))
         chosen = rng.choice(ids, size=n, replace=False)
         age = "child" if rng.random() < 0.5 else "adult"
         face_age = "adult" if age == "child" and rng.random() < mini_adult_fraction else None
@@ -77,12 +77,15 @@ def render_pool(
     height: int,
     mini_adult_fraction: float = 0.0,
     workers: int = 2,
+    max_people: int = MAX_PEOPLE,
 ) -> ScenePool:
-    """Render ``num_scenes`` random groups (1-4 people, adults or children) of identities ``ids``."""
-    if len(ids) < MAX_PEOPLE:
-        raise ValueError(f"ids: need at least {MAX_PEOPLE} identities, got {len(ids)}")
+    """Render ``num_scenes`` random groups (1 to ``max_people`` people, adults or children) of identities ``ids``."""
+    if not 1 <= max_people <= MAX_PEOPLE:
+        raise ValueError(f"max_people: must be 1 to {MAX_PEOPLE}, got {max_people}")
+    if len(ids) < max_people:
+        raise ValueError(f"ids: need at least {max_people} identities, got {len(ids)}")
     per = [num_scenes // workers + (1 if w < num_scenes % workers else 0) for w in range(workers)]
-    jobs = [(world_seed, np.asarray(ids), n, [seed, w], width, height, mini_adult_fraction) for w, n in enumerate(per) if n]
+    jobs = [(world_seed, np.asarray(ids), n, [seed, w], width, height, mini_adult_fraction, max_people) for w, n in enumerate(per) if n]
     if workers > 1:
         with ProcessPoolExecutor(workers) as ex:
             parts = list(ex.map(_render_chunk, jobs))

@@ -55,7 +55,8 @@ def cmd_synth_train_judges(args: argparse.Namespace) -> int:
 
     cfg = load("synth", args)
     w = cfg.world
-    report = train_all(Path(args.out), w.seed, w.width, w.height, w.ids("train"), w.ids("heldout"), cfg.judges)
+    report = train_all(Path(args.out), w.seed, w.width, w.height, w.ids("train"), w.ids("heldout"), cfg.judges,
+                       max_people=w.max_people)
     print(json.dumps({k: v for k, v in report.items() if k != "config"}, indent=2))
     print(f"wrote judges and report.json to {args.out}")
     return 0
@@ -69,7 +70,7 @@ def cmd_synth_train_embedder(args: argparse.Namespace) -> int:
     w = cfg.world
     result = train_extra_embedder(Path(args.out), args.name, args.arch, args.seed, w.seed, w.width, w.height,
                                   w.ids("train"), w.ids("heldout"), cfg.judges,
-                                  adversarial_eps=args.adversarial_eps)
+                                  adversarial_eps=args.adversarial_eps, max_people=w.max_people)
     print(json.dumps(result, indent=2))
     print(f"wrote {Path(args.out) / (args.name + '.safetensors')} and its entry in report.json's extra_embedders")
     return 0

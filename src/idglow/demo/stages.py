@@ -66,7 +66,8 @@ def stage_judges(ctx: DemoContext) -> str:
     if ctx.train_judges:
         cfg = load_config(SynthConfig, None, list(ctx.preset.judges))
         w = cfg.world
-        report = train_all(ctx.judges, w.seed, w.width, w.height, w.ids("train"), w.ids("heldout"), cfg.judges)
+        report = train_all(ctx.judges, w.seed, w.width, w.height, w.ids("train"), w.ids("heldout"), cfg.judges,
+                           max_people=w.max_people)
         what = (f"trained: detector recall {report['detector']['recall']:.3f}, judge AUC {report['judge']['auc']:.4f}, "
                 f"age accuracy {report['classifiers']['age_accuracy']:.3f}")
     else:
