@@ -139,8 +139,8 @@ def score_rows(images, records, refs, judges, gallery, mu_real: float) -> tuple[
 def chosen_records(manifest: Path, limit: int | None, max_people: int | None) -> tuple[list[dict], list[torch.Tensor]]:
     """``limit`` records of the benchmark evenly spread over its group sizes, only those of at most ``max_people``
     people when given, and their reference crops [N_refs, 3, h, w] each."""
-    from idglow.eval.run_eval import _records
     from idglow.data.manifest import evenly_spread
+    from idglow.eval.run_eval import _records
 
     records, refs = _records(manifest, None)
     if max_people is not None:

@@ -33,7 +33,8 @@ class WorldConfig:
         if self.width < 32 or self.height < 32:
             raise ValueError(f"width: {self.width}x{self.height} is too small to hold a face; need at least 32x32")
         if not 1 <= self.max_people <= MAX_PEOPLE:
-            raise ValueError(f"max_people: must be 1 to {MAX_PEOPLE} (captions name at most {MAX_PEOPLE} positions), got {self.max_people}")
+            raise ValueError(f"max_people: must be 1 to {MAX_PEOPLE} (captions name at most {MAX_PEOPLE} positions), "
+                             f"got {self.max_people}")
         require_min(self, self.max_people, "train_identities", "heldout_identities")  # a group's people are distinct
         if self.train_identities > HELDOUT_OFFSET:
             raise ValueError(f"train_identities: at most {HELDOUT_OFFSET}")
@@ -54,7 +55,8 @@ class BuildConfig:
     sft_group: int = option(4000, "training samples of task group (adult references, adult group)")
     sft_age: int = option(4000, "training samples of task age (adult references, the same people as children)")
     heldout_sft: int = option(200, "validation samples per task from held-out identities")
-    bench_per_size: int = option(50, "benchmark prompts per group size (1 to world.max_people), for each of synth-group and synth-age")
+    bench_per_size: int = option(
+        50, "benchmark prompts per group size (1 to world.max_people), for each of synth-group and synth-age")
     mini_adults: int = option(200, "counterfactual mini-adult scenes (adult faces on child bodies)")
     ref_size: int = option(32, "side of the reference face crops in pixels")
     workers: int = option(2, "rendering processes")

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from idglow.cast.factors import CLOTHING_NAMES
 from idglow.cast.judges import DETECTOR_STRIDE, CropClassifier, FaceDetector, IdentityEmbedder
 from idglow.cast.pool import ScenePool, render_pool
+from idglow.cast.scenes import MAX_PEOPLE
 from idglow.utils.config import option, require_min, to_dict
 from idglow.utils.io import atomic_write, load_weights, save_weights
 
@@ -291,7 +292,7 @@ def _judge_pools(world_seed: int, width: int, height: int, train_ids: np.ndarray
 
 def train_extra_embedder(out: Path, name: str, arch: str, seed: int, world_seed: int, width: int, height: int,
                          train_ids: np.ndarray, heldout_ids: np.ndarray, cfg: JudgeTrainingConfig,
-                         progress: bool = True, adversarial_eps: float = 0.0, max_people: int = 4) -> dict:
+                         progress: bool = True, adversarial_eps: float = 0.0, max_people: int = MAX_PEOPLE) -> dict:
     """Train one more identity embedder beside the judges in ``out`` (same training identities and scenes as the
     ``encoder``: ``cfg.seed`` renders the same pool), report it on held-out identities, save ``<name>.safetensors``
     and add its report to ``report.json``. The five judges' names are refused: they are not overwritten here.
@@ -326,7 +327,7 @@ def build_judge(config: dict) -> torch.nn.Module:
 
 
 def train_all(out: Path, world_seed: int, width: int, height: int, train_ids: np.ndarray, heldout_ids: np.ndarray,
-              cfg: JudgeTrainingConfig, progress: bool = True, max_people: int = 4) -> dict:
+              cfg: JudgeTrainingConfig, progress: bool = True, max_people: int = MAX_PEOPLE) -> dict:
     """Render pools, train the five judges, evaluate on held-out identities, save everything to ``out``.
 
     ``max_people``: the world's largest group (``world.max_people``); the scenes the judges learn from have 1 to
