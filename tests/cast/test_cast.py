@@ -201,6 +201,23 @@ def test_render_pool_keeps_to_max_people():
         render_pool(0, np.arange(10), 2, 0, 128, 64, workers=1, max_people=5)
 
 
+def test_preview_groups_keep_to_max_people(monkeypatch):
+    import idglow.cast.preview as preview
+
+    sizes = []
+
+    def counting(rng, members, *args, **kwargs):
+        sizes.append(len(members))
+        return sample_group(rng, members, *args, **kwargs)
+
+    monkeypatch.setattr(preview, "sample_group", counting)
+    preview.contact_sheet(WorldConfig(max_people=2), columns=4, scale=1)
+    assert sorted(set(sizes)) == [1, 2]
+    sizes.clear()
+    preview.contact_sheet(WorldConfig(), columns=4, scale=1)
+    assert sorted(set(sizes)) == [1, 2, 3, 4]
+
+
 @pytest.mark.e2e
 def test_preview_writes_a_contact_sheet(tmp_path):
     out = tmp_path / "sheet.png"

@@ -20,7 +20,7 @@ ROWS = (
 
 
 def contact_sheet(world: WorldConfig, seed: int = 0, columns: int = 4, scale: int = 3) -> Image.Image:
-    """Rows of ROWS for held-out identities; each group column has 1..4 people."""
+    """Rows of ROWS for held-out identities; group column c has ``1 + c % world.max_people`` people."""
     rng = np.random.default_rng(seed)
     ids = world.ids("heldout")
     people = identities(world.seed, ids[: 2 * columns])
@@ -28,7 +28,7 @@ def contact_sheet(world: WorldConfig, seed: int = 0, columns: int = 4, scale: in
                  for age in ("adult", "child")]
     groups, children, minis = [], [], []
     for c in range(columns):
-        members = identities(world.seed, ids[2 * columns + 4 * c : 2 * columns + 4 * c + 1 + c % 4])
+        members = identities(world.seed, ids[2 * columns + 4 * c : 2 * columns + 4 * c + 1 + c % world.max_people])
         state = int(rng.integers(1 << 31))
         groups.append(sample_group(np.random.default_rng(state), members, "adult", world.width, world.height).image)
         children.append(sample_group(np.random.default_rng(state), members, "child", world.width, world.height).image)
