@@ -194,6 +194,12 @@ def test_max_people_bounds_every_set_and_faces_scale_with_height(built, tmp_path
     assert 1.8 < ratio < 2.2, ratio
 
 
+def test_a_world_of_pairs_needs_only_two_identities_per_split():
+    world = load_config(SynthConfig, None, ["--world.max_people", "2", "--world.train_identities", "2",
+                                            "--world.heldout_identities", "2"]).world
+    assert (world.max_people, world.train_identities, world.heldout_identities) == (2, 2, 2)
+
+
 def test_render_pool_keeps_to_max_people():
     pool = render_pool(0, np.arange(10), 6, 0, 128, 64, workers=1, max_people=1)
     assert len(pool.scene) == 6 and pool.scene.tolist() == list(range(6))

@@ -85,7 +85,8 @@ def render_pool(
     if len(ids) < max_people:
         raise ValueError(f"ids: need at least {max_people} identities, got {len(ids)}")
     per = [num_scenes // workers + (1 if w < num_scenes % workers else 0) for w in range(workers)]
-    jobs = [(world_seed, np.asarray(ids), n, [seed, w], width, height, mini_adult_fraction, max_people) for w, n in enumerate(per) if n]
+    jobs = [(world_seed, np.asarray(ids), n, [seed, w], width, height, mini_adult_fraction, max_people)
+            for w, n in enumerate(per) if n]
     if workers > 1:
         with ProcessPoolExecutor(workers) as ex:
             parts = list(ex.map(_render_chunk, jobs))
