@@ -138,19 +138,10 @@ def score_rows(images, records, refs, judges, gallery, mu_real: float) -> tuple[
 
 def chosen_records(manifest: Path, limit: int | None, max_people: int | None) -> tuple[list[dict], list[torch.Tensor]]:
     """``limit`` records of the benchmark evenly spread over its group sizes, only those of at most ``max_people``
-    people when given, and their reference crops [N_refs, 3, h, w] each."""
-    from idglow.data.manifest import evenly_spread
+    people when given, and their reference crops [N_refs, 3, h, w] each (as `idglow train sft-eval` picks them)."""
     from idglow.eval.run_eval import _records
 
-    records, refs = _records(manifest, None)
-    if max_people is not None:
-        kept = [k for k, r in enumerate(records) if len(r["refs"]) <= max_people]
-        if not kept:
-            raise ValueError(f"--max-people {max_people}: no record of {manifest} has that few people")
-        records, refs = [records[k] for k in kept], [refs[k] for k in kept]
-    lines = {r["_line"] for r in evenly_spread(records, limit)}
-    pairs = [(r, c) for r, c in zip(records, refs) if r["_line"] in lines]
-    return [r for r, _ in pairs], [c for _, c in pairs]
+    return _records(manifest, limit, max_people=max_people)
 
 
 def denoise_rows(args, judges, rows: dict, workdir: Path) -> None:

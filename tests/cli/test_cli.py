@@ -98,6 +98,7 @@ def test_bad_arguments_exit_2_with_a_named_error(argv, message, capsys):
         (["generate", "--run", "r", "--benchmark", "b.jsonl", "--id-guidance", "nan"], "argument --id-guidance: expected a number >= 0"),
         (["generate", "--run", "r", "--benchmark", "b.jsonl", "--id-guidance", "-1"], "argument --id-guidance: expected a number >= 0"),
         (["train", "sft-eval", "--run", "r", "--steps", "zero"], "argument --steps: expected an integer > 0, got 'zero'"),
+        (["train", "sft-eval", "--run", "r", "--max-people", "0"], "argument --max-people: expected an integer > 0, got '0'"),
         (["pairs", "build", "--run", "r", "--candidates", "0"], "argument --candidates: expected an integer > 0"),
         (["generate", "--run", "r", "--prompt", "p", "--refs", "x.png", "--name", "../../x"], "name: '../../x' is not a safe file name"),
         (["config", "--kind", "train", "--optim.lr", ".nan"], "optim.lr: expected a finite number"),

@@ -279,6 +279,15 @@ def test_sft_eval_gate_override_of_zero_strength_is_the_text_only_baseline(sft_r
     assert rest and not set(rest) & {r["id"] for r in records} and sorted(rest + [r["id"] for r in records]) == sorted(every)
     done = cli("train", "sft-eval", "--run", sft_run, "--complement")
     assert done.returncode != 0 and "--complement needs --limit N" in done.stderr
+    # --max-people keeps the records of at most that many people before --limit picks
+    small = tmp_path / "singles"
+    done = cli("train", "sft-eval", "--run", sft_run, "--benchmark", cast / "synth-group.jsonl", "--steps", "1",
+               "--limit", "2", "--max-people", "1", "--no-identity", "--out", small)
+    assert done.returncode == 0, done.stderr
+    picked = [json.loads(line)["id"] for line in (small / "synth-group.scores.jsonl").read_text().splitlines()]
+    singles = [r["id"] for r in map(json.loads, (cast / "synth-group.jsonl").read_text().splitlines()) if len(r["refs"]) == 1]
+    assert len(picked) == 2 and set(picked) <= set(singles)
+    assert json.loads((small / "synth-group.json").read_text())["max_people"] == 1
     assert sum(r["facesim"] for r in records) / 4 == pytest.approx(off["facesim"])  # what seeds are pooled from
     assert gated["schedule"]["age"]["kind"] == "constant" and gated["schedule"]["age"]["lambda_max"] == 0
     assert gated["facesim"] == off["facesim"] and gated["child_rate"] == off["child_rate"]

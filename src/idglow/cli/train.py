@@ -62,13 +62,14 @@ def cmd_train_sft_eval(args: argparse.Namespace) -> int:
     if args.id_scale != 1.0:
         default += f"-scale{args.id_scale:g}"
     default += "".join(f"-{item.replace('=', '-')}" for item in args.schedule or ()) + ("-complement" if args.complement else "")
+    default += f"-max{args.max_people}" if args.max_people else ""
     if args.complement and args.limit is None:
         raise ValueError("--complement needs --limit N (it scores the records --limit N leaves out)")
     out = args.out or str(Path(args.run) / default)
     results = evaluate_sft(args.run, args.benchmark or BENCHMARKS, out, judges=args.judges, identity=not args.no_identity,
                            limit=args.limit, steps=args.steps, seed=args.seed, id_guidance=args.id_guidance,
                            id_guidance_interval=args.id_guidance_interval, schedule=args.schedule or (), id_scale=args.id_scale,
-                           complement=args.complement,
+                           complement=args.complement, max_people=args.max_people,
                            device=chosen_device(args.device))
     keys = ("facesim", "facesim_norm", "count_accuracy", "child_rate", "mini_adult_rate", "leakage_rate", "colour_accuracy")
     print(json.dumps({name: {k: m[k] for k in keys if k in m} for name, m in results.items()}, indent=2))
@@ -208,6 +209,9 @@ def register(sub) -> None:
     p.add_argument("--complement", action="store_true",
                    help="score the records --limit N leaves out instead: a choice made on those N (a sampler, a "
                         "checkpoint) confirmed on records it never saw")
+    p.add_argument("--max-people", type=positive_int,
+                   help="score only the records of at most N people (before --limit picks), e.g. 2 to compare with "
+                        "a cast of pairs; the identification gallery stays the whole benchmark")
     p.add_argument("--steps", type=positive_int, default=20, help="Euler steps (default: 20)")
     p.add_argument("--id-guidance", type=non_negative_float, default=1.0,
                    help="identity guidance scale g: v_none + g (v_id - v_none); 1 = off, >1 costs a second forward")

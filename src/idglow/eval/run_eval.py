@@ -29,10 +29,16 @@ from idglow.utils.defaults import JUDGES
 from idglow.utils.io import atomic_write
 
 
-def _records(manifest: Path, limit: int | None, complement: bool = False) -> tuple[list[dict], list[torch.Tensor]]:
-    """The manifest's records (``limit``: that many, evenly spread, since benchmarks are ordered by group size; with
-    ``complement``, the records that ``limit`` leaves out) and their reference crops."""
+def _records(manifest: Path, limit: int | None, complement: bool = False,
+             max_people: int | None = None) -> tuple[list[dict], list[torch.Tensor]]:
+    """The manifest's records (``max_people``: only those of at most that many people; ``limit``: that many, evenly
+    spread, since benchmarks are ordered by group size; with ``complement``, the records that ``limit`` leaves out)
+    and their reference crops [N_refs, 3, h, w] each."""
     records = load_manifest(manifest, "benchmark")
+    if max_people is not None:
+        records = [r for r in records if len(r["refs"]) <= max_people]
+        if not records:
+            raise ValueError(f"--max-people {max_people}: no record of {manifest} has that few people")
     if complement:
         if limit is None:
             raise ValueError("complement: needs a limit (the records that --limit N picks are the ones left out)")
@@ -57,7 +63,8 @@ def evaluate_benchmark(run: str | Path, manifest: str | Path, judges: str | Path
                        limit: int | None = None, steps: int = 20, seed: int = 0, batch: int = 16,
                        id_guidance: float = 1.0, id_guidance_interval: Sequence[float] | None = None,
                        schedule: Sequence[str] = (), id_scale: float = 1.0, progress: bool = True,
-                       complement: bool = False, device: torch.device | str = "cpu") -> tuple[dict, np.ndarray, list[dict]]:
+                       complement: bool = False, max_people: int | None = None,
+                       device: torch.device | str = "cpu") -> tuple[dict, np.ndarray, list[dict]]:
     """Generate every record of a benchmark manifest with the run's model and score it.
 
     Args:
@@ -68,6 +75,8 @@ def evaluate_benchmark(run: str | Path, manifest: str | Path, judges: str | Path
         id_scale: identity strength, multiplying the gate (1 = as trained; > 1 extrapolates, at no extra forward).
         complement: score the records ``limit`` leaves out instead (to confirm a choice made on the ``limit`` records
             on records it never saw).
+        max_people: generate only the records of at most that many people (before ``limit`` picks); the
+            identification gallery stays the whole benchmark.
         device: where the model samples (the judges score on the CPU; the noise is drawn on the CPU, so a GPU run
             starts from the same noise, though its numbers differ from the CPU's by the devices' arithmetic).
 
@@ -78,7 +87,7 @@ def evaluate_benchmark(run: str | Path, manifest: str | Path, judges: str | Path
     """
     manifest = Path(manifest)
     scorers = load_judges(judges)
-    records, refs = _records(manifest, limit, complement)
+    records, refs = _records(manifest, limit, complement, max_people)
     gallery = _gallery(manifest, scorers["judge"])
     height, width = read_rgb(manifest.parent / records[0]["expected"]["target"], f"{manifest}: target").shape[:2]
     pipe = IdGlowPipeline.from_run(run, height, width, device=device)
@@ -112,6 +121,7 @@ def evaluate_benchmark(run: str | Path, manifest: str | Path, judges: str | Path
                     **({"id_scale": id_scale} if id_scale != 1.0 else {}), "steps": steps, "seed": seed,
                     "device": str(pipe.device), "precision": pipe.precision,
                     **({"complement_of_limit": limit} if complement else {}),
+                    **({"max_people": max_people} if max_people is not None else {}),
                     "run": str(run), **({"schedule": to_dict(gate)} if gate is not None else {})})
     return metrics, np.concatenate(rows, axis=0), scores
 
