@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from idglow.eval.pooling import paired_difference, pooled_summary, read_scores
+from idglow.eval.pooling import independent_difference, paired_difference, pooled_summary, read_scores
 
 
 def _score(facesim: float, count_ok: float = 1.0, task: str = "group", id: str = "r", leaked: int = 0,
@@ -75,6 +75,34 @@ def test_paired_difference_refuses_unpaired_records_and_unknown_metrics():
         paired_difference(a, a, "fid", 0.5)
     with pytest.raises(ValueError, match="the same training seeds"):
         paired_difference(a, a + a, "facesim_norm", 0.5)
+
+
+def test_independent_difference_matches_the_summaries_and_the_normal_interval():
+    """Two models on different records, each over its own mu_real: the difference of their summaries, and an interval
+    that (with many records) matches the normal one, 1.96 sqrt(var_a / n_a + var_b / n_b) either side."""
+    import numpy as np
+
+    from idglow.eval.cast_bench import summarise
+
+    rng = np.random.default_rng(1)
+    a = [_score(float(v), id=f"a{i}") for i, v in enumerate(rng.uniform(0.2, 0.8, 400))]
+    b = [_score(float(v), count_ok=float(i % 3 == 0), id=f"b{i}") for i, v in enumerate(rng.uniform(0.1, 0.5, 300))]
+    result = independent_difference(a, b, "facesim_norm", 0.8, 0.4)
+    assert result["difference"] == pytest.approx(summarise(a, 0.8)["facesim_norm"] - summarise(b, 0.4)["facesim_norm"])
+    assert result["records"] == [400, 300]
+    fa, fb = np.array([s["facesim"] for s in a]) / 0.8, np.array([s["facesim"] for s in b]) / 0.4
+    half = 1.96 * np.sqrt(fa.var() / len(fa) + fb.var() / len(fb))
+    low, high = result["interval"]
+    assert (high - low) / 2 == pytest.approx(half, rel=0.1) and low < result["difference"] < high
+    count = independent_difference(a, b, "count_accuracy", 0.8, 0.4)
+    assert count["difference"] == pytest.approx(1 - 100 / 300)
+    # unlike the paired interval, what the records share is not taken out: B = A - 0.1 gives a wide interval
+    shifted = [{**s, "facesim": s["facesim"] - 0.1} for s in a]
+    low, high = independent_difference(a, shifted, "facesim_norm", 0.5, 0.5)["interval"]
+    assert low < 0.2 < high and high - low > 0.05
+    assert independent_difference(a, b, "swap_rate", 0.8, 0.4) is None  # no record has swaps
+    with pytest.raises(ValueError, match="key: expected one of"):
+        independent_difference(a, b, "fid", 0.8, 0.4)
 
 
 def test_keep_evaluation_copies_summaries_and_scores_and_nothing_else(tmp_path):

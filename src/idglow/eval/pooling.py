@@ -98,6 +98,38 @@ def paired_difference(a: Sequence[Sequence[dict]], b: Sequence[Sequence[dict]], 
     return {"difference": value, "interval": [float(low), float(high)], "records": len(rows)}
 
 
+def independent_difference(a: Sequence[dict], b: Sequence[dict], key: str, mu_real_a: float, mu_real_b: float,
+                           confidence: float = 0.95, resamples: int = 10000) -> dict | None:
+    """``key`` of model A minus model B scored on *different* records (other benchmarks, other casts, each over its
+    own ``mu_real``), with a bootstrap interval that resamples each side's records on its own.
+
+    ``a`` and ``b`` are per-record scores (:func:`read_scores`). Without pairing, what the two sets of records differ
+    in stays in the interval, so it is wider than :func:`paired_difference`'s on shared records.
+
+    Returns:
+        ``{"difference", "interval": [low, high], "records": [n_a, n_b]}``, or None when either side has no record
+        that counts for ``key``.
+    """
+    if key not in RATIO_TERMS:
+        raise ValueError(f"key: expected one of {sorted(RATIO_TERMS)}, got {key!r}")
+    term = RATIO_TERMS[key]
+    sides = []
+    for scores, mu_real in ((a, mu_real_a), (b, mu_real_b)):
+        rows = [t for t in (term(s, mu_real) for s in scores) if t is not None]
+        if not rows:
+            return None
+        sides.append(np.asarray(rows, dtype=float).T)
+    value = float(sum(sign * num.sum() / den.sum() for sign, (num, den) in zip((1, -1), sides)))
+    rng = np.random.default_rng(0)
+    samples = np.zeros(resamples)
+    for sign, (num, den) in zip((1, -1), sides):
+        draws = rng.integers(0, len(num), size=(resamples, len(num)))
+        samples += sign * num[draws].sum(1) / den[draws].sum(1)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.nanpercentile(samples, [tail, 100 - tail])
+    return {"difference": value, "interval": [float(low), float(high)], "records": [len(sides[0][0]), len(sides[1][0])]}
+
+
 def evaluated(folder: str | Path, benchmarks: Sequence[str]) -> bool:
     """Whether ``folder`` holds a finished ``sft-eval`` of every benchmark (summary and per-record scores)."""
     return all((Path(folder) / f"{b}{ext}").is_file() for b in benchmarks for ext in (".json", ".scores.jsonl"))

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Issue 19, exploratory: the close-up cast's stage 2 (criteria-stage2.md), run only when stage 1 holds: the pairs cast
+# at today's framing, the close base exported, SFT at 2,000 steps on each, their benchmarks and factor probes, and the
+# reading. Resumable: what exists is skipped and training resumes from its checkpoints.
+# On 2 CPU cores: the build 50 s, each SFT hours (the close one about twice the pairs one: twice the tokens).
+#   bash benchmarks/results/close-cast/chain-stage2.sh
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+B=${B:-.venv/bin} R=benchmarks/results/close-cast O=runs/close-cast
+S=$R/stage2
+$B/python $R/compare.py | grep -q "All hold: yes" || { echo "stage 1 does not hold: stage 2 is not run"; exit 1; }
+[ -f data/cast-pairs/build.json ] || $B/idglow synth build --out data/cast-pairs --world.max_people 2 \
+  --build.bench_per_size 100
+[ -f assets/base-close/provenance.json ] || $B/idglow train export --run runs/synth-base-close --out assets/base-close \
+  --train-command-line "idglow train base --config configs/synth-base-close.yaml   # resumed across sittings"
+for run in pairs close; do
+  [ -f runs/sft-$run/identity_branch.safetensors ] || $B/idglow train sft --config configs/sft-$run.yaml
+done
+evaluate() {  # side, sft-eval arguments
+  local side=$1 && shift
+  for b in group age; do
+    [ -f $O/sft-$side-eval/synth-$b.json ] || $B/idglow train sft-eval --run runs/sft-$side --limit 100 \
+      --benchmark ${CAST}/synth-$b.jsonl --out $O/sft-$side-eval "$@"
+  done
+  mkdir -p $S/$side && cp $O/sft-$side-eval/synth-*.json $O/sft-$side-eval/synth-*.scores.jsonl $S/$side/
+}
+CAST=data/cast-close evaluate close --judges assets/judges-close
+CAST=data/cast evaluate pairs --max-people 2
+CAP=(--id-guidance 1 --limit 100 --steps 20 --sigmas 1.0)
+[ -f $S/cap-close.json ] || $B/python benchmarks/identity_cap.py --cast data/cast-close --base assets/base-close \
+  --run runs/sft-close --judges assets/judges-close "${CAP[@]}" --out $O/cap-sft-close --json $S/cap-close.json
+[ -f $S/cap-pairs.json ] || $B/python benchmarks/identity_cap.py --cast data/cast --base assets/base \
+  --run runs/sft-pairs --max-people 2 "${CAP[@]}" --out $O/cap-sft-pairs --json $S/cap-pairs.json
+$B/python $R/compare_stage2.py | tee $S/reading.md
