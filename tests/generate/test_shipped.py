@@ -48,3 +48,25 @@ def test_shipped_model_without_references_is_the_shipped_base_model():
     images = generate_images(bare, pipe.rep, pipe.text, ["a photo of one person in a park"], [gen()], num_steps=2,
                              mu=pipe.mu, precision="fp32")
     assert torch.equal(plain, (images / 2 + 0.5).clamp(0, 1)) and (with_refs - plain).abs().max() > 1e-3
+
+
+def test_shipped_close_base_keeps_a_close_up_face_partly_given():
+    """assets/base-close (the close-up cast's base model, README "The close-up cast") loads with its provenance and,
+    from a 128x128 close-up render noised to sigma 0.3, returns an image nearer that render than the noisy start."""
+    import numpy as np
+
+    from idglow.cast.pool import render_pool
+    from idglow.eval.base_eval import sample_captions
+
+    folder = ROOT / "assets" / "base-close"
+    provenance = json.loads((folder / "provenance.json").read_text())
+    assert provenance["steps"] == 3539 and "configs/synth-base-close.yaml" in provenance["command"]
+    model, cfg = load_base(folder)
+    assert cfg.representation.patch == 4 and cfg.data.manifests[0].startswith("data/cast-close/")
+    pool = render_pool(0, np.arange(10), 1, 0, 128, 128, workers=1, max_people=1)  # one person, close up
+    render = pool.images.permute(0, 3, 1, 2).float() / 127.5 - 1
+    noise = torch.randn(render.shape, generator=torch.Generator().manual_seed(0))
+    start = 0.7 * render + 0.3 * noise  # the flow path at sigma 0.3
+    out = sample_captions(model, cfg, ["a photo of one person"], 128, 128, steps=4, init_images=render, sigma_start=0.3)
+    assert out.shape == (1, 3, 128, 128) and torch.isfinite(out).all()
+    assert (out - render).abs().mean() < (start - render).abs().mean()
