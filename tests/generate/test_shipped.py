@@ -52,7 +52,7 @@ def test_shipped_model_without_references_is_the_shipped_base_model():
 
 def test_shipped_close_base_keeps_a_close_up_face_partly_given():
     """assets/base-close (the close-up cast's base model, README "The close-up cast") loads with its provenance and,
-    from a 128x128 close-up render noised to sigma 0.3, returns an image nearer that render than the noisy start."""
+    from a 128x128 close-up render noised to sigma 0.3, returns an image far nearer that render than the noisy start."""
     import numpy as np
 
     from idglow.cast.pool import render_pool
@@ -66,7 +66,9 @@ def test_shipped_close_base_keeps_a_close_up_face_partly_given():
     pool = render_pool(0, np.arange(10), 1, 0, 128, 128, workers=1, max_people=1)  # one person, close up
     render = pool.images.permute(0, 3, 1, 2).float() / 127.5 - 1
     noise = torch.randn(render.shape, generator=torch.Generator().manual_seed(0))
-    start = 0.7 * render + 0.3 * noise  # the flow path at sigma 0.3
+    start = 0.7 * render + 0.3 * noise  # a point of the flow path at sigma 0.3 (the sampler draws its own noise)
     out = sample_captions(model, cfg, ["a photo of one person"], 128, 128, steps=4, init_images=render, sigma_start=0.3)
     assert out.shape == (1, 3, 128, 128) and torch.isfinite(out).all()
-    assert (out - render).abs().mean() < (start - render).abs().mean()
+    # it lands within a quarter of the noisy start's distance (0.025 against 0.254 here; a randomly re-initialised
+    # model ends 0.258 away)
+    assert (out - render).abs().mean() < 0.25 * (start - render).abs().mean()

@@ -18,6 +18,7 @@ from idglow.eval.pooling import estimate_text, independent_difference, read_scor
 
 HERE = Path(__file__).resolve().parent
 KEYS = ("facesim_norm", "identification", "count_accuracy", "child_rate", "mini_adult_rate")
+SIDES, BENCHES = ("close", "pairs"), ("synth-group", "synth-age")
 
 
 def load(folder: Path, bench: str) -> tuple[dict, list[dict]]:
@@ -51,22 +52,23 @@ def main() -> None:
                         help="folder with close/ and pairs/ (sft-eval summaries and scores) and cap-close.json, "
                              "cap-pairs.json (identity_cap of the runs)")
     args = parser.parse_args()
-    needed = [args.results / side / f"{b}{ext}" for side in ("close", "pairs") for b in ("synth-group", "synth-age")
-              for ext in (".json", ".scores.jsonl")] + [args.results / f"cap-{side}.json" for side in ("close", "pairs")]
+    needed = [args.results / side / f"{b}{ext}" for side in SIDES for b in BENCHES
+              for ext in (".json", ".scores.jsonl")]
+    needed += [args.results / f"cap-{side}.json" for side in SIDES]
     missing = [str(p) for p in needed if not p.is_file()]
     if missing:
         raise SystemExit(f"not found: {', '.join(missing)} (run benchmarks/results/close-cast/chain-stage2.sh first)")
-    runs = {side: {b: load(args.results / side, b) for b in ("synth-group", "synth-age")} for side in ("close", "pairs")}
-    probes = {side: json.loads((args.results / f"cap-{side}.json").read_text())["probes"]["accuracy"]
-              for side in ("close", "pairs")}
+    runs = {side: {b: load(args.results / side, b) for b in BENCHES} for side in SIDES}
+    probes = {side: json.loads((args.results / f"cap-{side}.json").read_text())["probes"]["accuracy"] for side in SIDES}
     rows = criteria(runs["close"]["synth-group"], runs["pairs"]["synth-group"], runs["close"]["synth-age"],
                     probes["close"], probes["pairs"])
     print("| criterion | values | holds |\n|---|---|---|")
     for name, values, holds in rows:
         print(f"| {name} | {values} | {'yes' if holds else 'no'} |")
     print(f"\nAll hold: {'yes' if all(h for _, _, h in rows) else 'no'}\n")
-    print("| benchmark | metric | close | pairs (today's benchmark, groups of 1-2) | close - pairs |\n|---|---|---|---|---|")
-    for bench in ("synth-group", "synth-age"):
+    print("| benchmark | metric | close | pairs (today's benchmark, groups of 1-2) | close - pairs |")
+    print("|---|---|---|---|---|")
+    for bench in BENCHES:
         for key in KEYS:
             close, pairs = runs["close"][bench], runs["pairs"][bench]
             if close[0].get(key) is None:
@@ -74,11 +76,11 @@ def main() -> None:
             d = difference(close, pairs, key)
             text = "–" if d is None else "{:+.3f} [{:+.3f}, {:+.3f}]".format(d["difference"], *d["interval"])
             print(f"| {bench} | {key} | {estimate_text(close[0], key)} | {estimate_text(pairs[0], key)} | {text} |")
-    print("\n| factor of generated faces | " + " | ".join(f"{b} {s}" for b in ("synth-group", "synth-age")
-                                                       for s in ("close", "pairs")) + " |\n|---|---|---|---|---|")
+    print("\n| factor of generated faces | " + " | ".join(f"{b} {s}" for b in BENCHES for s in SIDES) + " |")
+    print("|---|---|---|---|---|")
     for factor in FACTORS:
         cells = [fmt(probes[s][f"{b}/run"][factor]["accuracy"], probes[s][f"{b}/run"]["faces"])
-                 for b in ("synth-group", "synth-age") for s in ("close", "pairs")]
+                 for b in BENCHES for s in SIDES]
         print(f"| {factor} | " + " | ".join(cells) + " |")
 
 
