@@ -11,23 +11,17 @@ interval: `criteria.md` sets margins for it.
 
 import argparse
 import json
-import math
 from pathlib import Path
+
+from idglow.eval.lever_tables import wilson_interval
 
 HERE = Path(__file__).resolve().parent
 FACTORS = ("hair_colour", "hair_style", "skin", "face_aspect", "eye_spacing", "eye_size", "eye_colour")
 SIGMAS = ("0.3", "0.5", "0.7")
 
 
-def wilson(rate: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a proportion ``rate`` observed over ``n`` trials."""
-    centre = (rate + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return centre - half, centre + half
-
-
 def fmt(rate: float, n: int) -> str:
-    low, high = wilson(rate, n)
+    low, high = wilson_interval(rate * n, n)
     return f"{rate:.2f} [{low:.2f}, {high:.2f}]"
 
 
