@@ -99,6 +99,20 @@ def test_face_crops_match_a_manual_crop():
     torch.testing.assert_close(crop[0], image[0, :, 4:20, 8:24])
 
 
+@pytest.mark.parametrize("arch", ["resnet", "plain", "spatial"])
+def test_identity_embedders_read_crops_larger_than_32_px(arch):
+    """A 64 px crop keeps a large face's detail; every architecture reads it into unit embeddings of the same size
+    as at 32 px (the flattened heads pool their 8x8 map to the 4x4 they were built for)."""
+    from idglow.cast.judges import IdentityEmbedder
+
+    torch.manual_seed(0)
+    model = IdentityEmbedder(arch).eval()
+    with torch.no_grad():
+        small, large = model(torch.rand(3, 3, 32, 32) * 2 - 1), model(torch.rand(3, 3, 64, 64) * 2 - 1)
+    assert small.shape == large.shape == (3, 128)
+    torch.testing.assert_close(large.norm(dim=-1), torch.ones(3))
+
+
 @pytest.mark.e2e
 def test_train_embedder_adds_an_embedder_beside_the_judges_and_refuses_their_names(tmp_path, capsys):
     """``synth train-embedder`` writes ``<name>.safetensors`` and its held-out report into report.json's

@@ -68,7 +68,9 @@ class FaceDetector(nn.Module):
 
 
 class IdentityEmbedder(nn.Module):
-    """face crops [M, 3, 32, 32] in [-1, 1] -> unit embeddings [M, dim].
+    """face crops [M, 3, S, S] in [-1, 1] -> unit embeddings [M, dim]; S is 32 for every shipped judge, and any
+    multiple of 8 from 32 up is read (larger crops keep a large face's detail: three stride-2 stages leave an S/8
+    map, which the flattened heads average-pool to the 4x4 they were built for).
 
     ``arch="resnet"`` (the ``encoder``): residual blocks, global average pooling.
     ``arch="plain"`` (the ``judge``): a plain VGG-style stack with a 5x5 stem and a flattened head.
@@ -98,7 +100,10 @@ class IdentityEmbedder(nn.Module):
         for block in self.blocks:
             y = block(x)
             x = y + x if self.arch != "plain" and y.shape == x.shape else y
-        x = x.mean(dim=(2, 3)) if self.arch == "resnet" else x.flatten(1)
+        if self.arch == "resnet":
+            x = x.mean(dim=(2, 3))
+        else:
+            x = (F.adaptive_avg_pool2d(x, 4) if x.shape[-1] != 4 else x).flatten(1)
         return F.normalize(self.head(x), dim=-1)
 
 
