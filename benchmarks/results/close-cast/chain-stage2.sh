@@ -14,17 +14,20 @@ if [ "$STAGE" = 1b ]; then  # written before stage 1b was read: its rule is crit
   [ -f $R/cap-close-long.json ] || { echo "$R/cap-close-long.json: not found (run chain-stage1b.sh first)"; exit 1; }
   $B/python $R/compare.py --close $R/cap-close-long.json | grep -q "Criteria 1-3 hold (stage 1b's rule): yes" \
     || { echo "stage 1b does not hold: stage 2 is not run"; exit 1; }
-  BASE_RUN=runs/synth-base-close-long BASE_CONFIG=configs/synth-base-close-long.yaml STEPS=7078
+  BASE_RUN=runs/synth-base-close-long STEPS=7078
+  BASE_COMMAND="idglow train base --config configs/synth-base-close.yaml to step 3,539, then --config \
+configs/synth-base-close-long.yaml from that checkpoint (chain-stage1b.sh); resumed across sittings"
 else
   $B/python $R/compare.py | grep -q "All hold: yes" || { echo "stage 1 does not hold: stage 2 is not run"; exit 1; }
-  BASE_RUN=runs/synth-base-close BASE_CONFIG=configs/synth-base-close.yaml STEPS=3539
+  BASE_RUN=runs/synth-base-close STEPS=3539
+  BASE_COMMAND="idglow train base --config configs/synth-base-close.yaml   # resumed across sittings"
 fi
 [ -f data/cast-pairs/build.json ] || $B/idglow synth build --out data/cast-pairs --world.max_people 2 \
   --build.bench_per_size 100
 shipped=$($B/python -c "import json; print(json.load(open('assets/base-close/provenance.json'))['steps'])" 2>/dev/null \
   || echo none)
 [ "$shipped" = $STEPS ] || $B/idglow train export --run $BASE_RUN --out assets/base-close \
-  --train-command-line "idglow train base --config $BASE_CONFIG   # resumed across sittings"
+  --train-command-line "$BASE_COMMAND"
 for run in pairs close; do
   [ -f runs/sft-$run/identity_branch.safetensors ] || $B/idglow train sft --config configs/sft-$run.yaml
 done
