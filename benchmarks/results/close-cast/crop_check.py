@@ -20,8 +20,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import torch
 
 from idglow.cast.config import WorldConfig
-from idglow.cast.factors import sample_identity
 from idglow.cast.judge_training import JudgeTrainingConfig, _judge_pools, evaluate_embedder, train_embedder
+from idglow.cast.scenes import identities
 from idglow.eval.probes import FactorProbes
 
 HERE = Path(__file__).parent
@@ -51,24 +51,29 @@ def read_arm(height: int, max_people: int, crop: int, cfg: JudgeTrainingConfig, 
                                                                       held.child_face[true])}
     with torch.no_grad():
         fit = adults(train)[:PROBE_FACES]
-        probes = FactorProbes(judge(train.crops(fit, size=crop)), identities(world, train.identity[fit]))
+        probes = FactorProbes(judge(train.crops(fit, size=crop)), identities(world.seed, train.identity[fit]))
         read = adults(held)
-        accuracy = probes.accuracy(judge(crops[read]), identities(world, held.identity[read]))
+        accuracy = probes.accuracy(judge(crops[read]), identities(world.seed, held.identity[read]))
     result["probe_faces"], result["held_out_adult_faces"] = len(fit), len(read)
     result["probes"] = {name: round(v["accuracy"], 4) for name, v in accuracy.items()}
     return result
 
 
-def identities(world: WorldConfig, ids: torch.Tensor) -> list:
-    return [sample_identity(world.seed, int(i)) for i in ids]
+def decision(arms: dict, arm: str = "close@64", cause: str = "The crop", bar_name: str = "close@64 ") -> str:
+    """The pre-registered rule: ``arm`` reads eye spacing >= close@32 + 0.05 and >= default@32 - 0.02."""
+    eyes = {name: a["probes"]["eye_spacing"] for name, a in arms.items()}
+    holds = eyes[arm] >= eyes["close@32"] + 0.05 and eyes[arm] >= eyes["default@32"] - 0.02
+    return (f"eye spacing: default@32 {eyes['default@32']:.3f}, close@32 {eyes['close@32']:.3f}, {arm} "
+            f"{eyes[arm]:.3f}. {cause} is {'a' if holds else 'not the'} cause "
+            f"(bar: {bar_name}>= {eyes['close@32'] + 0.05:.3f} and >= {eyes['default@32'] - 0.02:.3f}).")
 
 
-def decision(arms: dict) -> str:
-    eyes = {name: arm["probes"]["eye_spacing"] for name, arm in arms.items()}
-    cause = eyes["close@64"] >= eyes["close@32"] + 0.05 and eyes["close@64"] >= eyes["default@32"] - 0.02
-    return (f"eye spacing: default@32 {eyes['default@32']:.3f}, close@32 {eyes['close@32']:.3f}, close@64 "
-            f"{eyes['close@64']:.3f}. The crop is {'a' if cause else 'not the'} cause "
-            f"(bar: close@64 >= {eyes['close@32'] + 0.05:.3f} and >= {eyes['default@32'] - 0.02:.3f}).")
+def print_table(arms: dict) -> None:
+    """Markdown: AUC and the eye-level and coarse factor probes, one column per arm."""
+    print("\n| factor | " + " | ".join(arms) + " |\n|---|" + "---|" * len(arms))
+    for factor in ("auc", *EYES, "skin", "hair_style", "face_aspect"):
+        cells = [arms[a][factor] if factor == "auc" else arms[a]["probes"][factor] for a in arms]
+        print(f"| {factor} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
 
 
 def main() -> None:
@@ -77,10 +82,7 @@ def main() -> None:
     for name, (height, max_people, crop) in ARMS.items():
         arms[name] = read_arm(height, max_people, crop, cfg, pools)
         print(name, json.dumps(arms[name]), flush=True)
-    print("\n| factor | " + " | ".join(ARMS) + " |\n|---|" + "---|" * len(ARMS))
-    for factor in ("auc", *EYES, "skin", "hair_style", "face_aspect"):
-        cells = [arms[a][factor] if factor == "auc" else arms[a]["probes"][factor] for a in ARMS]
-        print(f"| {factor} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
+    print_table(arms)
     verdict = decision(arms)
     print("\n" + verdict)
     (HERE / "crop_check.json").write_text(json.dumps({"arms": arms, "decision": verdict}, indent=2) + "\n")

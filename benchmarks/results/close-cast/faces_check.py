@@ -17,7 +17,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
-from crop_check import EYES, JudgeTrainingConfig, read_arm  # noqa: E402
+from crop_check import JudgeTrainingConfig, decision, print_table, read_arm  # noqa: E402
 
 ARM, SCENES = "close@32, 20k scenes", 20000
 
@@ -28,15 +28,8 @@ def main() -> None:
     arm = read_arm(128, 2, 32, cfg, {})
     print(ARM, json.dumps(arm), flush=True)
     arms[ARM] = arm
-    print("\n| factor | " + " | ".join(arms) + " |\n|---|" + "---|" * len(arms))
-    for factor in ("auc", *EYES, "skin", "hair_style", "face_aspect"):
-        cells = [arms[a][factor] if factor == "auc" else arms[a]["probes"][factor] for a in arms]
-        print(f"| {factor} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
-    eyes = {name: a["probes"]["eye_spacing"] for name, a in arms.items()}
-    cause = eyes[ARM] >= eyes["close@32"] + 0.05 and eyes[ARM] >= eyes["default@32"] - 0.02
-    verdict = (f"eye spacing: default@32 {eyes['default@32']:.3f}, close@32 {eyes['close@32']:.3f}, {ARM} "
-               f"{eyes[ARM]:.3f}. The number of faces is {'a' if cause else 'not the'} cause (bar: >= "
-               f"{eyes['close@32'] + 0.05:.3f} and >= {eyes['default@32'] - 0.02:.3f}).")
+    print_table(arms)
+    verdict = decision(arms, ARM, "The number of faces", "")
     print("\n" + verdict)
     (HERE / "faces_check.json").write_text(json.dumps({"arm": ARM, "result": arm, "decision": verdict}, indent=2) + "\n")
 
