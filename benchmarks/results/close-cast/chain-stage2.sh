@@ -12,13 +12,17 @@ B=${B:-.venv/bin} R=benchmarks/results/close-cast O=runs/close-cast
 S=$R/stage2 STAGE=${STAGE:-1}
 if [ "$STAGE" = 1b ]; then  # written before stage 1b was read: its rule is criteria 1-3, with 0 stated beside
   [ -f $R/cap-close-long.json ] || { echo "$R/cap-close-long.json: not found (run chain-stage1b.sh first)"; exit 1; }
-  $B/python $R/compare.py --close $R/cap-close-long.json | grep -q "Criteria 1-3 hold (stage 1b's rule): yes" \
+  # the reading is captured first: `grep -q` stops at the first match, and under pipefail the writer's broken pipe
+  # would read as a failed gate
+  reading=$($B/python $R/compare.py --close $R/cap-close-long.json)
+  grep -q "Criteria 1-3 hold (stage 1b's rule): yes" <<< "$reading" \
     || { echo "stage 1b does not hold: stage 2 is not run"; exit 1; }
   BASE_RUN=runs/synth-base-close-long STEPS=7078
   BASE_COMMAND="idglow train base --config configs/synth-base-close.yaml to step 3,539, then --config \
 configs/synth-base-close-long.yaml from that checkpoint (chain-stage1b.sh); resumed across sittings"
 else
-  $B/python $R/compare.py | grep -q "All hold: yes" || { echo "stage 1 does not hold: stage 2 is not run"; exit 1; }
+  reading=$($B/python $R/compare.py)
+  grep -q "All hold: yes" <<< "$reading" || { echo "stage 1 does not hold: stage 2 is not run"; exit 1; }
   BASE_RUN=runs/synth-base-close STEPS=3539
   BASE_COMMAND="idglow train base --config configs/synth-base-close.yaml   # resumed across sittings"
 fi
