@@ -30,7 +30,8 @@ CASES = {"default": ("data/cast", "assets/base", "assets/judges"),
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--close-base", default=CASES["close"][1], help="the close-up cast's base model (folder or run)")
+    parser.add_argument("--close-base", default=CASES["close"][1],
+                        help="the close-up cast's base model (a model folder or a run)")
     parser.add_argument("--out", default="count_check", help="names of the .json and .png written beside this script")
     return parser.parse_args()
 
