@@ -51,7 +51,8 @@ def main() -> None:
         targets = cap["_targets"](manifest, records)
         images = cap["Sampler"](str(ROOT / base), None, None)(records, refs, targets, 1.0, 20)
         detector = load_judges(ROOT / judges)["detector"]
-        found = [len(detector.detect(image[None])[0]) for image in images]
+        boxes = [detector.detect(image[None])[0][:, :4] for image in images]  # one detection pass per image
+        found = [len(b) for b in boxes]
         asked = [r["expected"]["count"] for r in records]
         tally = Counter("under" if f < a else "over" if f > a else "exact" for f, a in zip(found, asked))
         result[name] = {"records": len(records), **{k: tally.get(k, 0) for k in ("under", "exact", "over")},
@@ -59,8 +60,8 @@ def main() -> None:
                                            for a in sorted(set(asked))}}
         print(name, json.dumps(result[name]), flush=True)
         if name == "close":
-            boxed = [with_boxes(image, detector, to_uint8) for image in images[:8]]
-            sheet = [with_boxes(image, detector, to_uint8) for image, f, a in zip(images, found, asked) if f != a][:8]
+            drawn = [with_boxes(to_uint8(image), b) for image, b in zip(images, boxes)]
+            boxed, sheet = drawn[:8], [d for d, f, a in zip(drawn, found, asked) if f != a][:8]
     result["close_base"] = args.close_base
     (HERE / f"{args.out}.json").write_text(json.dumps(result, indent=2) + "\n")
     if sheet:
@@ -68,11 +69,11 @@ def main() -> None:
     Image.fromarray(np.concatenate(boxed, axis=1)).save(HERE / f"{args.out}-first8.png")
 
 
-def with_boxes(image: torch.Tensor, detector, to_uint8) -> np.ndarray:
-    """One generated image ([3, H, W] in [-1, 1]) as HxWx3 uint8 with the detector's face boxes drawn in red."""
-    picture = Image.fromarray(to_uint8(image))
+def with_boxes(image: np.ndarray, boxes: torch.Tensor) -> np.ndarray:
+    """An HxWx3 uint8 image with face boxes ([N, 4] as x0, y0, x1, y1 pixels) drawn in red."""
+    picture = Image.fromarray(image)
     draw = ImageDraw.Draw(picture)
-    for box in detector.detect(image[None])[0][:, :4].tolist():
+    for box in boxes.tolist():
         draw.rectangle(box, outline=(255, 0, 0))
     return np.asarray(picture)
 
