@@ -3,6 +3,7 @@
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -176,7 +177,7 @@ def test_vae_then_latent_base_run(cast, tmp_path):
 
 
 @pytest.mark.e2e
-def test_work_that_overruns_the_time_budget_still_checkpoints_the_last_step_and_resume_drops_later_logs(
+def test_work_that_overruns_the_time_budget_still_checkpoints_the_last_step_and_a_restart_drops_later_logs(
         cast, tmp_path, monkeypatch):
     import types
 
@@ -205,6 +206,10 @@ def test_work_that_overruns_the_time_budget_still_checkpoints_the_last_step_and_
     log.write_text(log.read_text() + json.dumps({"step": 99, "loss": 1.0}) + "\n")
     BaseTrainer(load_config(TrainConfig, ROOT / "configs" / "tiny-base.yaml", overrides))
     assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == [3]
+    # A run killed before its first checkpoint starts from step 0: its earlier log lines go too.
+    shutil.rmtree(tmp_path / "run" / "checkpoints")
+    BaseTrainer(load_config(TrainConfig, ROOT / "configs" / "tiny-base.yaml", overrides))
+    assert log.read_text() == ""
 
 
 @pytest.mark.e2e

@@ -235,7 +235,8 @@ class Trainer:
 
     def _resume(self) -> None:
         path = latest_checkpoint(self.out / "checkpoints")
-        if path is None:
+        if path is None:  # a run killed before its first checkpoint starts again: its log lines would be doubled
+            self._truncate_logs()
             return
         self._check_resumed_config(path)
         if self.sharded:
