@@ -162,6 +162,8 @@ def test_save_pretrained_writes_a_self_contained_folder_that_reproduces_the_imag
         ({"id_images": [torch.zeros(4, 8, 8)]}, "expected a [3, h, w] tensor"),
         ({"output_type": "jpg"}, "output_type: expected one of"),
         ({"task": "portrait"}, "task: expected group or age"),
+        ({"num_images_per_prompt": 0}, "num_images_per_prompt >= 1"),
+        ({"callback_on_step_end_tensor_inputs": ["noise"]}, "only 'latents' is available"),
         ({"id_images": ["A"], "id_scale": -1.0}, "id_scale: must be >= 0"),
         ({"id_images": ["A"], "id_schedule": ["group.kind=learned"]}, "learned gate"),
         ({"id_images": ["A"], "id_schedule": {"group": {"colour": 1}}}, "colour"),

@@ -151,32 +151,7 @@ def register(sub) -> None:
             "Train the base text-to-image model: the backbone on captioned images. Re-running the same command resumes "
             "from the newest checkpoint.", config="train config YAML, e.g. configs/synth-base.yaml (keys: idglow config "
             "--kind train)", full_name="train base")
-    p = command(train, "export", cmd_train_export, "export a finished base, SFT or DPO run as a self-contained model folder",
-                "Write a finished run as one model folder with provenance.json (training command, commit, steps, wall "
-                "time, scores). A base run: its transformer as an fp16 diffusers folder (what assets/base holds). An SFT "
-                "or DPO run: the base backbone (fp16, unmerged), one LoRA holding every adapter, and the identity branch, a "
-                "folder that --run of `idglow generate`, `sft-eval`, `serve` and IdGlowPipeline.from_pretrained accept with "
-                "no training and no other run (what assets/idglow holds); it is also a base model for `idglow train sft --base`.",
-                full_name="train export")
-    p.add_argument("--run", required=True, help="a finished run folder of `idglow train base`, `sft` or `dpo`")
-    p.add_argument("--out", default=None, help=f"output folder (default: {BASE} for a base run, {IDGLOW_MODEL} otherwise); "
-                   "written beside it and renamed into place")
-    p.add_argument("--train-command-line", default=None,
-                   help="the command(s) that trained the run, recorded in provenance.json")
-    p.add_argument("--scores", action="append", default=[], metavar="DIR",
-                   help="an `idglow train sft-eval --out` folder whose benchmark results go into provenance.json (repeatable)")
-    p.add_argument("--gallery", metavar="CAST", help="SFT/DPO runs: add gallery/, one reference crop of each of 12 held-out "
-                   "identities of CAST's synth-group benchmark: the people `idglow serve` offers")
-    p.add_argument("--stage", choices=("all", "sft"), default="all",
-                   help="all (default): the run as trained. sft: --run is an exported SFT+DPO model (e.g. assets/idglow); "
-                   "write its SFT stage alone (same identity branch, SFT's ranks of its LoRA: exact), e.g. to refine it "
-                   "with `idglow train sft --init OUT` when the SFT run is gone; needs --out")
-    p.add_argument("--dpo-scale", type=float, default=None, metavar="S",
-                   help="--run is an exported SFT+DPO model: write it with its DPO adapter scaled by S (exact: the "
-                   "weights W_base + dW_sft + S * dW_dpo; 0 is the SFT stage, 1 the model as trained, above 1 "
-                   "extrapolates DPO past where training stopped), always relative to the adapter as trained (on a model "
-                   "already scaled, e.g. assets/idglow at 1.5, S=1 gives the model as trained back). --scores here are "
-                   "sft-eval outputs of the scaled model itself (they choose its sampler.json); needs --out")
+    _register_export(train)
     command(train, "vae", cmd_train_vae, "a small latent autoencoder (diffusers AutoencoderKL) on cast images",
             "Train a small diffusers AutoencoderKL on cast images (for representation.kind: latents).",
             config="vae config YAML, e.g. configs/synth-vae.yaml (keys: idglow config --kind vae)", full_name="train vae")
@@ -228,3 +203,33 @@ def register(sub) -> None:
             "reference is the same model with the adapter disabled. Loss variants: sigmoid, weighted (per-pair weight), "
             "margin (per-pair margin). Re-running the same command resumes from the newest checkpoint.",
             config="DPO config YAML, e.g. configs/synth-dpo.yaml (keys: idglow config --kind dpo)", full_name="train dpo")
+
+
+def _register_export(train) -> None:
+    """``idglow train export``: its options are many (a model folder's provenance, gallery, stage and DPO scale)."""
+    p = command(train, "export", cmd_train_export, "export a finished base, SFT or DPO run as a self-contained model folder",
+                "Write a finished run as one model folder with provenance.json (training command, commit, steps, wall "
+                "time, scores). A base run: its transformer as an fp16 diffusers folder (what assets/base holds). An SFT "
+                "or DPO run: the base backbone (fp16, unmerged), one LoRA holding every adapter, and the identity branch, a "
+                "folder that --run of `idglow generate`, `sft-eval`, `serve` and IdGlowPipeline.from_pretrained accept with "
+                "no training and no other run (what assets/idglow holds); it is also a base model for `idglow train sft --base`.",
+                full_name="train export")
+    p.add_argument("--run", required=True, help="a finished run folder of `idglow train base`, `sft` or `dpo`")
+    p.add_argument("--out", default=None, help=f"output folder (default: {BASE} for a base run, {IDGLOW_MODEL} otherwise); "
+                   "written beside it and renamed into place")
+    p.add_argument("--train-command-line", default=None,
+                   help="the command(s) that trained the run, recorded in provenance.json")
+    p.add_argument("--scores", action="append", default=[], metavar="DIR",
+                   help="an `idglow train sft-eval --out` folder whose benchmark results go into provenance.json (repeatable)")
+    p.add_argument("--gallery", metavar="CAST", help="SFT/DPO runs: add gallery/, one reference crop of each of 12 held-out "
+                   "identities of CAST's synth-group benchmark: the people `idglow serve` offers")
+    p.add_argument("--stage", choices=("all", "sft"), default="all",
+                   help="all (default): the run as trained. sft: --run is an exported SFT+DPO model (e.g. assets/idglow); "
+                   "write its SFT stage alone (same identity branch, SFT's ranks of its LoRA: exact), e.g. to refine it "
+                   "with `idglow train sft --init OUT` when the SFT run is gone; needs --out")
+    p.add_argument("--dpo-scale", type=float, default=None, metavar="S",
+                   help="--run is an exported SFT+DPO model: write it with its DPO adapter scaled by S (exact: the "
+                   "weights W_base + dW_sft + S * dW_dpo; 0 is the SFT stage, 1 the model as trained, above 1 "
+                   "extrapolates DPO past where training stopped), always relative to the adapter as trained (on a model "
+                   "already scaled, e.g. assets/idglow at 1.5, S=1 gives the model as trained back). --scores here are "
+                   "sft-eval outputs of the scaled model itself (they choose its sampler.json); needs --out")

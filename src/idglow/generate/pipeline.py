@@ -288,16 +288,7 @@ class IdGlowPipeline:
             callback_on_step_end: ``fn(pipe, step, sigma, {"latents": x}) -> dict`` after every step; a ``latents``
                 entry in the returned dict replaces the latents (diffusers' convention).
         """
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"output_type: expected one of {', '.join(OUTPUT_TYPES)}, got {output_type!r}")
-        if not set(callback_on_step_end_tensor_inputs) <= {"latents"}:
-            raise ValueError(f"callback_on_step_end_tensor_inputs: only 'latents' is available, got {list(callback_on_step_end_tensor_inputs)}")
-        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-        if not prompts or num_images_per_prompt < 1:
-            raise ValueError(f"prompt: at least one prompt and num_images_per_prompt >= 1 (got {len(prompts)}, {num_images_per_prompt})")
-        tasks = [task] * len(prompts) if isinstance(task, str) else list(task)
-        if len(tasks) != len(prompts) or any(t not in ("group", "age") for t in tasks):
-            raise ValueError(f"task: expected group or age, one for all or one per prompt; got {task!r} for {len(prompts)} prompt(s)")
+        prompts, tasks = _checked_call(prompt, task, num_images_per_prompt, output_type, callback_on_step_end_tensor_inputs)
         height, width = height or self.height, width or self.width
         refs = None
         if id_images is not None:
@@ -328,6 +319,22 @@ class IdGlowPipeline:
         if output_type != "latent":
             out = VaeImageProcessor(vae_scale_factor=1).postprocess(out, output_type=output_type)
         return IdGlowPipelineOutput(images=out) if return_dict else (out,)
+
+
+def _checked_call(prompt, task, num_images_per_prompt: int, output_type: str,
+                  callback_inputs: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The prompts and their tasks (one each) of a pipeline call, or a ValueError naming the argument at fault."""
+    if output_type not in OUTPUT_TYPES:
+        raise ValueError(f"output_type: expected one of {', '.join(OUTPUT_TYPES)}, got {output_type!r}")
+    if not set(callback_inputs) <= {"latents"}:
+        raise ValueError(f"callback_on_step_end_tensor_inputs: only 'latents' is available, got {list(callback_inputs)}")
+    prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+    if not prompts or num_images_per_prompt < 1:
+        raise ValueError(f"prompt: at least one prompt and num_images_per_prompt >= 1 (got {len(prompts)}, {num_images_per_prompt})")
+    tasks = [task] * len(prompts) if isinstance(task, str) else list(task)
+    if len(tasks) != len(prompts) or any(t not in ("group", "age") for t in tasks):
+        raise ValueError(f"task: expected group or age, one for all or one per prompt; got {task!r} for {len(prompts)} prompt(s)")
+    return prompts, tasks
 
 
 def _placed(model: IdGlowTransformer, device, dtype: torch.dtype) -> IdGlowTransformer:
