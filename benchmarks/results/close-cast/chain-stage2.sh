@@ -32,9 +32,9 @@ shipped=$($B/python -c "import json; print(json.load(open('assets/base-close/pro
   || echo none)
 [ "$shipped" = $STEPS ] || $B/idglow train export --run $BASE_RUN --out assets/base-close \
   --train-command-line "$BASE_COMMAND"
-for run in pairs close; do
-  [ -f runs/sft-$run/identity_branch.safetensors ] || $B/idglow train sft --config configs/sft-$run.yaml
-done
+train() {  # side: the SFT run, resumed from its checkpoints
+  [ -f runs/sft-$1/final/identity_branch.safetensors ] || $B/idglow train sft --config configs/sft-$1.yaml
+}
 evaluate() {  # side, sft-eval arguments
   local side=$1 && shift
   for b in group age; do
@@ -43,11 +43,14 @@ evaluate() {  # side, sft-eval arguments
   done
   mkdir -p $S/$side && cp $O/sft-$side-eval/synth-*.json $O/sft-$side-eval/synth-*.scores.jsonl $S/$side/
 }
-CAST=data/cast-close evaluate close --judges assets/judges-close
-CAST=data/cast evaluate pairs --max-people 2
 CAP=(--id-guidance 1 --limit 100 --steps 20 --sigmas 1.0)
-[ -f $S/cap-close.json ] || $B/python benchmarks/identity_cap.py --cast data/cast-close --base assets/base-close \
-  --run runs/sft-close --judges assets/judges-close "${CAP[@]}" --out $O/cap-sft-close --json $S/cap-close.json
+# each run is read as soon as it is trained, so a sitting that ends during the close run keeps the pairs reading
+train pairs
+CAST=data/cast evaluate pairs --max-people 2
 [ -f $S/cap-pairs.json ] || $B/python benchmarks/identity_cap.py --cast data/cast --base assets/base \
   --run runs/sft-pairs --max-people 2 "${CAP[@]}" --out $O/cap-sft-pairs --json $S/cap-pairs.json
+train close
+CAST=data/cast-close evaluate close --judges assets/judges-close
+[ -f $S/cap-close.json ] || $B/python benchmarks/identity_cap.py --cast data/cast-close --base assets/base-close \
+  --run runs/sft-close --judges assets/judges-close "${CAP[@]}" --out $O/cap-sft-close --json $S/cap-close.json
 $B/python $R/compare_stage2.py | tee $S/reading.md
