@@ -1,6 +1,7 @@
 """Stage 1 SFT: identity-loss maths, subject data, the trainer end to end, the benchmark scorer."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -97,9 +98,11 @@ def test_sft_run_logs_diagnostics_trains_only_the_branch_and_resumes_exactly(cas
     checkpoint = load_file(str(next((run / "checkpoints").glob("step-*")) / "model.safetensors"))
     assert checkpoint and all(k.startswith("identity.") for k in checkpoint)  # the backbone is frozen
     assert (run / "samples" / "final.png").read_bytes()[:4] == b"\x89PNG"
-    # Stopping at step 3 and re-running to step 6 gives the same branch as the uninterrupted run.
+    # Stopping at step 3 and re-running to step 6 gives the same branch as the uninterrupted run; the diagnostic may
+    # change on resuming (it reads the model, it does not train it).
     assert _sft(cast, base, tmp_path / "split", "--optim.steps", "3").returncode == 0
-    again = _sft(cast, base, tmp_path / "split", runner=run_cli)  # a new process: the checkpoint alone carries the state
+    again = _sft(cast, base, tmp_path / "split", "--diagnostics.items", "2", runner=run_cli)  # a new process: the
+    # checkpoint alone carries the state
     assert again.returncode == 0 and "resumed from" in again.stdout + again.stderr
     resumed = load_file(str(tmp_path / "split" / "final" / "identity_branch.safetensors"))
     assert all(torch.equal(branch[k], resumed[k]) for k in branch)
@@ -294,6 +297,27 @@ def test_sft_eval_gate_override_of_zero_strength_is_the_text_only_baseline(sft_r
     assert (tmp_path / "zero" / "synth-age.png").read_bytes() == (tmp_path / "off" / "synth-age.png").read_bytes()
     done = cli("train", "sft-eval", *common, "--schedule", "age.lambda_max=3", "--out", tmp_path / "bad")
     assert done.returncode == 2 and "lambda_max" in done.stderr and not (tmp_path / "bad" / "synth-age.json").exists()
+
+
+def test_sft_refuses_held_out_scenes_of_another_size_before_training(cast, base, tmp_path):
+    """The close-up cast's first SFT run crashed at its first diagnostic, 35 minutes in, on the default cast's held-out
+    scenes (128x64 against 128x128): the sizes are compared when the trainer is built."""
+    from PIL import Image
+
+    from idglow.recipes.sft import SFTConfig
+    from idglow.sft.trainer import SFTTrainer
+    from idglow.utils.config import ConfigError, load_config
+
+    shutil.copytree(cast, tmp_path / "wide", ignore=shutil.ignore_patterns("*.pt"))
+    for line in (tmp_path / "wide" / "sft-group-train.jsonl").read_text().splitlines():
+        path = tmp_path / "wide" / json.loads(line)["image"]
+        image = Image.open(path)
+        image.resize((image.width * 2, image.height)).save(path)
+    args = ["--base", str(base), "--out", str(tmp_path / "run"), "--data.manifests", f"[{cast / 'sft-group-train.jsonl'}]",
+            "--diagnostics.manifests", f"[{tmp_path / 'wide' / 'sft-group-train.jsonl'}]"]
+    with pytest.raises(ConfigError, match=r"diagnostics.manifests: held-out scenes of 256x64 .* the training images "
+                                          r"\(data.manifests\) are 128x64; .* e\.g\. \[.*sft-group-heldout.jsonl"):
+        SFTTrainer(load_config(SFTConfig, ROOT / "configs" / "tiny-sft.yaml", args))
 
 
 @pytest.mark.e2e

@@ -33,6 +33,7 @@ from idglow.runs.load import run_adapter, sft_folder
 from idglow.sft.diagnostics import BindingDiagnostic
 from idglow.training.engine import strip_prefix
 from idglow.training.loop import Trainer
+from idglow.utils.config import ConfigError
 from idglow.utils.io import atomic_write, open_append_log
 
 
@@ -60,12 +61,23 @@ class SFTTrainer(Trainer):
         # in memory, every subject's reference is embedded once; streamed, each batch's are embedded as it is read
         self.ref_inputs, self.ref_targets = (None, None) if cfg.data.stream else self._reference_inputs(self.data)
         held = SubjectScenes(cfg.diagnostics.manifests, progress=False, max_refs=cfg.model.identity.max_refs)
+        self._check_heldout_size(held)
         # lambda as the forward computed it (a sharded gate cannot be called outside the model's forward)
         self._gate_strength: dict[str, torch.Tensor] = {}
         self.accelerator.unwrap_model(self.model).identity.gate.register_forward_hook(
             lambda module, args, out: self._gate_strength.__setitem__("lambda", out.detach()))
         self.diagnostic = BindingDiagnostic(held, self._reference_inputs(held)[0], self.rep, self.text, self.img_ids,
                                             self.txt_ids, cfg.diagnostics, cfg.model.identity.max_refs, cfg.seed)
+
+    def _check_heldout_size(self, held: SubjectScenes) -> None:
+        """Refuse held-out scenes of another size than the training images now, not at the first diagnostic."""
+        if held.size != (self.height, self.width):
+            (h, w), folder = held.size, Path(self.cfg.data.manifests[0]).parent
+            named = ", ".join(map(str, self.cfg.diagnostics.manifests))
+            raise ConfigError(f"diagnostics.manifests: held-out scenes of {w}x{h} ({named}), but the training images "
+                              f"(data.manifests) are {self.width}x{self.height}; give the held-out manifests of the "
+                              f"training cast, e.g. [{folder / 'sft-group-heldout.jsonl'}, "
+                              f"{folder / 'sft-age-heldout.jsonl'}]")
 
     def _load_data(self) -> SubjectScenes | StreamingScenes:
         progress = self.cfg.log.progress and self.accelerator.is_main_process

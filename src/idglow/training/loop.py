@@ -38,9 +38,10 @@ from idglow.utils.io import atomic_write, open_append_log, read_append_log
 from idglow.utils.precision import fp32_attention
 
 SIGMA_BUCKETS = 10
-# What may change when a run is resumed: how long it trains, how it logs, where its folder lives (a run copied or moved
-# elsewhere resumes there), and the permission itself.
-RESUMABLE_CHANGES = ("optim.steps:", "optim.max_minutes:", "log.", "out:", "resume_changed:")
+# What may change when a run is resumed: how long it trains, how it logs, what its held-out diagnostic reads (it scores
+# the model without training it), where its folder lives (a run copied or moved elsewhere resumes there), and the
+# permission itself.
+RESUMABLE_CHANGES = ("optim.steps:", "optim.max_minutes:", "log.", "diagnostics.", "out:", "resume_changed:")
 
 
 class NonFiniteLossError(ValueError):
