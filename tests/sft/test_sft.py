@@ -98,11 +98,11 @@ def test_sft_run_logs_diagnostics_trains_only_the_branch_and_resumes_exactly(cas
     checkpoint = load_file(str(next((run / "checkpoints").glob("step-*")) / "model.safetensors"))
     assert checkpoint and all(k.startswith("identity.") for k in checkpoint)  # the backbone is frozen
     assert (run / "samples" / "final.png").read_bytes()[:4] == b"\x89PNG"
-    # Stopping at step 3 and re-running to step 6 gives the same branch as the uninterrupted run; the diagnostic may
-    # change on resuming (it reads the model, it does not train it).
+    # Stopping at step 3 and re-running to step 6, in a new process (the checkpoint alone carries the state), gives the
+    # same branch as the uninterrupted run; the diagnostic may change on resuming (it scores the model, it does not
+    # train it).
     assert _sft(cast, base, tmp_path / "split", "--optim.steps", "3").returncode == 0
-    again = _sft(cast, base, tmp_path / "split", "--diagnostics.items", "2", runner=run_cli)  # a new process: the
-    # checkpoint alone carries the state
+    again = _sft(cast, base, tmp_path / "split", "--diagnostics.items", "2", runner=run_cli)
     assert again.returncode == 0 and "resumed from" in again.stdout + again.stderr
     resumed = load_file(str(tmp_path / "split" / "final" / "identity_branch.safetensors"))
     assert all(torch.equal(branch[k], resumed[k]) for k in branch)
