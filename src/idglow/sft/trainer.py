@@ -58,10 +58,10 @@ class SFTTrainer(Trainer):
         loss = cfg.identity_loss
         specs = (cfg.model.identity.gate.group, cfg.model.identity.gate.age) if loss.follow_gate else (loss.group, loss.age)
         self.loss_schedules = [schedule_function(s) for s in specs]
+        held = SubjectScenes(cfg.diagnostics.manifests, progress=False, max_refs=cfg.model.identity.max_refs)
+        self._check_heldout_size(held)  # before every training reference is embedded
         # in memory, every subject's reference is embedded once; streamed, each batch's are embedded as it is read
         self.ref_inputs, self.ref_targets = (None, None) if cfg.data.stream else self._reference_inputs(self.data)
-        held = SubjectScenes(cfg.diagnostics.manifests, progress=False, max_refs=cfg.model.identity.max_refs)
-        self._check_heldout_size(held)
         # lambda as the forward computed it (a sharded gate cannot be called outside the model's forward)
         self._gate_strength: dict[str, torch.Tensor] = {}
         self.accelerator.unwrap_model(self.model).identity.gate.register_forward_hook(
