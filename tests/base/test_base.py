@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -77,10 +78,25 @@ def test_tiny_run_writes_logs_checkpoints_weights_and_samples(cast, tmp_path):
     # Judge-based scoring of the run's samples against the true renders (shipped cast judges).
     from idglow.eval.base_eval import evaluate_base
 
-    scores = evaluate_base(run, [str(cast / "sft-group-train.jsonl")], ROOT / "assets" / "judges", num=4, steps=2)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        scores = evaluate_base(run, [str(cast / "sft-group-train.jsonl")], ROOT / "assets" / "judges", num=4, steps=2)
+    assert not [w for w in seen if "trained on" in str(w.message)]  # the size it trained at: no warning
     assert scores["samples"] == 4 and 0 <= scores["detection_rate"] <= 1 and scores["frechet_judge"] >= 0
     assert scores["reference_true_vs_true"]["detection_rate"] == 1.0
     assert json.loads((run / "eval.json").read_text())["samples"] == 4
+    # Held-out captions of another size than the training images still sample (rotary positions), with a warning.
+    from PIL import Image
+
+    shutil.copytree(cast, tmp_path / "wide", ignore=shutil.ignore_patterns("*.pt"))
+    for line in (tmp_path / "wide" / "sft-group-train.jsonl").read_text().splitlines():
+        image = Image.open(tmp_path / "wide" / json.loads(line)["image"])
+        image.resize((image.width * 2, image.height)).save(tmp_path / "wide" / json.loads(line)["image"])
+    with pytest.warns(UserWarning, match=r"sampled at 256x64, .* but the model trained on 128x64 images"):
+        evaluate_base(run, [str(tmp_path / "wide" / "sft-group-train.jsonl")], ROOT / "assets" / "judges", num=4,
+                      steps=1)
+    with pytest.raises(ValueError, match=r"base-eval: at least 4 captions to score, got 3 \(--num 3, 8 in "):
+        evaluate_base(run, [str(cast / "sft-group-train.jsonl")], ROOT / "assets" / "judges", num=3, steps=1)
     # Re-running a finished run resumes at the end and trains nothing more.
     again = cli(*_argv(run, cast, "--optim.ema_decay", "0.9"))  # the same command
     output = again.stdout + again.stderr

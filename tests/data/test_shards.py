@@ -7,7 +7,7 @@ import tarfile
 import pytest
 import torch
 
-from idglow.data.images import EpochOrder
+from idglow.data.images import EpochOrder, first_image_size
 from idglow.data.manifest import ManifestError
 from idglow.data.shards import write_shards
 from idglow.data.subjects import SubjectScenes
@@ -31,6 +31,9 @@ def test_shards_and_jsonl_give_the_same_batches(cast, tmp_path):
         torch.testing.assert_close(from_jsonl.ref_crops(from_jsonl.subjects(a)[0]), from_shards.ref_crops(from_shards.subjects(b)[0]))
     # The latent cache tells shard members apart by content, JSONL images by path.
     assert len(set(from_shards.cache_keys("vae"))) == 8
+    # The training size an eval compares against reads the same from both; None where the data is not here.
+    assert first_image_size([pattern]) == first_image_size([manifest]) == (64, 128)
+    assert first_image_size([tmp_path / "gone.jsonl"]) is None and first_image_size([]) is None
 
 
 def _rewrite_first_record(shard, change):

@@ -238,3 +238,5 @@ def test_frechet_distance_matches_the_closed_form_for_independent_features():
     closed = ((a.mean(0) - b.mean(0)) ** 2).sum() + ((a.std(0, ddof=1) - b.std(0, ddof=1)) ** 2).sum()
     assert frechet_distance(a, b) == pytest.approx(closed, rel=0.02)
     assert abs(frechet_distance(a, a)) < 1e-6
+    with pytest.raises(ValueError, match="at least 2 samples per set, got 1 and "):
+        frechet_distance(a[:1], b)  # one sample has no covariance

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import warnings
 from pathlib import Path
 
@@ -103,6 +104,33 @@ def scene_records(manifests: list[str | Path]) -> list[tuple[RecordFiles, dict]]
         else:
             out += [(RecordFiles(str(manifest), folder=Path(manifest).parent), r) for r in load_manifest(manifest, "sft")]
     return out
+
+
+def first_image_size(manifests: list[str | Path]) -> tuple[int, int] | None:
+    """``(height, width)`` of the first image of ``manifests`` (JSONL or shards), for a check that warns; None where
+    it cannot be read here (an exported model's training data is usually on another machine)."""
+    from idglow.data.shards import is_shards, read_shard_records
+
+    try:
+        manifest = manifests[0]
+        if is_shards(manifest):
+            label, _, record, members = next(read_shard_records(manifest))
+            return RecordFiles(label, members=members).read(record["image"], label, [], "image").shape[:2]
+        with open(manifest, encoding="utf-8") as lines:
+            record = json.loads(next(line for line in lines if line.strip()))
+        return read_rgb(Path(manifest).parent / record["image"], f"{manifest}:1: image").shape[:2]
+    except (IndexError, StopIteration, OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def warn_if_trained_at_another_size(trained_on: list[str | Path], height: int, width: int, what: str) -> None:
+    """Warn where ``what`` is sampled at ``height`` x ``width`` but the model trained on images of another size:
+    legal for a FLUX backbone (positions are rotary), but its numbers then measure a size it never saw."""
+    size = first_image_size(trained_on)
+    if size is not None and tuple(size) != (height, width):
+        warnings.warn(f"{what}: sampled at {width}x{height}, the size of its images, but the model trained on "
+                      f"{size[1]}x{size[0]} images ({trained_on[0]}); its scores measure a size it never saw",
+                      stacklevel=2)
 
 
 class CaptionedImages:

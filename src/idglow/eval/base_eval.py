@@ -13,7 +13,7 @@ from idglow.cast.crops import to_uint8
 from idglow.cast.judge_training import load_judges
 from idglow.conditioning.representation import build_representation
 from idglow.conditioning.text import build_text_encoder
-from idglow.data.images import CaptionedImages
+from idglow.data.images import CaptionedImages, warn_if_trained_at_another_size
 from idglow.data.manifest import load_manifest
 from idglow.eval.cast_quality import cast_quality
 from idglow.flow import flux_shift_mu
@@ -50,7 +50,11 @@ def evaluate_base(run: str | Path, manifests: list[str], judges: str | Path, num
     real = CaptionedImages(manifests, progress=False)
     counts = [len(r["subjects"]) for m in manifests for r in load_manifest(m, "sft", check_files=False)]
     index = torch.randperm(len(real), generator=torch.Generator().manual_seed(seed))[:num]
+    if len(index) < 4:  # the true-vs-true reference splits the true renders in two halves of at least 2
+        raise ValueError(f"base-eval: at least 4 captions to score, got {len(index)} (--num {num}, "
+                         f"{len(real)} in {', '.join(map(str, manifests))})")
     images, prompts = real.batch(index)
+    warn_if_trained_at_another_size(cfg.data.manifests, *real.size, ", ".join(map(str, manifests)))
     generated = sample_captions(model, cfg, prompts, *real.size, steps=steps, seed=seed)
     detector = load_judges(judges)["detector"]
     result = cast_quality(detector, generated, images, [counts[i] for i in index.tolist()])

@@ -25,7 +25,9 @@ def detector_features(detector: FaceDetector, images: torch.Tensor, chunk: int =
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Fréchet distance between Gaussians fitted to feature sets a [N, D] and b [M, D]."""
+    """Fréchet distance between Gaussians fitted to feature sets a [N, D] and b [M, D] (N, M >= 2)."""
+    if len(a) < 2 or len(b) < 2:  # one sample has no covariance; scipy's sqrtm would fail on its NaNs
+        raise ValueError(f"Fréchet distance: at least 2 samples per set, got {len(a)} and {len(b)}")
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     # no `disp=False`: scipy 1.16 dropped it; the imaginary round-off of a nearly singular product is dropped here

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from idglow.cast.crops import reference_grid, to_tensor, to_uint8
 from idglow.cast.judge_training import load_judges
-from idglow.data.images import read_rgb
+from idglow.data.images import read_rgb, warn_if_trained_at_another_size
 from idglow.data.manifest import evenly_spread, load_manifest
 from idglow.eval.cast_bench import judge_gallery, score_image, summarise
 from idglow.eval.cast_quality import cast_quality
@@ -91,6 +91,7 @@ def evaluate_benchmark(run: str | Path, manifest: str | Path, judges: str | Path
     gallery = _gallery(manifest, scorers["judge"])
     height, width = read_rgb(manifest.parent / records[0]["expected"]["target"], f"{manifest}: target").shape[:2]
     pipe = IdGlowPipeline.from_run(run, height, width, device=device)
+    warn_if_trained_at_another_size(pipe.cfg.data.manifests, height, width, str(manifest))
     gate = gate_config_with(pipe.model.config.identity.gate, list(schedule)) if schedule else None
     interval = None if id_guidance_interval is None else tuple(float(x) for x in id_guidance_interval)
     mu_real = read_mu_real(manifest)
