@@ -103,7 +103,8 @@ class Sampler:
                 out.append(self.pipe.sample(prompts[i : i + batch], refs[i : i + batch], tasks[i : i + batch],
                                             steps=steps, generator=generators, id_guidance=guidance[i : i + batch],
                                             id_guidance_interval=None if intervals is None else intervals[i : i + batch],
-                                            init_images=None if init is None else init[i : i + batch], sigma_start=start))
+                                            init_images=None if init is None else init[i : i + batch], sigma_start=start,
+                                            height=targets.shape[-2], width=targets.shape[-1]))  # the cast's size
         return torch.cat(out)
 
 
