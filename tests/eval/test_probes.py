@@ -48,3 +48,19 @@ def test_identity_cap_keeps_only_the_small_groups_it_is_asked_for(cast):
     assert {len(r["refs"]) for r in everything} == {1, 2, 3, 4}
     with pytest.raises(ValueError, match="--max-people 0"):
         chosen_records(cast / "synth-group.jsonl", 3, 0)
+
+
+def test_identity_cap_samples_a_run_at_the_size_of_the_casts_images(cast, base, sft_run):
+    """The close cast's first reading drew a run at the pipeline's default 128x64 against 128x128 renders: the run
+    sampler now draws at the targets' size, as the base sampler always did."""
+    import runpy
+
+    import torch
+    from conftest import ROOT
+
+    script = runpy.run_path(str(ROOT / "benchmarks" / "identity_cap.py"))
+    records, refs = script["chosen_records"](cast / "synth-group.jsonl", 1, 1)
+    targets = torch.zeros(1, 3, 128, 128)  # twice the height of the run's 128x64 training images
+    for run in (None, sft_run):
+        assert script["Sampler"](str(base), None if run is None else str(run), 1.0)(records, refs, targets, 1.0, 1).shape \
+            == targets.shape
