@@ -7,9 +7,12 @@ Measures, in one process and interleaved round by round (so drift hits every var
 - a sampling step: one no-grad forward with the identity K/V cached (computed once per image);
 - the once-per-image cost of encoding references and caching K/V.
 
-Each for N = 0, 1, 2, 4, 8 references per sample, reported as median seconds and ratio to bare.
+Each for N = 0, 1, 2, 4, 8 references per sample, reported as median seconds and ratio to bare. ``--encoder``
+picks the identity encoder: ``conv`` reads crops; ``embedding`` and ``embedding_map`` read rows of frozen-embedder
+output (random here: the frozen embedder runs once per reference, before training and once per image in sampling, so
+it is not in a step).
 
-    python benchmarks/identity_overhead.py [--preset small] [--batch 4] [--latent 32] [--json out.json]
+    python benchmarks/identity_overhead.py [--preset small] [--batch 4] [--latent 32] [--encoder conv] [--json out.json]
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--crop", type=int, default=32, help="reference crop side in pixels")
     p.add_argument("--refs", default="0,1,2,4,8", help="comma-separated reference counts N")
     p.add_argument("--train", choices=["full", "lora"], default="full")
+    p.add_argument("--encoder", choices=["conv", "embedding", "embedding_map"], default="conv",
+                   help="identity encoder (embedding encoders get random rows of the width they read)")
     p.add_argument("--train-repeats", type=int, default=10)
     p.add_argument("--sample-repeats", type=int, default=30)
     p.add_argument("--threads", type=int, default=2)
@@ -65,7 +70,8 @@ class Bench:
     """Inputs and step functions for one model and batch shape."""
 
     def __init__(self, args: argparse.Namespace, n_values: list[int]):
-        overrides = ["--preset", args.preset, "--identity.max_refs", str(max(max(n_values), 1))]
+        overrides = ["--preset", args.preset, "--identity.max_refs", str(max(max(n_values), 1)),
+                     "--identity.encoder", args.encoder]
         if args.train == "lora":
             overrides += ["--lora.rank", "16"]
         torch.manual_seed(0)
@@ -88,7 +94,8 @@ class Bench:
         self.text = torch.randn(b, args.text_tokens, fc.joint_attention_dim, generator=g).to(dev)
         self.pooled = torch.randn(b, fc.pooled_projection_dim, generator=g).to(dev)
         self.img_ids, self.txt_ids = image_ids(args.latent, args.latent, dev), text_ids(args.text_tokens, dev)
-        self.refs = {n: (torch.rand(b, n, 3, args.crop, args.crop, generator=g) * 2 - 1).to(dev) for n in n_values}
+        shape = (3, args.crop, args.crop) if args.encoder == "conv" else self.model.identity.encoder.reference_shape()
+        self.refs = {n: (torch.rand(b, n, *shape, generator=g) * 2 - 1).to(dev) for n in n_values}
         self.tasks = ["group", "age"] * (b // 2) + ["group"] * (b % 2)
         self.ones = torch.ones(b, device=dev)
         # A trained branch: zero-initialised outputs would let autograd skip nothing, but keep it realistic.
@@ -177,7 +184,7 @@ def main() -> None:
     header = (
         f"preset {args.preset} ({fc.num_layers}+{fc.num_single_layers} blocks, width {fc.num_attention_heads * fc.attention_head_dim}), "
         f"batch {args.batch}, {(args.latent // 2) ** 2} image + {args.text_tokens} text tokens, {args.crop}px crops, "
-        f"train={args.train}, device {args.device}, {args.threads} threads, {platform.processor() or platform.machine()}; "
+        f"encoder {args.encoder}, train={args.train}, device {args.device}, {args.threads} threads, {platform.processor() or platform.machine()}; "
         f"medians of {args.train_repeats} train / {args.sample_repeats} sampling repetitions; params {params}"
     )
     print(header)

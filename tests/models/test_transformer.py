@@ -24,8 +24,8 @@ def _model(*overrides: str, seed: int = 0) -> IdGlowTransformer:
     return IdGlowTransformer(_config(*overrides)).eval()
 
 
-def _embedding_refs(batch: TinyBatch, n: int = 3) -> torch.Tensor:
-    return torch.randn(batch.hidden_states.shape[0], n, 128, generator=torch.Generator().manual_seed(5))
+def _embedding_refs(batch: TinyBatch, n: int = 3, width: int = 128) -> torch.Tensor:
+    return torch.randn(batch.hidden_states.shape[0], n, width, generator=torch.Generator().manual_seed(5))
 
 
 VARIANTS = [
@@ -33,12 +33,15 @@ VARIANTS = [
     ("--identity.gate.apply_to", "tokens"),
     ("--identity.text_tokens", "true"),
     ("--identity.encoder", "embedding"),
+    ("--identity.encoder", "embedding_map", "--identity.map_dim", "8"),
     ("--identity.blocks", "[1]"),
 ]
 
 
 def _encode(model, batch, **kw):
-    refs = _embedding_refs(batch) if model.config.identity.encoder == "embedding" else batch.refs
+    identity = model.config.identity
+    refs = _embedding_refs(batch, width=model.identity.encoder.reference_shape()[0]) if identity.reads_embeddings \
+        else batch.refs
     text = batch.encoder_hidden_states if model.config.identity.text_tokens else None
     return model.encode_identity(refs, text_tokens=text, **kw)
 

@@ -257,6 +257,49 @@ def test_sft_init_starts_from_a_dpo_run_as_it_is_and_trains_its_stacked_adapter(
 
 
 @pytest.mark.e2e
+def test_sft_init_grows_an_embedding_branch_into_one_that_reads_the_feature_map(cast, sft_run, tmp_path):
+    """``identity.encoder: embedding_map`` from an ``embedding`` run: at step 0 the model is that run's (the map's path
+    starts at zero), training moves the map's path, and the finished run samples from reference crops. Another
+    identity key set as well is refused, named; so is a face backend, which gives no feature map."""
+    from idglow.faces.references import scatter_references
+    from idglow.generate.pipeline import IdGlowPipeline
+    from idglow.recipes.sft import SFTConfig
+    from idglow.runs.load import load_run
+    from idglow.sft.trainer import SFTTrainer
+    from idglow.utils.config import ConfigError, load_config
+
+    manifests = f"[{cast / 'sft-group-train.jsonl'}]"
+    args = ["--out", str(tmp_path / "run"), "--data.manifests", manifests, "--diagnostics.manifests", manifests,
+            "--diagnostics.every", "0", "--optim.steps", "2", "--optim.warmup_steps", "0", "--init", str(sft_run),
+            "--model.identity.encoder", "embedding_map"]
+    config = lambda *extra: load_config(SFTConfig, ROOT / "configs" / "tiny-sft.yaml", [*args, *extra])  # noqa: E731
+    trainer = SFTTrainer(config())
+    assert trainer.cfg.model.identity.encoder == "embedding_map" and trainer.ref_inputs.shape[1] == 128 + 16 * 128
+    model = trainer.accelerator.unwrap_model(trainer.model).eval()
+    index = torch.arange(2)
+    scenes = trainer.data.scene_batch(index)
+    latents, prompts = trainer._batch(index, scenes)
+    refs, mask = scatter_references(trainer.ref_inputs[scenes["ids"]], scenes["rows"], scenes["slots"], 2, 4)
+    states, pooled = trainer.text(prompts)
+    args_in = (torch.randn_like(latents), torch.tensor([0.3, 0.8]), states, pooled, trainer.img_ids, trainer.txt_ids)
+    init_model, _ = load_run(sft_run)
+    with torch.no_grad():
+        start = model(*args_in, task=scenes["tasks"], refs=refs, ref_mask=mask)
+        expected = init_model(*args_in, task=scenes["tasks"], refs=refs[..., :128], ref_mask=mask)
+    torch.testing.assert_close(start, expected, atol=1e-5, rtol=1e-4)
+    trainer.run()
+    trained = load_file(str(tmp_path / "run" / "final" / "identity_branch.safetensors"))
+    assert trained["encoder.map_out.weight"].abs().max() > 0
+    pipe = IdGlowPipeline.from_run(tmp_path / "run")
+    crops = [SubjectScenes([cast / "sft-group-train.jsonl"], progress=False).ref_crops(torch.tensor([0, 1]))]
+    assert pipe.sample(["two people"], crops, steps=2, generator=torch.Generator().manual_seed(0)).shape == (1, 3, 64, 128)
+    with pytest.raises(ConfigError, match="model.identity: set to .* but the run it starts from"):
+        SFTTrainer(config("--out", str(tmp_path / "other"), "--model.identity.num_tokens", "3"))
+    with pytest.raises(ValueError, match="references.backend: dlib gives embeddings without a feature map"):
+        SFTTrainer(config("--out", str(tmp_path / "dlib"), "--references.backend", "dlib"))
+
+
+@pytest.mark.e2e
 def test_sft_eval_gate_override_of_zero_strength_is_the_text_only_baseline(sft_run, cast, tmp_path):
     """--schedule changes the gate while sampling: a gate of zero everywhere must draw exactly the text-only images."""
     common = ("--run", sft_run, "--benchmark", cast / "synth-age.jsonl", "--steps", "2", "--limit", "4")

@@ -95,11 +95,16 @@ class IdentityEmbedder(nn.Module):
         else:
             raise ValueError(f"arch: unknown embedder architecture {arch!r}; choose resnet, plain or spatial")
 
-    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+    def feature_map(self, crops: torch.Tensor) -> torch.Tensor:
+        """crops [M, 3, S, S] -> the last block's map [M, C, S/8, S/8], before the head pools or flattens it."""
         x = self.stem(crops)
         for block in self.blocks:
             y = block(x)
             x = y + x if self.arch != "plain" and y.shape == x.shape else y
+        return x
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        x = self.feature_map(crops)
         if self.arch == "resnet":
             x = x.mean(dim=(2, 3))
         else:

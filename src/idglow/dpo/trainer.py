@@ -44,7 +44,7 @@ class DPOTrainer(Trainer):
         cfg.validate()
         cfg, self.sft_cfg = resolve_dpo(cfg)
         identity = self.sft_cfg.model.identity
-        self.embedder = load_reference_embedder(self.sft_cfg) if identity.encoder == "embedding" else None
+        self.embedder = load_reference_embedder(self.sft_cfg) if identity.reads_embeddings else None
         super().__init__(cfg)
         crops = self.data.ref_crops(torch.arange(len(self.data.refs)))
         self.ref_inputs = frozen_embeddings(self.embedder, crops) if self.embedder is not None else crops

@@ -86,10 +86,32 @@ class BackendEmbedder(torch.nn.Module):
         return torch.from_numpy(np.stack(rows)).to(crops.device)
 
 
+class FeatureMapEmbedder(torch.nn.Module):
+    """A frozen cast embedder's unit embedding with its last feature map, for ``identity.encoder: embedding_map``:
+    crops [M, 3, S, S] -> [M, E + 16*C], the embedding [E] then the map average-pooled to 4x4, position-major
+    [16, C] flattened (the layout :class:`idglow.identity.encoder.EmbeddingMapResampler` reads)."""
+
+    def __init__(self, embedder: torch.nn.Module):
+        super().__init__()
+        self.embedder = embedder
+        self.map_dim = embedder.blocks[-1][0].out_channels  # each block is conv, norm, activation
+        self.head = SimpleNamespace(out_features=embedder.head.out_features + 16 * self.map_dim)
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        grid = torch.nn.functional.adaptive_avg_pool2d(self.embedder.feature_map(crops), 4)
+        return torch.cat([self.embedder(crops), grid.flatten(2).transpose(1, 2).flatten(1)], dim=-1)
+
+
 def load_reference_embedder(cfg, recognizer: torch.nn.Module | None = None) -> torch.nn.Module:
     """What embeds the references of an ``SFTConfig`` (``references.backend``): the recognizer (``recognizer`` when
-    already loaded), dlib or insightface."""
+    already loaded), dlib or insightface; for ``identity.encoder: embedding_map``, the recognizer's embedding and
+    feature map (:class:`FeatureMapEmbedder`)."""
     backend = cfg.references.backend
+    identity = cfg.model.identity
+    if identity.encoder == "embedding_map" and backend != "recognizer":
+        raise ValueError(f"references.backend: {backend} gives embeddings without a feature map; identity.encoder: "
+                         "embedding_map reads the cast `encoder`'s map (references.backend: recognizer), or use "
+                         "identity.encoder: embedding")
     if backend == "dlib":
         from idglow.faces.dlib_faces import DlibFaces
 
@@ -102,10 +124,18 @@ def load_reference_embedder(cfg, recognizer: torch.nn.Module | None = None) -> t
         # the loss's extra embedders never embed references: sampling needs only the encoder
         embedder = recognizer if recognizer is not None else load_recognizer(cfg.identity_loss, extras=False)
         embedder = getattr(embedder, "primary", embedder)
-    identity = cfg.model.identity
-    if identity.encoder == "embedding" and embedder.head.out_features != identity.embedding_dim:
+    if identity.reads_embeddings and embedder.head.out_features != identity.embedding_dim:
         raise ValueError(f"identity.embedding_dim: {identity.embedding_dim}, but the reference embedder "
                          f"({backend}) gives {embedder.head.out_features}-d embeddings")
+    if identity.encoder == "embedding_map":
+        if not hasattr(embedder, "feature_map"):
+            raise ValueError(f"identity.encoder: embedding_map reads a cast embedder's feature map, and the reference "
+                             f"embedder is {type(embedder).__name__} (identity_loss.recognizer: "
+                             f"{cfg.identity_loss.recognizer}); use identity.encoder: embedding")
+        embedder = FeatureMapEmbedder(embedder)
+        if embedder.map_dim != identity.map_dim:
+            raise ValueError(f"identity.map_dim: {identity.map_dim}, but the reference embedder's feature map has "
+                             f"{embedder.map_dim} channels")
     return embedder
 
 
@@ -120,7 +150,7 @@ def check_recognizer_for_photos(cfg) -> None:
             "and the cast `encoder` knows only synthetic faces. Set identity_loss.recognizer: arcface and "
             "identity_loss.arcface: /path/to/iresnet.safetensors (an insightface IResNet; see idglow.faces.iresnet), "
             "or identity_loss.weight: 0")
-    if identity.encoder == "embedding" and cfg.references.backend == "recognizer":
+    if identity.reads_embeddings and cfg.references.backend == "recognizer":
         raise ValueError(
             "references.backend: identity.encoder: embedding reads face embeddings of the references, and the cast "
             "`encoder` knows only synthetic faces. Set references.backend: dlib (offline, 128-d) or insightface "

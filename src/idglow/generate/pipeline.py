@@ -86,7 +86,7 @@ class IdGlowPipeline:
         self.weights: str | None = None  # the run's weights fingerprint (from_run), recorded in generation sidecars
         # per task, the sampler the model folder recommends (its sampler.json); {} = guidance 1 and the trained gate
         self.recommended: dict[str, SamplerSettings] = {}
-        if cfg.model.identity.encoder == "embedding":
+        if cfg.model.identity.reads_embeddings:
             self.embedder = load_reference_embedder(cfg).to(self.device)
 
     @classmethod
@@ -180,7 +180,8 @@ class IdGlowPipeline:
 
     def reference_inputs(self, references: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-sample reference crops (B tensors [N_b, 3, h, w] in [-1, 1]) -> the identity encoder's padded inputs
-        ``(refs [B, N, ...], ref_mask [B, N])``: frozen face embeddings for ``identity.encoder: embedding``, else crops."""
+        ``(refs [B, N, ...], ref_mask [B, N])``: frozen face embeddings for ``identity.encoder: embedding``
+        (and ``embedding_map``), else crops."""
         crops = torch.cat(list(references)).to(self.device)
         inputs = frozen_embeddings(self.embedder, crops) if self.embedder is not None else crops
         return pad_references(inputs.split([len(r) for r in references]), self.cfg.model.identity.max_refs)

@@ -62,7 +62,8 @@ class IdentityBranch(nn.Module):
         if bad:
             raise ValueError(f"identity.blocks: block index {bad[0]} out of range; the backbone has {num_blocks}")
         self.encoder = build_identity_encoder(
-            config.encoder, config.num_tokens, config.token_dim, config.encoder_width, config.embedding_dim
+            config.encoder, config.num_tokens, config.token_dim, config.encoder_width, config.embedding_dim,
+            config.map_dim,
         )
         self.aggregator = VariableConditionAggregator(
             config.max_refs, config.token_dim, text_dim if config.text_tokens else None
@@ -95,8 +96,8 @@ class IdentityBranch(nn.Module):
         """References -> the sigma-independent identity condition.
 
         Args:
-            refs: [B, N, 3, H, W] face crops in [-1, 1] (``conv``) or [B, N, E] embeddings (``embedding``);
-                N may be 0.
+            refs: [B, N, 3, H, W] face crops in [-1, 1] (``conv``), [B, N, E] embeddings (``embedding``) or
+                [B, N, E + 16*C] embeddings and 4x4 feature maps (``embedding_map``); N may be 0.
             ref_mask: [B, N] bool, True for real references (default: all real).
             text_tokens, text_mask: prompt token states [B, T, text_dim] and mask, when C_ID carries text.
         """

@@ -44,12 +44,15 @@ class GateConfig:
 class IdentityConfig:
     """The identity branch: encoder, aggregator and Multi-ID cross-attention."""
 
-    encoder: Literal["conv", "embedding"] = option(
+    encoder: Literal["conv", "embedding", "embedding_map"] = option(
         "conv",
-        "identity encoder: `conv` (trainable, on face crops [B, N, 3, H, W]) or `embedding` (trainable "
-        "resampler over frozen face embeddings [B, N, E], e.g. dlib 128-d or ArcFace 512-d)",
+        "identity encoder: `conv` (trainable, on face crops [B, N, 3, H, W]), `embedding` (trainable "
+        "resampler over frozen face embeddings [B, N, E], e.g. dlib 128-d or ArcFace 512-d) or `embedding_map` "
+        "(the cast `encoder`'s embedding and its 4x4 feature map before pooling, [B, N, E + 16*map_dim]: where a "
+        "feature lies reaches the tokens; a run trained with `embedding` can be its `init`)",
     )
-    embedding_dim: int = option(128, "embedding encoder only: size E of the frozen face embedding")
+    embedding_dim: int = option(128, "embedding encoders only: size E of the frozen face embedding")
+    map_dim: int = option(128, "embedding_map only: channels C of the frozen encoder's feature map")
     encoder_width: int = option(64, "conv encoder only: channels of its widest convolution")
     num_tokens: int = option(4, "K: tokens per reference identity")
     token_dim: int = option(128, "D: width of the identity tokens C_ID")
@@ -72,7 +75,13 @@ class IdentityConfig:
 
     def validate(self) -> None:
         """Check sizes are positive; errors name the field."""
-        require_min(self, 1, "embedding_dim", "encoder_width", "num_tokens", "token_dim", "max_refs", "attention_heads")
+        require_min(self, 1, "embedding_dim", "map_dim", "encoder_width", "num_tokens", "token_dim", "max_refs",
+                    "attention_heads")
         if self.blocks is not None and len(set(self.blocks)) != len(self.blocks):
             raise ValueError(f"blocks: duplicate block index in {self.blocks}")
         validate_sections(self, "gate")
+
+    @property
+    def reads_embeddings(self) -> bool:
+        """Whether the encoder reads frozen embeddings of the references (not the crops themselves)."""
+        return self.encoder in ("embedding", "embedding_map")

@@ -115,10 +115,48 @@ class EmbeddingResampler(IdentityEncoder):
         return self.norm(tokens.view(-1, self.num_tokens, self.token_dim))
 
 
-def build_identity_encoder(kind: str, num_tokens: int, token_dim: int, width: int, embedding_dim: int) -> IdentityEncoder:
-    """The encoder named by ``kind`` (``conv`` or ``embedding``)."""
+class EmbeddingMapResampler(EmbeddingResampler):
+    """An :class:`EmbeddingResampler` that also reads the frozen embedder's feature map before its pooling.
+
+    A reference is one row [E + G*C]: the unit embedding [E] the plain resampler reads, then the embedder's last
+    map pooled to a 4x4 grid, position-major [G=16, C] flattened. The pooled embedding averages over the face, so where
+    a feature lies (eye spacing, face aspect) barely reaches it; the grid keeps it. K learned queries attend over the
+    16 grid cells (a one-layer Perceiver resampler, as in the paper's figure: tokens per reference, not one vector),
+    and a zero-initialised projection adds what they read to the plain resampler's K tokens. So at initialisation the
+    tokens are exactly the plain resampler's, and a branch trained with ``encoder: embedding`` loads into this one
+    unchanged (``idglow.models.io.grow_identity_branch``).
+    """
+
+    GRID = 16
+
+    def __init__(self, embedding_dim: int, map_dim: int, num_tokens: int, token_dim: int):
+        super().__init__(embedding_dim, num_tokens, token_dim)
+        self.map_dim = map_dim
+        self.map_norm = nn.LayerNorm(map_dim)
+        # not zero: the queries can tell the cells apart from the first step, and where a feature lies is the point
+        self.map_position = nn.Parameter(torch.randn(self.GRID, map_dim) * 0.1)
+        self.map_pool = _TokenPooler(map_dim, num_tokens, token_dim)
+        self.map_out = nn.Linear(token_dim, token_dim)
+        nn.init.zeros_(self.map_out.weight)
+        nn.init.zeros_(self.map_out.bias)
+
+    def reference_shape(self) -> tuple[int | None, ...]:
+        return (self.embedding_dim + self.GRID * self.map_dim,)
+
+    def forward(self, references: torch.Tensor) -> torch.Tensor:
+        """references [M, E + 16*C] -> tokens [M, K, D]."""
+        pooled, grid = references.split([self.embedding_dim, self.GRID * self.map_dim], dim=-1)
+        grid = self.map_norm(grid.reshape(-1, self.GRID, self.map_dim)) + self.map_position
+        return super().forward(pooled) + self.map_out(self.map_pool(grid))
+
+
+def build_identity_encoder(kind: str, num_tokens: int, token_dim: int, width: int, embedding_dim: int,
+                           map_dim: int = 128) -> IdentityEncoder:
+    """The encoder named by ``kind`` (``conv``, ``embedding`` or ``embedding_map``)."""
     if kind == "conv":
         return ConvFaceEncoder(num_tokens, token_dim, width)
     if kind == "embedding":
         return EmbeddingResampler(embedding_dim, num_tokens, token_dim)
-    raise ValueError(f"encoder: unknown identity encoder {kind!r}; choose conv or embedding")
+    if kind == "embedding_map":
+        return EmbeddingMapResampler(embedding_dim, map_dim, num_tokens, token_dim)
+    raise ValueError(f"encoder: unknown identity encoder {kind!r}; choose conv, embedding or embedding_map")

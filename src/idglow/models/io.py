@@ -6,6 +6,7 @@ Each is one safetensors file with its JSON config in the file's metadata and bes
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -53,6 +54,27 @@ def load_identity_branch(model, directory: str | Path) -> None:
         raise ValueError(f"{Path(directory) / IDENTITY_WEIGHTS}: weights do not match their config: {err}") from None
     param = next(old.parameters())
     model.replace_identity_branch(branch.to(device=param.device, dtype=param.dtype))
+
+
+def start_identity_branch(model, directory: str | Path) -> None:
+    """``model``'s identity branch from the one saved in ``directory``, the run an SFT run starts from (``init``).
+
+    As saved (:func:`load_identity_branch`), or grown: an ``encoder: embedding`` branch into ``model``'s
+    ``embedding_map`` branch, otherwise configured alike. Every saved tensor goes to its key; the feature map's path
+    (``encoder.map_*``) keeps its initialisation, whose zero output projection makes the model the saved one.
+    """
+    saved, tensors = read_identity_branch(directory)
+    mine = model.identity.config
+    if not (mine.encoder == "embedding_map" and saved.encoder == "embedding"):
+        load_identity_branch(model, directory)
+        return
+    path = Path(directory) / IDENTITY_WEIGHTS
+    if dataclasses.replace(saved, encoder=mine.encoder, map_dim=mine.map_dim) != mine:
+        raise ValueError(f"{path}: an embedding branch grows into an embedding_map one only when configured alike "
+                         f"otherwise; saved {to_dict(saved)}, asked {to_dict(mine)}")
+    missing, unexpected = model.identity.load_state_dict(tensors, strict=False)
+    if unexpected or any(not key.startswith("encoder.map_") for key in missing):
+        raise ValueError(f"{path}: weights do not fit the grown branch: missing {missing}, unexpected {unexpected}")
 
 
 def load_gate(directory: str | Path) -> DynamicsAwareGate:

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from idglow.conditioning.flux_folder import adopt_flux_folder, is_pipeline_folder
 from idglow.faces.recognizer import check_recognizer_for_photos
+from idglow.identity.config import IdentityConfig
 from idglow.recipes.dpo import DPOConfig
 from idglow.recipes.sft import SFTConfig
 from idglow.recipes.train import TrainConfig
@@ -69,7 +70,11 @@ def resolve_sft(cfg: SFTConfig) -> SFTConfig:
     ``model.lora`` come from that run first.
     """
     if cfg.init:
-        cfg = inherit(cfg, init_fields(cfg.init), f"the run it starts from (init: {cfg.init})")
+        fields = init_fields(cfg.init)
+        grown = _grown_identity(cfg, fields["model.identity"])
+        if grown is not None:
+            cfg, fields["model.identity"] = _with(cfg, "model.identity", grown), grown
+        cfg = inherit(cfg, fields, f"the run it starts from (init: {cfg.init})")
     base = Path(cfg.base)
     if is_pipeline_folder(base):
         folder = adopt_flux_folder(TrainConfig(), base)
@@ -87,6 +92,17 @@ def resolve_sft(cfg: SFTConfig) -> SFTConfig:
                  "representation": base_cfg.representation, "data.max_tokens": base_cfg.data.max_tokens,
                  "flow.shift": base_cfg.flow.shift}
     return inherit(cfg, inherited, f"the base model {base}")
+
+
+def _grown_identity(cfg: SFTConfig, inherited: IdentityConfig) -> IdentityConfig | None:
+    """The one change of the init run's identity config an SFT run may ask for: ``encoder: embedding_map`` (with its
+    ``map_dim``) from an ``encoder: embedding`` run, all else inherited; None when not asked. The map's path starts at
+    zero, so step 0 is still the init run's model. Anything else set in ``model.identity`` is left for
+    :func:`inherit` to refuse; a config resolved before asks for the same."""
+    mine = cfg.model.identity
+    asked = dataclasses.replace(_get(type(cfg)(), "model.identity"), encoder="embedding_map", map_dim=mine.map_dim)
+    grown = dataclasses.replace(inherited, encoder="embedding_map", map_dim=mine.map_dim)
+    return grown if inherited.encoder == "embedding" and mine in (asked, grown) else None
 
 
 def init_fields(run: str | Path) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from idglow.faces.references import frozen_embeddings, scatter_references
 from idglow.flow import flow_matching_loss, latents_from_velocity, velocity_target
 from idglow.identity.schedules import schedule_function
 from idglow.models import IdGlowTransformer
-from idglow.models.io import apply_lora, load_identity_branch, save_identity_branch, save_lora
+from idglow.models.io import apply_lora, save_identity_branch, save_lora, start_identity_branch
 from idglow.models.lora import is_lora_parameter
 from idglow.recipes.sft import SFTConfig
 from idglow.runs.adopt import resolve_sft
@@ -47,7 +47,7 @@ class SFTTrainer(Trainer):
         photos_without_recognizer = is_pipeline_folder(cfg.base) and cfg.identity_loss.recognizer == "cast"
         self.embedder = None if photos_without_recognizer else load_recognizer(cfg.identity_loss)
         self.ref_embedder = None
-        if cfg.model.identity.encoder == "embedding":
+        if cfg.model.identity.reads_embeddings:
             self.ref_embedder = load_reference_embedder(cfg, self.embedder)
         super().__init__(cfg)
         # The recognizer scores x0_hat where the model runs; a face backend (no parameters) stays on the CPU.
@@ -88,7 +88,7 @@ class SFTTrainer(Trainer):
     def _build_model(self) -> IdGlowTransformer:
         model = IdGlowTransformer(self.cfg.model)
         if self.cfg.init:  # the run's weights, not zeros: step 0 is the init run's model (LoRA already stacked)
-            load_identity_branch(model, sft_folder(self.cfg.init) / "final")
+            start_identity_branch(model, sft_folder(self.cfg.init) / "final")
             adapter = run_adapter(self.cfg.init)
             if adapter is not None:
                 apply_lora(model, *adapter, source=f"init: {self.cfg.init}")
