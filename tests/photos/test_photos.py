@@ -182,3 +182,5 @@ def test_built_manifests_train_sft_generate_and_build_photo_pairs_on_a_tiny_flux
     assert done.returncode == 2 and "faceless.jsonl:2: subjects[0].ref: no face found by the dlib backend" in done.stderr
     done = _photo_sft(cli, flux, manifest, tmp_path / "no-refs", "--references.backend", "recognizer")
     assert done.returncode == 2 and "references.backend: dlib" in done.stderr
+    done = _photo_sft(cli, flux, manifest, tmp_path / "map", "--model.identity.encoder", "embedding_map")
+    assert done.returncode == 2 and "identity.encoder: embedding_map reads the cast `encoder`'s feature map" in done.stderr

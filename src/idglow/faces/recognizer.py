@@ -150,6 +150,10 @@ def check_recognizer_for_photos(cfg) -> None:
             "and the cast `encoder` knows only synthetic faces. Set identity_loss.recognizer: arcface and "
             "identity_loss.arcface: /path/to/iresnet.safetensors (an insightface IResNet; see idglow.faces.iresnet), "
             "or identity_loss.weight: 0")
+    if identity.encoder == "embedding_map":
+        raise ValueError("identity.encoder: embedding_map reads the cast `encoder`'s feature map, which knows only "
+                         "synthetic faces; on photos use identity.encoder: embedding with references.backend: dlib "
+                         "(offline, 128-d) or insightface")
     if identity.reads_embeddings and cfg.references.backend == "recognizer":
         raise ValueError(
             "references.backend: identity.encoder: embedding reads face embeddings of the references, and the cast "
