@@ -104,7 +104,10 @@ class IdentityEmbedder(nn.Module):
         return x
 
     def forward(self, crops: torch.Tensor) -> torch.Tensor:
-        x = self.feature_map(crops)
+        return self.embed(self.feature_map(crops))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """A :meth:`feature_map` [M, C, h, w] -> unit embeddings [M, dim]."""
         if self.arch == "resnet":
             x = x.mean(dim=(2, 3))
         else:

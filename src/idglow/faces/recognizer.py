@@ -98,8 +98,9 @@ class FeatureMapEmbedder(torch.nn.Module):
         self.head = SimpleNamespace(out_features=embedder.head.out_features + 16 * self.map_dim)
 
     def forward(self, crops: torch.Tensor) -> torch.Tensor:
-        grid = torch.nn.functional.adaptive_avg_pool2d(self.embedder.feature_map(crops), 4)
-        return torch.cat([self.embedder(crops), grid.flatten(2).transpose(1, 2).flatten(1)], dim=-1)
+        features = self.embedder.feature_map(crops)
+        grid = torch.nn.functional.adaptive_avg_pool2d(features, 4)
+        return torch.cat([self.embedder.embed(features), grid.flatten(2).transpose(1, 2).flatten(1)], dim=-1)
 
 
 def load_reference_embedder(cfg, recognizer: torch.nn.Module | None = None) -> torch.nn.Module:
