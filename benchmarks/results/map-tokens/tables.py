@@ -3,7 +3,6 @@ chain.sh): the lever against its baseline at equal budget (scores from idloss-hi
 idloss-ensemble), chosen records, noise seed 0, one training seed each; benchmark scores paired over records, probe
 shares unpaired. Re-run: python tables.py"""
 
-import json
 from pathlib import Path
 
 from idglow.eval.lever_tables import lever_results
@@ -27,8 +26,7 @@ def criteria(found: dict, eye_spacing: float) -> dict[str, bool]:
 def main() -> None:
     tables, found = lever_results(HERE, HERE.parent / "idloss-high", ENSEMBLE / "check-resnet-baseline",
                                   ENSEMBLE / "cap-baseline.json")
-    cap = json.loads((HERE / "cap-lever.json").read_text())
-    checks = criteria(found, cap["probes"]["accuracy"]["synth-group/run"]["eye_spacing"]["accuracy"])
+    checks = criteria(found, found["caps"]["lever"]["probes"]["accuracy"]["synth-group/run"]["eye_spacing"]["accuracy"])
     intro = ("The identity branch reading the encoder's 4x4 feature map beside its pooled embedding "
              "(`configs/sft-jitter3k-init-map.yaml`, the lever) against the same 1,000 steps reading the pooled embedding "
              "alone (`runs/sft-jitter3k-init`, the baseline; its scores are `../idloss-high/baseline-*`): SFT only, 100 "

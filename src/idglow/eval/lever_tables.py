@@ -13,18 +13,18 @@ from idglow.eval.pooling import difference_text, estimate_text, folder_differenc
 
 
 def lever_table(benchmark: str, keys: Sequence[str], title: str, baseline: str | Path,
-                lever: str | Path) -> tuple[list[str], dict]:
+                lever: str | Path, name: str = "baseline") -> tuple[list[str], dict]:
     """A lever against its baseline as markdown: one ``sft-eval`` folder each (one noise seed), their estimates of
-    ``keys`` and judge Fréchet, and the lever minus the baseline paired over records. Returns the table's lines and the
-    :func:`folder_difference` of each key (and ``frechet_judge``)."""
-    summaries = {"baseline": json.loads((Path(baseline) / f"{benchmark}.json").read_text()),
+    ``keys`` and judge Fréchet, and the lever minus the baseline paired over records; ``name`` labels the baseline's
+    row. Returns the table's lines and the :func:`folder_difference` of each key (and ``frechet_judge``)."""
+    summaries = {name: json.loads((Path(baseline) / f"{benchmark}.json").read_text()),
                  "lever": json.loads((Path(lever) / f"{benchmark}.json").read_text())}
     diffs = {k: folder_difference([lever], [baseline], benchmark, k) for k in (*keys, "frechet_judge")}
     lines = [f"### {title}\n", "| | " + " | ".join(keys) + " | frechet_judge |", "|---|" + "---|" * (len(keys) + 1)]
-    for name, summary in summaries.items():
-        lines.append(f"| {name} | " + " | ".join(estimate_text(summary, k) for k in keys)
+    for row, summary in summaries.items():
+        lines.append(f"| {row} | " + " | ".join(estimate_text(summary, k) for k in keys)
                      + f" | {summary['frechet_judge']:.2f} |")
-    lines += ["| lever minus baseline | " + " | ".join(difference_text(diffs[k]) for k in (*keys, "frechet_judge"))
+    lines += [f"| lever minus {name} | " + " | ".join(difference_text(diffs[k]) for k in (*keys, "frechet_judge"))
               + " |", ""]
     return lines, diffs
 
@@ -89,43 +89,48 @@ LEVER_BENCHMARKS = {"synth-group": (("facesim_norm", "identification", "count_ac
 LEVER_SIGMAS = ("0.05", "0.15", "0.25", "0.35", "0.55", "0.75")
 
 
-def lever_benchmark_tables(here: Path, baseline: Path) -> tuple[list[str], dict, dict]:
+def lever_benchmark_tables(here: Path, baseline: Path, prefix: str = "baseline",
+                           name: str = "baseline") -> tuple[list[str], dict, dict]:
     """The lever folder ``here`` (``lever-group``, ``lever-age``, ``lever-diagnostics.jsonl``) against ``baseline``
-    (``baseline-group``, ``baseline-age``, ``baseline-diagnostics.jsonl``):
-    both benchmarks' :func:`lever_table` and the :func:`reference_effect_table`. Returns the markdown lines, the folder
-    differences per benchmark and the references' effects per run (``baseline``, ``lever``)."""
+    (``baseline-group``, ``baseline-age``, ``baseline-diagnostics.jsonl``; another lever's folder with ``prefix``
+    ``lever``, labelled ``name``): both benchmarks' :func:`lever_table` and the :func:`reference_effect_table`.
+    Returns the markdown lines, the folder differences per benchmark and the references' effects per run (``name``,
+    ``lever``)."""
     lines, diffs = [], {}
     for bench, (keys, sampler) in LEVER_BENCHMARKS.items():
         short = bench.split("-")[1]
-        table, diffs[bench] = lever_table(bench, keys, f"{bench}, {sampler}", baseline / f"baseline-{short}",
-                                          here / f"lever-{short}")
+        table, diffs[bench] = lever_table(bench, keys, f"{bench}, {sampler}", baseline / f"{prefix}-{short}",
+                                          here / f"lever-{short}", name)
         lines += table
-    effects = {"baseline": reference_effect(baseline / "baseline-diagnostics.jsonl", LEVER_SIGMAS),
+    effects = {name: reference_effect(baseline / f"{prefix}-diagnostics.jsonl", LEVER_SIGMAS),
                "lever": reference_effect(here / "lever-diagnostics.jsonl", LEVER_SIGMAS)}
     return lines + reference_effect_table(effects, LEVER_SIGMAS), diffs, effects
 
 
-def check_embedder_difference(here: Path, check_baseline: Path) -> tuple[list[str], dict]:
-    """Groups under the pooled check embedder (``here/check-resnet-lever`` against ``check_baseline``), raw FaceSim,
-    paired: the sentence reporting it and the :func:`paired_difference`."""
+def check_embedder_difference(here: Path, check_baseline: Path, name: str = "baseline") -> tuple[list[str], dict]:
+    """Groups under the pooled check embedder (``here/check-resnet-lever`` against ``check_baseline``, labelled
+    ``name``), raw FaceSim, paired: the sentence reporting it and the :func:`paired_difference`."""
     check = paired_difference([read_scores(here / "check-resnet-lever", "synth-group")],
                               [read_scores(check_baseline, "synth-group")], "facesim_norm", 1.0)  # mu_real 1: raw
     return ["", "Groups scored by the pooled check embedder (`../idloss-ensemble/check_judges.sh`), raw FaceSim, lever "
-            "minus baseline: {:+.3f} [{:+.3f}, {:+.3f}].".format(check["difference"], *check["interval"])], check
+            f"minus {name}: " + "{:+.3f} [{:+.3f}, {:+.3f}].".format(check["difference"], *check["interval"])], check
 
 
-def lever_results(here: Path, baseline: Path, check_baseline: Path, cap_baseline: Path) -> tuple[list[str], dict]:
+def lever_results(here: Path, baseline: Path, check_baseline: Path, cap_baseline: Path, prefix: str = "baseline",
+                  name: str = "baseline") -> tuple[list[str], dict]:
     """:func:`lever_benchmark_tables`, :func:`check_embedder_difference` and the factor probes (``here/cap-lever.json``
-    against ``cap_baseline``) of one SFT lever. Returns the markdown lines and ``{"synth-group": ..., "synth-age": ...}``
-    folder differences, ``check`` (raw FaceSim under the check embedder) and ``light`` (rows of
-    :func:`light_tone_skin`)."""
-    lines, found, _ = lever_benchmark_tables(here, baseline)
-    check_lines, found["check"] = check_embedder_difference(here, check_baseline)
-    caps = {"baseline": json.loads(Path(cap_baseline).read_text()), "lever": json.loads((here / "cap-lever.json").read_text())}
+    against ``cap_baseline``) of one SFT lever, against the baseline (``prefix`` and ``name`` as for
+    :func:`lever_benchmark_tables`). Returns the markdown lines and ``{"synth-group": ..., "synth-age": ...}``
+    folder differences, ``check`` (raw FaceSim under the check embedder), ``light`` (rows of :func:`light_tone_skin`)
+    and ``caps`` (both runs' ``identity_cap.py`` results)."""
+    lines, found, _ = lever_benchmark_tables(here, baseline, prefix, name)
+    check_lines, found["check"] = check_embedder_difference(here, check_baseline, name)
+    caps = {name: json.loads(Path(cap_baseline).read_text()), "lever": json.loads((here / "cap-lever.json").read_text())}
     table, found["light"] = probe_table("Which factors the group faces carry (the judge's probes, sigma 1, guidance 1; "
-                                        "unpaired)", {"true renders": (caps["baseline"], "synth-group/truth"),
-                                                      "baseline": (caps["baseline"], "synth-group/run"),
+                                        "unpaired)", {"true renders": (caps[name], "synth-group/truth"),
+                                                      name: (caps[name], "synth-group/run"),
                                                       "lever": (caps["lever"], "synth-group/run")})
+    found["caps"] = caps
     return lines + check_lines + [""] + table, found
 
 
