@@ -206,12 +206,25 @@ def test_sft_identity_loss_over_an_embedder_ensemble_keeps_the_encoders_referenc
         config("--identity_loss.encoder_weight", "2")
 
 
+def _first_two_scenes(trainer) -> tuple[tuple, dict, torch.Tensor, torch.Tensor]:
+    """A forward's inputs for a trainer's first two scenes at sigma 0.3 and 0.8: ``(positional args, scenes, refs,
+    ref_mask)``, the references as the trainer's encoder reads them."""
+    from idglow.faces.references import scatter_references
+
+    index = torch.arange(2)
+    scenes = trainer.data.scene_batch(index)
+    latents, prompts = trainer._batch(index, scenes)
+    refs, mask = scatter_references(trainer.ref_inputs[scenes["ids"]], scenes["rows"], scenes["slots"], 2, 4)
+    states, pooled = trainer.text(prompts)
+    args_in = (torch.randn_like(latents), torch.tensor([0.3, 0.8]), states, pooled, trainer.img_ids, trainer.txt_ids)
+    return args_in, scenes, refs, mask
+
+
 @pytest.mark.e2e
 def test_sft_init_starts_from_a_dpo_run_as_it_is_and_trains_its_stacked_adapter(cast, base, sft_lora, pairs, tmp_path):
     """``init``: at step 0 the model is the DPO run's (its SFT run's branch, SFT and DPO LoRA stacked into one adapter),
     not a branch at zero; training moves that adapter, and the finished run loads at the stacked rank. A missing run
     or a LoRA rank other than the run's is refused, named."""
-    from idglow.faces.references import scatter_references
     from idglow.recipes.sft import SFTConfig
     from idglow.runs.load import load_run
     from idglow.sft.trainer import SFTTrainer
@@ -226,12 +239,7 @@ def test_sft_init_starts_from_a_dpo_run_as_it_is_and_trains_its_stacked_adapter(
     assert trainer.cfg.base == str(base) and trainer.cfg.model.lora.rank == 2 + dpo_rank
     model = trainer.accelerator.unwrap_model(trainer.model).eval()
     dpo_model, _ = load_run(dpo)
-    index = torch.arange(2)
-    scenes = trainer.data.scene_batch(index)
-    latents, prompts = trainer._batch(index, scenes)
-    refs, mask = scatter_references(trainer.ref_inputs[scenes["ids"]], scenes["rows"], scenes["slots"], 2, 4)
-    states, pooled = trainer.text(prompts)
-    args_in = (torch.randn_like(latents), torch.tensor([0.3, 0.8]), states, pooled, trainer.img_ids, trainer.txt_ids)
+    args_in, scenes, refs, mask = _first_two_scenes(trainer)
     with torch.no_grad():
         start, expected = (m(*args_in, task=scenes["tasks"], refs=refs, ref_mask=mask) for m in (model, dpo_model))
         bare, _ = load_run(sft_lora)
@@ -261,7 +269,6 @@ def test_sft_init_grows_an_embedding_branch_into_one_that_reads_the_feature_map(
     """``identity.encoder: embedding_map`` from an ``embedding`` run: at step 0 the model is that run's (the map's path
     starts at zero), training moves the map's path, and the finished run samples from reference crops. Another
     identity key set as well is refused, named; so is a face backend, which gives no feature map."""
-    from idglow.faces.references import scatter_references
     from idglow.generate.pipeline import IdGlowPipeline
     from idglow.recipes.sft import SFTConfig
     from idglow.runs.load import load_run
@@ -276,12 +283,7 @@ def test_sft_init_grows_an_embedding_branch_into_one_that_reads_the_feature_map(
     trainer = SFTTrainer(config())
     assert trainer.cfg.model.identity.encoder == "embedding_map" and trainer.ref_inputs.shape[1] == 128 + 16 * 128
     model = trainer.accelerator.unwrap_model(trainer.model).eval()
-    index = torch.arange(2)
-    scenes = trainer.data.scene_batch(index)
-    latents, prompts = trainer._batch(index, scenes)
-    refs, mask = scatter_references(trainer.ref_inputs[scenes["ids"]], scenes["rows"], scenes["slots"], 2, 4)
-    states, pooled = trainer.text(prompts)
-    args_in = (torch.randn_like(latents), torch.tensor([0.3, 0.8]), states, pooled, trainer.img_ids, trainer.txt_ids)
+    args_in, scenes, refs, mask = _first_two_scenes(trainer)
     init_model, _ = load_run(sft_run)
     with torch.no_grad():
         start = model(*args_in, task=scenes["tasks"], refs=refs, ref_mask=mask)

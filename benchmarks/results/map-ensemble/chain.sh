@@ -7,8 +7,5 @@ set -euo pipefail
 cd "$(dirname "$0")/../../.."
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 B=${B:-.venv/bin} O=runs/map-ensemble R=benchmarks/results/map-ensemble LEVER=runs/sft-jitter3k-init-map-ensemble
-[ -f runs/idglow-sft-jitter2k/provenance.json ] || \
-  $B/idglow train export --run assets/idglow --stage sft --out runs/idglow-sft-jitter2k
-[ -f $LEVER/final/identity_branch.safetensors ] || $B/idglow train sft --config configs/sft-jitter3k-init-map-ensemble.yaml
-. benchmarks/results/score_lever.sh  # score_lever: faces, benchmarks, check embedder, probes, tables.py
-score_lever
+. benchmarks/results/score_lever.sh  # lever_chain: the SFT stage, the lever's run, score_lever
+lever_chain configs/sft-jitter3k-init-map-ensemble.yaml
