@@ -8,7 +8,8 @@ import torch
 @torch.no_grad()
 def frozen_embeddings(embedder: torch.nn.Module, crops: torch.Tensor, batch: int = 1024,
                       sources: list[str] | None = None) -> torch.Tensor:
-    """Unit embeddings [M, E] of face crops [M, 3, h, w] in [-1, 1] by a frozen embedder (eval mode).
+    """Embeddings [M, E] of face crops [M, 3, h, w] in [-1, 1] by a frozen embedder (eval mode): unit vectors, or for
+    a :class:`idglow.faces.recognizer.FeatureMapEmbedder` the unit embedding followed by its feature map.
 
     ``sources`` (one ``file:line: field`` per crop) reach embedders that can fail on a crop (a face backend that
     finds no face), so their errors name the reference.

@@ -124,7 +124,7 @@ class EmbeddingMapResampler(EmbeddingResampler):
     16 grid cells (a one-layer Perceiver resampler, as in the paper's figure: tokens per reference, not one vector),
     and a zero-initialised projection adds what they read to the plain resampler's K tokens. So at initialisation the
     tokens are exactly the plain resampler's, and a branch trained with ``encoder: embedding`` loads into this one
-    unchanged (``idglow.models.io.grow_identity_branch``).
+    unchanged (``idglow.models.io.start_identity_branch``).
     """
 
     GRID = 16
