@@ -157,7 +157,8 @@ def test_lever_table_pairs_the_lever_with_its_baseline_and_reads_the_reference_e
     assert diffs["frechet_judge"]["difference"] == pytest.approx(-0.5)
     assert lines[0] == "### groups\n" and lines[-2].startswith("| lever minus baseline | +0.267 [")
     # against another lever: its rows and the difference carry its name
-    named, _ = lever_table("synth-group", ("facesim_norm",), "groups", tmp_path / "base", tmp_path / "lever", "ensemble")
+    named, _ = lever_table("synth-group", ("facesim_norm",), "groups", tmp_path / "base", tmp_path / "lever",
+                           "ensemble")
     assert named[3].startswith("| ensemble | 0.600") and named[-2].startswith("| lever minus ensemble | +0.267 [")
     diagnostics = tmp_path / "diagnostics.jsonl"
     rows = [{"step": 5, "heldout_true_sigma_0.05": 0.3, "heldout_none_sigma_0.05": 0.1},

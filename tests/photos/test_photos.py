@@ -183,4 +183,5 @@ def test_built_manifests_train_sft_generate_and_build_photo_pairs_on_a_tiny_flux
     done = _photo_sft(cli, flux, manifest, tmp_path / "no-refs", "--references.backend", "recognizer")
     assert done.returncode == 2 and "references.backend: dlib" in done.stderr
     done = _photo_sft(cli, flux, manifest, tmp_path / "map", "--model.identity.encoder", "embedding_map")
-    assert done.returncode == 2 and "identity.encoder: embedding_map reads the cast `encoder`'s feature map" in done.stderr
+    assert done.returncode == 2
+    assert "identity.encoder: embedding_map reads the cast `encoder`'s feature map" in done.stderr

@@ -294,7 +294,8 @@ def test_sft_init_grows_an_embedding_branch_into_one_that_reads_the_feature_map(
     assert trained["encoder.map_out.weight"].abs().max() > 0
     pipe = IdGlowPipeline.from_run(tmp_path / "run")
     crops = [SubjectScenes([cast / "sft-group-train.jsonl"], progress=False).ref_crops(torch.tensor([0, 1]))]
-    assert pipe.sample(["two people"], crops, steps=2, generator=torch.Generator().manual_seed(0)).shape == (1, 3, 64, 128)
+    images = pipe.sample(["two people"], crops, steps=2, generator=torch.Generator().manual_seed(0))
+    assert images.shape == (1, 3, 64, 128)
     with pytest.raises(ConfigError, match="model.identity: set to .* but the run it starts from"):
         SFTTrainer(config("--out", str(tmp_path / "other"), "--model.identity.num_tokens", "3"))
     with pytest.raises(ValueError, match="references.backend: dlib gives embeddings without a feature map"):

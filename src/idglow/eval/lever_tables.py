@@ -125,7 +125,8 @@ def lever_results(here: Path, baseline: Path, check_baseline: Path, cap_baseline
     and ``caps`` (both runs' ``identity_cap.py`` results)."""
     lines, found, _ = lever_benchmark_tables(here, baseline, prefix, name)
     check_lines, found["check"] = check_embedder_difference(here, check_baseline, name)
-    caps = {name: json.loads(Path(cap_baseline).read_text()), "lever": json.loads((here / "cap-lever.json").read_text())}
+    caps = {name: json.loads(Path(cap_baseline).read_text()),
+            "lever": json.loads((here / "cap-lever.json").read_text())}
     table, found["light"] = probe_table("Which factors the group faces carry (the judge's probes, sigma 1, guidance 1; "
                                         "unpaired)", {"true renders": (caps[name], "synth-group/truth"),
                                                       name: (caps[name], "synth-group/run"),
