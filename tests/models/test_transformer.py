@@ -202,6 +202,25 @@ def test_stacked_loras_in_one_adapter_equal_fusing_one_then_adding_the_other(bat
         lora_ranks(state, options, 3, 6)
 
 
+def test_an_embedding_branch_grows_into_an_embedding_map_one_and_a_stray_key_is_an_error(batch, tmp_path):
+    from safetensors.torch import load_file
+
+    from idglow.models.io import save_identity_branch, start_identity_branch
+
+    plain = _model("--identity.encoder", "embedding")
+    randomize_identity_branch(plain)
+    save_identity_branch(plain, tmp_path / "plain")
+    grown = _model("--identity.encoder", "embedding_map", "--identity.map_dim", "8")
+    start_identity_branch(grown, tmp_path / "plain")
+    refs = _embedding_refs(batch, width=128 + 16 * 8)
+    with torch.no_grad():
+        torch.testing.assert_close(grown.encode_identity(refs).c_id, plain.encode_identity(refs[..., :128]).c_id)
+    tensors = load_file(str(tmp_path / "plain" / "identity_branch.safetensors"))
+    save_identity_branch(plain, tmp_path / "stray", {**tensors, "encoder.stray": torch.zeros(1)})
+    with pytest.raises(ValueError, match=r"weights do not fit the grown branch: (.|\n)*Unexpected key.*encoder.stray"):
+        start_identity_branch(grown, tmp_path / "stray")
+
+
 def test_loading_mismatched_weights_is_an_error(tmp_path):
     from safetensors.torch import save_file
 

@@ -72,9 +72,13 @@ def start_identity_branch(model, directory: str | Path) -> None:
     if dataclasses.replace(saved, encoder=mine.encoder, map_dim=mine.map_dim) != mine:
         raise ValueError(f"{path}: an embedding branch grows into an embedding_map one only when configured alike "
                          f"otherwise; saved {to_dict(saved)}, asked {to_dict(mine)}")
-    missing, unexpected = model.identity.load_state_dict(tensors, strict=False)
-    if unexpected or any(not key.startswith("encoder.map_") for key in missing):
-        raise ValueError(f"{path}: weights do not fit the grown branch: missing {missing}, unexpected {unexpected}")
+    # the saved tensors plus the map's own initialisation, and nothing else, then a strict load: any other missing or
+    # extra key is an error
+    grown = {k: v for k, v in model.identity.state_dict().items() if k.startswith("encoder.map_") and k not in tensors}
+    try:
+        model.identity.load_state_dict({**grown, **tensors}, strict=True)
+    except RuntimeError as err:
+        raise ValueError(f"{path}: weights do not fit the grown branch: {err}") from None
 
 
 def load_gate(directory: str | Path) -> DynamicsAwareGate:
